@@ -1,0 +1,185 @@
+"""Named checks a workflow transition can require. The workflow file names them; this module defines them.
+
+Each guard looks at an order inside the command's transaction and returns ``None`` (pass) or a
+``GuardFailure`` that says what is missing and which roles must act.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy import func
+from sqlmodel import Session, col, select
+
+from orderdesk.i18n import Msg, msg
+from orderdesk.models import Customer, OrderLine, Product, SalesOrder
+from orderdesk.money import format_money
+
+# States whose orders do not count towards a customer's open receivables.
+NOT_OWED_STATES = ("draft", "cancelled", "closed")
+
+
+@dataclass(frozen=True)
+class GuardFailure:
+    guard: str
+    message: Msg
+    who: tuple[str, ...]
+
+
+Guard = Callable[[Session, SalesOrder, Msg], "GuardFailure | None"]
+
+
+def _lines(session: Session, order: SalesOrder) -> list[OrderLine]:
+    return list(
+        session.exec(select(OrderLine).where(OrderLine.order_id == order.id).order_by(col(OrderLine.line_no)))
+    )
+
+
+def has_lines(session: Session, order: SalesOrder, state: Msg) -> GuardFailure | None:
+    if _lines(session, order):
+        return None
+    return GuardFailure(
+        "has_lines", msg("Order {order_no} has no lines.", order_no=order.order_no), ("sales",)
+    )
+
+
+def credit_exposure(session: Session, customer_id: int, *, excluding_order: int | None = None) -> int:
+    """What the customer owes on open orders (fen): everything past draft and not yet closed or cancelled."""
+    query = select(func.coalesce(func.sum(SalesOrder.amount), 0)).where(
+        SalesOrder.customer_id == customer_id, col(SalesOrder.state).not_in(NOT_OWED_STATES)
+    )
+    if excluding_order is not None:
+        query = query.where(SalesOrder.id != excluding_order)
+    return int(session.exec(query).one())
+
+
+def credit_ok(session: Session, order: SalesOrder, state: Msg) -> GuardFailure | None:
+    if order.credit_released:
+        return None
+    customer = session.get(Customer, order.customer_id)
+    if customer is None:  # pragma: no cover - foreign key
+        return None
+    owed = credit_exposure(session, customer.id or 0, excluding_order=order.id)
+    if owed + order.amount <= customer.credit_limit:
+        return None
+    return GuardFailure(
+        "credit_ok",
+        msg(
+            "Over the credit limit: {customer} would owe {exposure} against a limit of {limit}. "
+            "Finance must release order {order_no}.",
+            customer=customer.name,
+            exposure=format_money(owed + order.amount),
+            limit=format_money(customer.credit_limit),
+            order_no=order.order_no,
+        ),
+        ("finance",),
+    )
+
+
+def tech_approved(session: Session, order: SalesOrder, state: Msg) -> GuardFailure | None:
+    if order.tech_approved:
+        return None
+    return GuardFailure(
+        "tech_approved",
+        msg("Technical feasibility is not signed off for order {order_no}.", order_no=order.order_no),
+        ("planner",),
+    )
+
+
+def materials_kitted(session: Session, order: SalesOrder, state: Msg) -> GuardFailure | None:
+    if order.materials_kitted:
+        return None
+    return GuardFailure(
+        "materials_kitted",
+        msg("Materials are not confirmed kitted for order {order_no}.", order_no=order.order_no),
+        ("planner", "warehouse"),
+    )
+
+
+def inspector_assigned(session: Session, order: SalesOrder, state: Msg) -> GuardFailure | None:
+    if order.inspector_id:
+        return None
+    return GuardFailure(
+        "inspector_assigned",
+        msg("No QC inspector is assigned to order {order_no}.", order_no=order.order_no),
+        ("qc",),
+    )
+
+
+def qc_passed(session: Session, order: SalesOrder, state: Msg) -> GuardFailure | None:
+    if order.qc_result == "passed":
+        return None
+    return GuardFailure(
+        "qc_passed",
+        msg("QC has not passed: order {order_no} is in {state}.", order_no=order.order_no, state=state),
+        ("qc",),
+    )
+
+
+def all_lines_scanned(session: Session, order: SalesOrder, state: Msg) -> GuardFailure | None:
+    short = [
+        (line, line.quantity - line.scanned_qty)
+        for line in _lines(session, order)
+        if line.scanned_qty < line.quantity
+    ]
+    if not short:
+        return None
+    skus = {
+        p.id: p.sku
+        for p in session.exec(select(Product).where(col(Product.id).in_([ln.product_id for ln, _ in short])))
+    }
+    missing = ", ".join(f"{skus.get(line.product_id, '?')} x{left}" for line, left in short)
+    return GuardFailure(
+        "all_lines_scanned",
+        msg(
+            "Not every line is scanned on order {order_no}: still to scan {missing}.",
+            order_no=order.order_no,
+            missing=missing,
+        ),
+        ("warehouse",),
+    )
+
+
+def stock_available(session: Session, order: SalesOrder, state: Msg) -> GuardFailure | None:
+    short = []
+    for line in _lines(session, order):
+        product = session.get(Product, line.product_id)
+        need = line.quantity - line.shipped_qty
+        if product is not None and product.stock_on_hand < need:
+            short.append(f"{product.sku} {product.stock_on_hand}/{need}")
+    if not short:
+        return None
+    return GuardFailure(
+        "stock_available",
+        msg(
+            "Not enough stock for order {order_no} (on hand/needed): {short}.",
+            order_no=order.order_no,
+            short=", ".join(short),
+        ),
+        ("planner", "warehouse"),
+    )
+
+
+def waybill_recorded(session: Session, order: SalesOrder, state: Msg) -> GuardFailure | None:
+    if order.waybill:
+        return None
+    return GuardFailure(
+        "waybill_recorded",
+        msg("No waybill number is recorded for order {order_no}.", order_no=order.order_no),
+        ("warehouse",),
+    )
+
+
+GUARDS: dict[str, Guard] = {
+    "has_lines": has_lines,
+    "credit_ok": credit_ok,
+    "tech_approved": tech_approved,
+    "materials_kitted": materials_kitted,
+    "inspector_assigned": inspector_assigned,
+    "qc_passed": qc_passed,
+    "all_lines_scanned": all_lines_scanned,
+    "stock_available": stock_available,
+    "waybill_recorded": waybill_recorded,
+}
+GUARD_NAMES = frozenset(GUARDS)

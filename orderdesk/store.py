@@ -1,0 +1,292 @@
+"""The desk's local store: one SQLite file, WAL, synchronous=FULL, write transactions that take the
+write lock up front (``BEGIN IMMEDIATE``), and every failure of the file turned into a clear message."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from orderdesk.clock import Clock, utcnow
+from orderdesk.errors import StoreError
+from orderdesk.i18n import msg
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection, Engine
+    from sqlmodel import Session
+
+    from orderdesk.workflow import Workflow
+
+# The newest schema revision this code knows; a test checks it equals the Alembic head.
+SCHEMA_HEAD = "0001"
+BUSY_TIMEOUT_MS = 5000
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def default_db_path() -> Path:
+    """``ORDERDESK_DB`` or ``orderdesk.db`` in the user's data directory."""
+    env = os.environ.get("ORDERDESK_DB")
+    if env:
+        return Path(env).expanduser()
+    from platformdirs import user_data_path
+
+    return user_data_path("orderdesk", appauthor=False) / "orderdesk.db"
+
+
+def explain_db_error(exc: BaseException, path: Path | str) -> StoreError:
+    """Turn a sqlite3/SQLAlchemy error into a message that says what happened and what to do."""
+    text = str(getattr(exc, "orig", None) or exc).lower()
+    if "locked" in text or "busy" in text:
+        return StoreError(
+            msg(
+                "The database {path} is busy: another program is writing to it. Wait a moment and try again.",
+                path=str(path),
+            ),
+            code="db_locked",
+        )
+    if "not a database" in text or "malformed" in text or "corrupt" in text:
+        return StoreError(
+            msg(
+                "The database {path} is damaged or is not an orderdesk database. Restore it from a backup "
+                "or point --db at another file.",
+                path=str(path),
+            ),
+            code="db_corrupt",
+        )
+    if "disk is full" in text or "disk i/o" in text or "full" in text:
+        return StoreError(
+            msg(
+                "Cannot write to {path}: the disk is full or failing. Nothing was changed; free some space "
+                "and try again.",
+                path=str(path),
+            ),
+            code="disk_full",
+        )
+    if "readonly" in text or "read-only" in text:
+        return StoreError(
+            msg("The database {path} is read-only: check the file's permissions.", path=str(path)),
+            code="db_readonly",
+        )
+    if "unable to open" in text or "permission" in text:
+        return StoreError(
+            msg(
+                "Cannot open the database {path}: check that the folder exists and that you may read and "
+                "write it.",
+                path=str(path),
+            ),
+            code="db_unreadable",
+        )
+    return StoreError(
+        msg("Database error on {path}: {detail}", path=str(path), detail=str(exc)), code="db_error"
+    )
+
+
+@contextmanager
+def db_errors(path: Path | str) -> Iterator[None]:
+    """Re-raise database driver errors as ``StoreError`` with a readable message."""
+    from sqlalchemy.exc import DBAPIError
+
+    try:
+        yield
+    except (sqlite3.Error, DBAPIError) as exc:
+        raise explain_db_error(exc, path) from exc
+    except OSError as exc:
+        raise explain_db_error(exc, path) from exc
+
+
+def _check_file(path: Path) -> None:
+    """Refuse files that are clearly not SQLite before SQLAlchemy gets a chance to print a traceback."""
+    if path.is_dir():
+        raise StoreError(
+            msg("{path} is a folder, not a database file.", path=str(path)), code="db_unreadable"
+        )
+    if not path.exists():
+        return
+    try:
+        with path.open("rb") as fh:
+            header = fh.read(16)
+    except OSError as exc:
+        raise explain_db_error(exc, path) from exc
+    if header and header != SQLITE_HEADER:
+        raise explain_db_error(sqlite3.DatabaseError("file is not a database"), path)
+
+
+def make_engine(path: Path) -> Engine:
+    """An engine with the pragmas every connection needs; transactions are begun by us, not the driver."""
+    from sqlalchemy import create_engine, event
+
+    engine = create_engine(
+        f"sqlite:///{path}",
+        connect_args={"check_same_thread": False, "timeout": BUSY_TIMEOUT_MS / 1000},
+    )
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # we issue BEGIN ourselves (see _on_begin)
+        cur = dbapi_conn.cursor()
+        cur.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        cur.execute("PRAGMA journal_mode = WAL")
+        cur.execute("PRAGMA synchronous = FULL")
+        cur.execute("PRAGMA foreign_keys = ON")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        # A deferred transaction that later upgrades to a write gets SQLITE_BUSY in WAL mode despite the
+        # busy timeout, so writers take the lock up front.
+        mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
+        conn.exec_driver_sql(f"BEGIN {mode}")
+
+    return engine
+
+
+class Store:
+    """A desk's SQLite store. Use ``read()`` for queries and ``write()`` for domain commands."""
+
+    def __init__(
+        self, path: Path | str, *, clock: Clock = utcnow, workflow_path: Path | str | None = None
+    ) -> None:
+        self.path = Path(path).expanduser()
+        self.clock = clock
+        self.workflow_path = Path(workflow_path) if workflow_path else None
+        self._engine: Engine | None = None
+
+    # -- opening ---------------------------------------------------------------------------------------
+    @classmethod
+    def open(
+        cls,
+        path: Path | str,
+        *,
+        create: bool = False,
+        clock: Clock = utcnow,
+        workflow_path: Path | str | None = None,
+    ) -> Store:
+        """Open (and upgrade) an existing desk; with ``create`` make a new one if the file is missing."""
+        store = cls(path, clock=clock, workflow_path=workflow_path)
+        if not store.path.exists() and not create:
+            raise StoreError(
+                msg(
+                    "No orderdesk database at {path}. Create one with `orderdesk init` or a demo desk with "
+                    "`orderdesk demo`, or point --db / ORDERDESK_DB at an existing file.",
+                    path=str(store.path),
+                ),
+                code="db_missing",
+            )
+        if create:
+            try:
+                store.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise explain_db_error(exc, store.path) from exc
+        store.migrate()
+        return store
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            _check_file(self.path)
+            with db_errors(self.path):
+                self._engine = make_engine(self.path)
+        return self._engine
+
+    def close(self) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
+            self._engine = None
+
+    def schema_revision(self) -> str | None:
+        """The schema revision recorded in the file, or None for an empty file."""
+        from sqlalchemy import text
+
+        with db_errors(self.path), self.engine.connect() as conn:
+            has_table = conn.exec_driver_sql(
+                "SELECT 1 FROM sqlite_master WHERE type='table' AND name='alembic_version'"
+            ).first()
+            if not has_table:
+                tables = conn.exec_driver_sql(
+                    "SELECT count(*) FROM sqlite_master WHERE type='table'"
+                ).scalar()
+                if tables:
+                    raise StoreError(
+                        msg("{path} is a SQLite database, but not an orderdesk one.", path=str(self.path)),
+                        code="db_foreign",
+                    )
+                return None
+            return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+
+    def migrate(self) -> None:
+        """Create the schema or upgrade it to ``SCHEMA_HEAD``; refuse a file written by a newer version."""
+        current = self.schema_revision()
+        if current == SCHEMA_HEAD:
+            self._ensure_desk()
+            return
+        from alembic import command
+        from alembic.config import Config
+        from alembic.script import ScriptDirectory
+
+        cfg = Config()
+        cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
+        known = {rev.revision for rev in ScriptDirectory.from_config(cfg).walk_revisions()}
+        if current is not None and current not in known:
+            raise StoreError(
+                msg(
+                    "The database {path} was written by a newer version of orderdesk (schema {revision}). "
+                    "Install the newer orderdesk to open it; nothing was changed.",
+                    path=str(self.path),
+                    revision=current,
+                ),
+                code="db_too_new",
+            )
+        with db_errors(self.path), self.engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "head")
+        self._ensure_desk()
+
+    def _ensure_desk(self) -> None:
+        from sqlmodel import select
+
+        from orderdesk.models import Desk
+
+        with self.read() as session:
+            if session.exec(select(Desk)).first() is not None:
+                return
+        with self.write() as session:
+            if session.exec(select(Desk)).first() is None:
+                session.add(Desk(desk_id=str(uuid.uuid4()), desk_code="D1", created_at=self.clock()))
+
+    # -- sessions --------------------------------------------------------------------------------------
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        """A read-only session (deferred transaction, rolled back at the end)."""
+        from sqlmodel import Session
+
+        with db_errors(self.path), Session(self.engine, expire_on_commit=False) as session:
+            yield session
+
+    @contextmanager
+    def write(self) -> Iterator[Session]:
+        """A write session under ``BEGIN IMMEDIATE``: committed if the block ends cleanly, else rolled back."""
+        from sqlmodel import Session
+
+        with db_errors(self.path):
+            bind = self.engine.execution_options(sqlite_begin="IMMEDIATE")
+            with Session(bind, expire_on_commit=False) as session:
+                try:
+                    yield session
+                    session.commit()
+                except BaseException:
+                    session.rollback()
+                    raise
+
+    @cached_property
+    def workflow(self) -> Workflow:
+        """The workflow this desk runs (the company's own file if configured, else the default)."""
+        from orderdesk.guards import GUARD_NAMES
+        from orderdesk.workflow import default_workflow_path, load_workflow
+
+        path = self.workflow_path or Path(os.environ.get("ORDERDESK_WORKFLOW") or default_workflow_path())
+        return load_workflow(path, known_guards=GUARD_NAMES)
