@@ -46,7 +46,7 @@ def add_customer(
     if credit_limit < 0:
         raise Refused(msg("A credit limit cannot be negative."), code="bad_value")
     with command(store, "add_customer", user=user) as ctx:
-        require_role(ctx, {"sales", "finance", "admin"}, "add customers")
+        require_role(ctx, {"sales", "finance", "admin"}, action="add customers")
         if ctx.session.exec(select(Customer).where(Customer.code == code)).first():
             raise Refused(msg("A customer with code {code} already exists.", code=code), code="duplicate_customer")
         ctx.session.add(Customer(code=code, credit_limit=credit_limit, **fields))
@@ -77,7 +77,7 @@ def add_product(
         raise Refused(msg("Prices, stock and lead times cannot be negative."), code="bad_value")
     codes = [normalise_barcode(c) for c in (barcodes or []) if c.strip()]
     with command(store, "add_product", user=user) as ctx:
-        require_role(ctx, {"planner", "admin"}, "add products")
+        require_role(ctx, {"planner", "admin"}, action="add products")
         if ctx.session.exec(select(Product).where(Product.sku == sku)).first():
             raise Refused(msg("A product with SKU {sku} already exists.", sku=sku), code="duplicate_product")
         for c in codes:

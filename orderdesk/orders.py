@@ -124,7 +124,7 @@ def create_order(
     notes = clean_text(notes, field_name="Notes", max_len=NOTE_MAX)
     workflow = store.workflow
     with command(store, "create_order", user=user) as ctx:
-        require_role(ctx, {"sales", "admin"}, "create orders")
+        require_role(ctx, {"sales", "admin"}, action="create orders")
         cust = ctx.session.exec(select(Customer).where(Customer.code == customer.strip())).first()
         if cust is None or cust.id is None:
             raise Refused(

@@ -153,10 +153,12 @@ class State:
 
     @property
     def is_terminal(self) -> bool:
+        """Final state: the order is finished and nothing leaves it."""
         return self.kind == "terminal"
 
     @property
     def is_hold(self) -> bool:
+        """Hold state: orders wait here and may return to where they were (``@previous``)."""
         return self.kind == "hold"
 
 
@@ -181,6 +183,7 @@ class Transition:
 
     @property
     def returns_to_previous(self) -> bool:
+        """True when the move goes back to the state the order was in before its hold."""
         return self.to == PREVIOUS
 
     def destination(self, previous: str | None) -> str:
@@ -376,7 +379,9 @@ class _LineIndex:
                 is_array = text.startswith("[[", pos)
                 parts, pos = self._key(text, pos + (2 if is_array else 1))
                 table = self._table_path(parts, is_array)
-                self._record(table, line)
+                # ``[states.draft]`` also introduces ``states``, which may have no header of its own.
+                for cut in range(1, len(table) + 1):
+                    self._record(table[:cut], line)
                 pos = text.index("]", pos) + (2 if is_array else 1)
             else:
                 parts, pos = self._key(text, pos)
@@ -549,6 +554,9 @@ class _Checker:
         self.known_guards = known_guards
         self.known_fields = known_fields
         self.problems: list[Problem] = []
+        # Set when a state name or kind is wrong: the graph checks would then report consequences of that
+        # mistake (e.g. the intended target "can never be reached"), which only hides the real cause.
+        self.graph_broken = False
 
     # -- reporting --------------------------------------------------------------------------------------
 
@@ -795,6 +803,7 @@ class _Checker:
                     known=_known(states),
                 )
                 self.unknown((*path, "initial"), problem, initial, states)
+                self.graph_broken = True
             elif states[initial].get("kind") in ("hold", "terminal"):
                 self.add(
                     (*path, "initial"),
@@ -908,6 +917,7 @@ class _Checker:
             if not isinstance(body, dict):
                 self.table(table, sid, ("states",), file_where)
                 states[sid] = {}
+                self.graph_broken = True
                 continue
             self.check_keys(body, path, where, _STATE_KEYS)
             self.get(body, path, "label_en", where, "text")
@@ -948,6 +958,8 @@ class _Checker:
                     known=_known(KINDS),
                 )
                 self.unknown((*path, "kind"), problem, kind, KINDS)
+            if kind not in KINDS:
+                self.graph_broken = True
             if kind == "terminal" and timeout:
                 self.add(
                     (*path, "timeout_hours"),
@@ -1015,15 +1027,15 @@ class _Checker:
                 else:
                     first_line[tid] = self.index.line(*path, "id")
 
+            before = len(self.problems)
             sources: set[str] = set()
-            sources_ok = True
             for i, name in self.names(body, path, "from", where, required=True, non_empty=True):
                 if name == WILDCARD:
                     sources |= active
                 elif name in states:
-                    sources.add(name)
-                    if kinds[name] == "terminal":
-                        sources_ok = False
+                    if kinds[name] != "terminal":
+                        sources.add(name)
+                    else:
                         self.add(
                             (*path, "from", i),
                             msg(
@@ -1033,7 +1045,6 @@ class _Checker:
                             ),
                         )
                 else:
-                    sources_ok = False
                     problem = msg(
                         '{where} starts from unknown state "{state}" (known states: {known})',
                         where=where,
@@ -1041,8 +1052,6 @@ class _Checker:
                         known=_known(states),
                     )
                     self.unknown((*path, "from", i), problem, name, states)
-            if "from" in body and not isinstance(body["from"], list):
-                sources_ok = False
 
             to = self.get(body, path, "to", where, "text")
             if to is not None and to != PREVIOUS and to not in states:
@@ -1054,6 +1063,8 @@ class _Checker:
                 )
                 self.unknown((*path, "to"), problem, to, [*states, PREVIOUS])
                 to = None
+            if len(self.problems) > before:
+                self.graph_broken = True
             not_hold = sorted(name for name in sources if kinds.get(name) != "hold")
             if to == PREVIOUS and not_hold:
                 # "@previous" means "where the order was before its hold"; other states record no such place.
@@ -1095,7 +1106,7 @@ class _Checker:
                 )
                 self.unknown((*path, "route"), problem, route, ROUTES)
 
-            if to is not None and sources_ok:
+            if to is not None:
                 out.append(
                     Transition(
                         id=tid or "",
@@ -1118,23 +1129,27 @@ class _Checker:
         self, states: dict[str, dict[str, Any]], transitions: list[Transition], initial: str
     ) -> None:
         """Reachability from the initial state, a way out of every state, and a way to finish."""
-        if not states:
+        if not states or self.graph_broken:
             return
         kinds = {sid: body.get("kind") for sid, body in states.items()}
+        # Two graphs. For reaching a state, "@previous" leads nowhere new: it only goes back where the order
+        # already was. For getting out and finishing, a hold counts as able to return to any state that can
+        # enter it, because that is where an order on hold will go when released.
+        reach: dict[str, set[str]] = {sid: set() for sid in states}
         forward: dict[str, set[str]] = {sid: set() for sid in states}
         for t in transitions:
             for source in t.sources:
                 if t.to == PREVIOUS:
-                    # A hold returns to whichever active state the order came from; those entered it.
                     forward[source] |= {s for u in transitions if u.to == source for s in u.sources}
                 else:
                     forward[source].add(t.to)
+                    reach[source].add(t.to)
 
         if initial in states:
             seen = {initial}
             todo = [initial]
             while todo:
-                for nxt in forward[todo.pop()]:
+                for nxt in reach[todo.pop()]:
                     if nxt not in seen:
                         seen.add(nxt)
                         todo.append(nxt)

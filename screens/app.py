@@ -1,0 +1,192 @@
+"""The orderdesk terminal app: one factory (``build_app``) for the CLI and the tests, one stylesheet, the
+login → role home flow, and the command palette.
+
+Startup stays fast because nothing here imports SQLAlchemy or the order queries: the login screen opens
+the store in a thread worker once it is on screen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from textual.app import App
+from textual.binding import Binding, BindingType
+from textual.command import DiscoveryHit, Hit, Hits, Provider
+from textual.screen import Screen
+
+from orderdesk.i18n import _, current_language, set_language
+
+from screens.base import desk_app, localize_bindings
+from screens.login import LoginScreen
+from screens.order_detail import OrderDetailScreen
+from screens.orders import OrderBrowserScreen
+from screens.session import DeskSession, DeskUser
+
+if TYPE_CHECKING:
+    from orderdesk.clock import Clock
+    from orderdesk.store import Store
+    from orderdesk.workflow import Workflow
+
+HomeScreenFactory = Callable[[DeskSession], Screen[Any]]
+
+# A role's home screen, keyed by the role's ``home`` in the workflow file. Register a new desk with one
+# line, e.g. ``HOME_SCREENS["warehouse"] = ScanToShipScreen``; unknown homes fall back to the browser.
+HOME_SCREENS: dict[str, HomeScreenFactory] = {
+    "sales": OrderBrowserScreen,
+    "qc": OrderBrowserScreen,
+    "warehouse": OrderBrowserScreen,
+    "finance": OrderBrowserScreen,
+    "planner": OrderBrowserScreen,
+    "supervisor": OrderBrowserScreen,
+    "admin": OrderBrowserScreen,
+}
+
+
+def home_screen(session: DeskSession) -> Screen[Any]:
+    """A new instance of the logged-in user's home screen."""
+    return HOME_SCREENS.get(session.user.home, OrderBrowserScreen)(session)
+
+
+class DeskCommands(Provider):
+    """Our commands in the command palette (ctrl+p), named in the current language."""
+
+    def _commands(self) -> list[tuple[str, str, Callable[[], Any]]]:
+        app = desk_app(self.screen)
+        commands: list[tuple[str, str, Callable[[], Any]]] = []
+        if app.session is not None:
+            commands += [
+                (_("Find order"), _("Search by order number, customer or phone"), app.action_find_order),
+                (_("Open home"), _("Back to your home screen"), app.action_go_home),
+                (_("Log out"), _("Leave the desk for the next person"), app.action_log_out),
+            ]
+        commands += [
+            (_("Switch language"), _("中文 / English"), app.action_switch_language),
+            (_("Quit"), _("Close orderdesk"), app.action_quit),
+        ]
+        return commands
+
+    async def discover(self) -> Hits:
+        for name, help_text, callback in self._commands():
+            yield DiscoveryHit(name, callback, help=help_text)
+
+    async def search(self, query: str) -> Hits:
+        matcher = self.matcher(query)
+        for name, help_text, callback in self._commands():
+            score = matcher.match(name)
+            if score > 0:
+                yield Hit(score, matcher.highlight(name), callback, help=help_text)
+
+
+class OrderdeskApp(App[None]):
+    """The order desk. Build it with ``build_app``."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "orderdesk"
+    # Snapshot tests set this False so a blinking cursor never makes two screenshots differ.
+    CURSOR_BLINK: ClassVar[bool] = True
+    COMMANDS: ClassVar[set[type[Provider] | Callable[[], type[Provider]]]] = {DeskCommands}
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("ctrl+q", "quit", "Quit", id="app.quit", priority=True),
+        Binding("ctrl+p", "command_palette", "Commands", id="app.command_palette", priority=True),
+        Binding("f2", "switch_language", "中文/EN", id="app.switch_language"),
+    ]
+
+    def __init__(
+        self,
+        *,
+        db_path: Path,
+        workflow_path: Path | None = None,
+        user: str | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        super().__init__()
+        self.db_path = Path(db_path)
+        self.workflow_path = workflow_path
+        self.initial_user = user
+        self.clock = clock
+        self.store: Store | None = None  # set once the login screen's worker has opened it
+        self.workflow: Workflow | None = None
+        self.session: DeskSession | None = None  # set at login, cleared at log out
+        localize_bindings(self)
+
+    def on_mount(self) -> None:
+        self.push_screen(LoginScreen(user=self.initial_user))
+
+    def on_unmount(self) -> None:
+        if self.store is not None:
+            self.store.close()
+
+    # -- called by screens on the event loop ---------------------------------------------------------
+    def desk_opened(self, store: Store, workflow: Workflow) -> None:
+        self.store, self.workflow = store, workflow
+
+    def sign_in(self, user: DeskUser) -> None:
+        """Start a session for ``user`` and show their role's home screen in place of the login."""
+        assert self.store is not None and self.workflow is not None
+        self.session = DeskSession(self.store, self.workflow, user, self.db_path)
+        self.switch_screen(home_screen(self.session))
+
+    async def _reset_to(self, screen: Screen[Any]) -> None:
+        # Keep the (blank) default screen at the bottom; replace everything above it.
+        while len(self.screen_stack) > 2:
+            await self.pop_screen()
+        await self.switch_screen(screen)
+
+    # -- actions (keys and the command palette) ------------------------------------------------------
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in ("find_order", "go_home", "log_out"):
+            return self.session is not None
+        return True
+
+    async def action_go_home(self) -> None:
+        if self.session is None:
+            return
+        while len(self.screen_stack) > 2:
+            await self.pop_screen()
+
+    async def action_find_order(self) -> None:
+        if self.session is None:
+            return
+        await self.action_go_home()
+        home = self.screen
+        if isinstance(home, OrderBrowserScreen):
+            home.focus_search()
+        else:  # a role desk without a search: open the browser on top of it
+            browser = OrderBrowserScreen(self.session)
+            await self.push_screen(browser)
+            browser.focus_search()
+
+    async def action_log_out(self) -> None:
+        self.session = None
+        await self._reset_to(LoginScreen())
+
+    async def action_switch_language(self) -> None:
+        """Switch between English and Chinese; screens are rebuilt so every label changes."""
+        set_language("en" if current_language() == "zh" else "zh")
+        localize_bindings(self)
+        if self.session is None:
+            login = self.screen if isinstance(self.screen, LoginScreen) else None
+            await self._reset_to(LoginScreen(user=login.initial_user if login else self.initial_user))
+            return
+        open_order = next(
+            (s.order_no for s in reversed(self.screen_stack) if isinstance(s, OrderDetailScreen)), None
+        )
+        await self._reset_to(home_screen(self.session))
+        if open_order:
+            await self.push_screen(OrderDetailScreen(self.session, open_order))
+
+
+def build_app(
+    *,
+    db_path: Path,
+    workflow_path: Path | None = None,
+    user: str | None = None,
+    lang: str | None = None,
+    clock: Clock | None = None,
+) -> OrderdeskApp:
+    """The app the CLI runs and the tests drive: ``lang`` (en/zh) overrides the process language."""
+    if lang:
+        set_language(lang)
+    return OrderdeskApp(db_path=db_path, workflow_path=workflow_path, user=user, clock=clock)
