@@ -46,9 +46,9 @@ from orderdesk.errors import OrderdeskError
 from orderdesk.i18n import Msg, msg
 
 __all__ = [
+    "BADGE_PREFIX",
     "COMMANDS",
     "COMMAND_PREFIX",
-    "BADGE_PREFIX",
     "FNC1_STANDINS",
     "MAX_MULTIPLIER",
     "MAX_SCAN_LENGTH",
@@ -348,7 +348,12 @@ def _check_value(ai: str, value: str, spec: _AISpec) -> None:
         )
     if len(value) < spec.min_len:
         raise BarcodeError(
-            msg("GS1 AI ({ai}) is too short: it needs {min} characters, got {got}", ai=ai, min=spec.min_len, got=len(value))
+            msg(
+                "GS1 AI ({ai}) is too short: it needs {min} characters, got {got}",
+                ai=ai,
+                min=spec.min_len,
+                got=len(value),
+            )
         )
     if spec.numeric and not (value.isascii() and value.isdigit()):
         raise BarcodeError(msg("GS1 AI ({ai}) must be digits: {value}", ai=ai, value=value))
@@ -358,7 +363,9 @@ def _check_value(ai: str, value: str, spec: _AISpec) -> None:
             msg("GS1 AI ({ai}) contains a character not allowed in GS1 data: {char}", ai=ai, char=repr(bad))
         )
     if ai in _CHECKED_AIS and not _check_ok(value):
-        raise BarcodeError(msg("The check digit in GS1 AI ({ai}) is wrong ({value}): scan again", ai=ai, value=value))
+        raise BarcodeError(
+            msg("The check digit in GS1 AI ({ai}) is wrong ({value}): scan again", ai=ai, value=value)
+        )
 
 
 def _lookup_ai(text: str, pos: int) -> tuple[str, _AISpec]:
@@ -421,7 +428,11 @@ def _split_hri(text: str) -> list[tuple[str, str]]:
         ai = match.group(1)
         if ai not in AI_TABLE:
             raise BarcodeError(
-                msg("Unknown GS1 Application Identifier at position {pos}: {text}", pos=match.start() + 1, text=ai)
+                msg(
+                    "Unknown GS1 Application Identifier at position {pos}: {text}",
+                    pos=match.start() + 1,
+                    text=ai,
+                )
             )
         end = matches[i + 1].start() if i + 1 < len(matches) else len(text)
         # People copy this form by hand with spaces around the brackets; GS1 data never holds spaces.
@@ -562,7 +573,11 @@ def _classify_multiplier(raw: str, text: str) -> Scan:
     if not 1 <= factor <= MAX_MULTIPLIER:
         return InvalidScan(
             raw,
-            msg("Quantity multiplier must be between 1 and {max}, not {value}", max=MAX_MULTIPLIER, value=factor),
+            msg(
+                "Quantity multiplier must be between 1 and {max}, not {value}",
+                max=MAX_MULTIPLIER,
+                value=factor,
+            ),
         )
     return MultiplierScan(factor)
 
@@ -573,7 +588,9 @@ def _classify_gs1(raw: str, text: str, today: date | None) -> Scan:
     except BarcodeError as err:
         return InvalidScan(raw, err.message)
     if data.gtin is None:
-        return InvalidScan(raw, msg("This GS1 barcode has no product number (AI 01 or 02): scan the product barcode"))
+        return InvalidScan(
+            raw, msg("This GS1 barcode has no product number (AI 01 or 02): scan the product barcode")
+        )
     count = 1 if data.count is None else data.count
     if count < 1:
         return InvalidScan(raw, msg("The item count in this barcode is 0"))
@@ -597,13 +614,21 @@ def classify_scan(raw: str, *, today: date | None = None) -> Scan:
         return InvalidScan(raw, msg("The scan is empty"))
     if len(text) > MAX_SCAN_LENGTH:
         return InvalidScan(
-            raw, msg("The scan is too long: {length} characters, at most {max}", length=len(text), max=MAX_SCAN_LENGTH)
+            raw,
+            msg(
+                "The scan is too long: {length} characters, at most {max}",
+                length=len(text),
+                max=MAX_SCAN_LENGTH,
+            ),
         )
     bad = next((c for c in text if c != GS and not c.isprintable()), None)
     if bad is not None:
         return InvalidScan(
             raw,
-            msg("The scan contains a control character ({char}): check the scanner settings", char=f"U+{ord(bad):04X}"),
+            msg(
+                "The scan contains a control character ({char}): check the scanner settings",
+                char=f"U+{ord(bad):04X}",
+            ),
         )
     text, gs1_symbology = _strip_symbology(text)
     if not text:
@@ -648,7 +673,11 @@ def _check_command(command: str, arg: str | None) -> tuple[str, str | None]:
     if COMMANDS[command]:
         if arg is None or not _PRESET_ID_RE.fullmatch(arg):
             raise BarcodeError(
-                msg("Command {command} needs an id of letters, digits, - or _: {arg}", command=command, arg=arg or "")
+                msg(
+                    "Command {command} needs an id of letters, digits, - or _: {arg}",
+                    command=command,
+                    arg=arg or "",
+                )
             )
     elif arg is not None:
         raise BarcodeError(msg("Command {command} takes no argument", command=command))
@@ -673,6 +702,10 @@ def multiplier_barcode(factor: int) -> str:
     """The text to print for a quantity multiplier, e.g. ``*12``."""
     if not 1 <= factor <= MAX_MULTIPLIER:
         raise BarcodeError(
-            msg("Quantity multiplier must be between 1 and {max}, not {value}", max=MAX_MULTIPLIER, value=factor)
+            msg(
+                "Quantity multiplier must be between 1 and {max}, not {value}",
+                max=MAX_MULTIPLIER,
+                value=factor,
+            )
         )
     return f"*{factor}"

@@ -433,22 +433,21 @@ def _fail(text: str, code: int) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; turn every expected failure into one line on stderr and an exit code."""
-    import click
+    from orderdesk.workflow import WorkflowError
 
     try:
         app(args=argv, prog_name="orderdesk", standalone_mode=False)
-    except click.exceptions.Exit as exc:
+    except typer.Exit as exc:
         return exc.exit_code
-    except click.exceptions.Abort:
+    except (typer.Abort, KeyboardInterrupt):
         return _fail(_("interrupted"), 130)
-    except click.ClickException as exc:
-        return _fail(
-            exc.format_message().replace("\n", " "), 2 if isinstance(exc, click.UsageError) else exc.exit_code
-        )
     except OrderdeskError as exc:
         return _fail(str(exc), exc.exit_code)
-    except KeyboardInterrupt:
-        return _fail(_("interrupted"), 130)
+    except WorkflowError as exc:
+        return _fail(str(exc), 1)
+    except typer.TyperException as exc:  # click's usage errors (typer vendors click)
+        text = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+        return _fail(" ".join(text.split()), getattr(exc, "exit_code", 2))
     return 0
 
 

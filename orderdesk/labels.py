@@ -197,7 +197,11 @@ def _preset_from_table(number: int, table: Any, bad: Any) -> Preset:
         command_barcode("PRESET", values["id"])  # the id must fit on a desk card barcode
     except OrderdeskError:
         raise bad(
-            msg("preset {number}: id {id} may only hold letters, digits, - and _", number=number, id=values["id"])
+            msg(
+                "preset {number}: id {id} may only hold letters, digits, - and _",
+                number=number,
+                id=values["id"],
+            )
         ) from None
     for key in ("length_mm", "width_mm", "height_mm", "max_weight_kg"):
         value = table.get(key)
@@ -309,7 +313,10 @@ def _is_wide(char: str) -> bool:
 def _ascii_code128(data: str) -> str:
     if not data or not all(" " <= c <= "~" for c in data):
         raise LabelError(
-            msg("{text} cannot be printed as a Code 128 barcode: use ASCII letters, digits and symbols", text=data)
+            msg(
+                "{text} cannot be printed as a Code 128 barcode: use ASCII letters, digits and symbols",
+                text=data,
+            )
         )
     return data
 
@@ -400,7 +407,14 @@ def _card_page(entries: Sequence[DeskCardEntry]) -> _Page:
     m = 10.0
     items: list[_Text | _Line | _Bars] = [
         _Text(m, 8.0, width - 2 * m, 7.0, "OrderDesk 扫码指令卡 Scanner commands", align="center", bold=True),
-        _Text(m, 17.0, width - 2 * m, 3.6, "扫描条码执行指令 · Scan a barcode to run its command", align="center"),
+        _Text(
+            m,
+            17.0,
+            width - 2 * m,
+            3.6,
+            "扫描条码执行指令 · Scan a barcode to run its command",
+            align="center",
+        ),
     ]
     if not entries:
         return _Page(width, height, tuple(items), "OrderDesk desk card")
@@ -412,7 +426,11 @@ def _card_page(entries: Sequence[DeskCardEntry]) -> _Page:
     if row_h < min_row_h:
         most = columns * int((bottom - top) // min_row_h)
         raise LabelError(
-            msg("{count} barcodes do not fit on one A4 desk card (at most {max})", count=len(entries), max=most)
+            msg(
+                "{count} barcodes do not fit on one A4 desk card (at most {max})",
+                count=len(entries),
+                max=most,
+            )
         )
     col_w = (width - 2 * m) / columns
     bar_h = min(16.0, row_h - 17.0)
@@ -424,7 +442,9 @@ def _card_page(entries: Sequence[DeskCardEntry]) -> _Page:
         items.append(_Text(x + pad, y + 2.0, col_w - 2 * pad, 4.2, _clean(entry.label_en), bold=True))
         items.append(_Text(x + pad, y + 7.0, col_w - 2 * pad, 4.2, _clean(entry.label_zh)))
         items.append(_Bars(x + pad, y + 12.5, col_w - 2 * pad, bar_h, entry.barcode_text, f"card-{index}"))
-        items.append(_Text(x + pad, y + 13.5 + bar_h, col_w - 2 * pad, 2.8, entry.barcode_text, align="center"))
+        items.append(
+            _Text(x + pad, y + 13.5 + bar_h, col_w - 2 * pad, 2.8, entry.barcode_text, align="center")
+        )
     items.append(_Line(m, top + rows * row_h, width - m, top + rows * row_h, 0.2))
     return _Page(width, height, tuple(items), "OrderDesk desk card")
 
@@ -563,7 +583,9 @@ def _render_raster(page: _Page, dpi: int) -> Image.Image:
     font_path = _raster_font_path()
     for item in page.items:
         if isinstance(item, _Line):
-            draw.line([(px(item.x1), px(item.y1)), (px(item.x2), px(item.y2))], fill=0, width=max(1, px(item.width)))
+            draw.line(
+                [(px(item.x1), px(item.y1)), (px(item.x2), px(item.y2))], fill=0, width=max(1, px(item.width))
+            )
         elif isinstance(item, _Text):
             _draw_text(draw, item, font_path, px)
         else:
@@ -612,7 +634,9 @@ def _raster_bars(item: _Bars, dpi: int) -> Image.Image:
 def _svg_bars(item: _Bars, dpi: int = RASTER_DPI) -> str:
     """A ``<g>`` of the python-barcode SVG writer's bars, placed in the page's mm coordinates."""
     pattern = _code128_pattern(item.data)
-    module = _raster_module_px(item.data, pattern, item.w, dpi)  # same module as a 300 dpi raster: prints crisply
+    module = _raster_module_px(
+        item.data, pattern, item.w, dpi
+    )  # same module as a 300 dpi raster: prints crisply
     module_mm = module * _MM_PER_INCH / dpi
     code = barcode.get("code128", item.data, writer=SVGWriter())
     svg = code.render(
@@ -715,7 +739,9 @@ def _render_zpl(page: _Page) -> bytes:
             module = _module_units(item.data, pattern, box, 3)
             x = dots(item.x) + (box - len(pattern) * module) // 2
             # Mode A lets the printer pick Code 128 subsets itself (and takes the data literally).
-            out.append(f"^FO{x},{dots(item.y)}^BY{module},3,{dots(item.h)}^BCN,{dots(item.h)},N,N,N,A{_zpl_field(item.data)}")
+            out.append(
+                f"^FO{x},{dots(item.y)}^BY{module},3,{dots(item.h)}^BCN,{dots(item.h)},N,N,N,A{_zpl_field(item.data)}"
+            )
     out += ["^PQ1", "^XZ", ""]
     return "\n".join(out).encode("utf-8")
 
@@ -738,7 +764,9 @@ def _check_format(fmt: str, valid: Iterable[str]) -> str:
     valid = tuple(valid)
     name = fmt.strip().lower()
     if name not in valid:
-        raise LabelFormatError(msg("Unknown format {fmt}: use one of {formats}", fmt=fmt, formats=", ".join(valid)))
+        raise LabelFormatError(
+            msg("Unknown format {fmt}: use one of {formats}", fmt=fmt, formats=", ".join(valid))
+        )
     return name
 
 
@@ -787,7 +815,9 @@ def print_file(path: Path, command: str) -> None:
     try:
         argv = shlex.split(command)
     except ValueError as err:
-        raise LabelError(msg("The print command {command} is malformed: {error}", command=command, error=str(err))) from err
+        raise LabelError(
+            msg("The print command {command} is malformed: {error}", command=command, error=str(err))
+        ) from err
     if not argv:
         raise LabelError(msg("No print command is configured"))
     if not Path(path).is_file():
@@ -806,10 +836,16 @@ def print_file(path: Path, command: str) -> None:
         raise LabelError(msg("The print command {program} was not found", program=argv[0])) from None
     except subprocess.TimeoutExpired:
         raise LabelError(
-            msg("The print command {program} did not finish within {seconds} s", program=argv[0], seconds=PRINT_TIMEOUT_S)
+            msg(
+                "The print command {program} did not finish within {seconds} s",
+                program=argv[0],
+                seconds=PRINT_TIMEOUT_S,
+            )
         ) from None
     except OSError as err:
-        raise LabelError(msg("Cannot run the print command {program}: {error}", program=argv[0], error=str(err))) from err
+        raise LabelError(
+            msg("Cannot run the print command {program}: {error}", program=argv[0], error=str(err))
+        ) from err
     if result.returncode != 0:
         detail = (result.stderr.strip() or result.stdout.strip())[-500:]
         raise LabelError(

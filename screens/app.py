@@ -17,7 +17,6 @@ from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.screen import Screen
 
 from orderdesk.i18n import _, current_language, set_language
-
 from screens.base import desk_app, localize_bindings
 from screens.login import LoginScreen
 from screens.order_detail import OrderDetailScreen

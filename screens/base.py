@@ -13,7 +13,7 @@ from rich.cells import cell_len
 from rich.text import Text
 from textual.binding import BindingsMap
 from textual.dom import DOMNode
-from textual.widgets import Static
+from textual.widgets import Input, Static
 from textual.worker import Worker, WorkerState
 
 from orderdesk.i18n import _, current_language
@@ -63,6 +63,13 @@ def fit(text: str, width: int, *, style: str = "", justify: Any = "left") -> Tex
             used += w
         text = "".join(out) + ELLIPSIS
     return Text(text, style=style, justify=justify, no_wrap=True, overflow="ellipsis")
+
+
+def text_input(node: DOMNode, value: str = "", **kwargs: Any) -> Input:
+    """An ``Input`` whose cursor blinks only if the app's ``CURSOR_BLINK`` says so (off in snapshots)."""
+    field = Input(value, **kwargs)
+    field.cursor_blink = desk_app(node).CURSOR_BLINK
+    return field
 
 
 class ReportsWorkerErrors:

@@ -16,14 +16,12 @@ from textual.widgets import Footer, Input, Static
 
 from orderdesk.errors import OrderdeskError
 from orderdesk.i18n import Msg, _
-
-from screens.base import ReportsWorkerErrors, StatusLine, desk_app, localize_bindings
+from screens.base import ReportsWorkerErrors, StatusLine, desk_app, localize_bindings, text_input
 
 if TYPE_CHECKING:
     from orderdesk.clock import Clock
     from orderdesk.store import Store
     from orderdesk.workflow import Workflow
-
     from screens.session import DeskUser
 
 BADGE_PREFIX = "%BADGE:"
@@ -79,23 +77,14 @@ class LoginScreen(ReportsWorkerErrors, Screen[None]):
         with Center(id="login-center"), Vertical(id="login-box"):
             yield Static("orderdesk", id="login-title")
             yield Static(_("Order desk — log in"), id="login-subtitle")
-            name = Input(
-                self.initial_user, placeholder=_("Name"), id="login-name", cursor_blink=app.CURSOR_BLINK
-            )
+            name = text_input(self, self.initial_user, placeholder=_("Name"), id="login-name")
             name.border_title = _("Name")
             yield name
-            pin = Input(
-                placeholder=_("PIN"),
-                password=True,
-                id="login-pin",
-                cursor_blink=app.CURSOR_BLINK,
-            )
+            pin = text_input(self, placeholder=_("PIN"), password=True, id="login-pin")
             pin.border_title = _("PIN")
             yield pin
             yield Static("", id="login-message")
-            yield Static(
-                _("Type your name and PIN, then Enter — or scan your badge."), id="login-hint"
-            )
+            yield Static(_("Type your name and PIN, then Enter — or scan your badge."), id="login-hint")
         yield StatusLine(None, app.db_path.name)
         yield Footer()
 
@@ -119,7 +108,7 @@ class LoginScreen(ReportsWorkerErrors, Screen[None]):
             store = Store.open(db_path, clock=clock or utcnow, workflow_path=workflow_path)
             workflow = store.workflow
             # Import the query modules now, off the event loop, so the first search does not stall.
-            import orderdesk.orders  # noqa: F401
+            import orderdesk.orders
             import orderdesk.users  # noqa: F401
         except (OrderdeskError, WorkflowError) as exc:
             self.post_message(self.DeskFailed(exc))
@@ -181,7 +170,6 @@ class LoginScreen(ReportsWorkerErrors, Screen[None]):
     def log_in(self, store: Store, workflow: Workflow | None, credentials: dict[str, str]) -> None:
         """Check the PIN or badge (scrypt: slow on purpose, hence a thread)."""
         from orderdesk.users import login
-
         from screens.session import desk_user
 
         assert workflow is not None

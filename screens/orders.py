@@ -21,20 +21,18 @@ from textual.widgets import DataTable, Footer, Input, Static
 from textual.worker import get_current_worker
 
 from orderdesk.errors import OrderdeskError
-from orderdesk.i18n import Msg, _
-
-from screens.base import ReportsWorkerErrors, StatusLine, desk_app, fit, localize_bindings
+from orderdesk.i18n import Msg, _, current_language
+from screens.base import ReportsWorkerErrors, StatusLine, fit, localize_bindings, text_input
 
 if TYPE_CHECKING:
     from orderdesk.views import OrderSummary
-
     from screens.session import DeskSession
 
 PAGE = 50  # rows in the table; the brief caps it at 100
 ORDER_NO = re.compile(r"SO-[A-Z0-9]{1,4}-[0-9]{7}", re.IGNORECASE)
 
 # Fixed column widths in cells; the customer column takes what is left (CJK counts two cells a char).
-W_ORDER, W_STATE, W_PROMISED, W_AMOUNT, W_CUSTOMER_MIN = 15, 14, 10, 13, 12
+W_ORDER, W_STATE, W_PROMISED, W_AMOUNT, W_CUSTOMER_MIN = 15, 15, 10, 12, 12
 
 
 class OrderBrowserScreen(ReportsWorkerErrors, Screen[None]):
@@ -76,10 +74,8 @@ class OrderBrowserScreen(ReportsWorkerErrors, Screen[None]):
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="browser-bar"):
-            search = Input(
-                placeholder=_("Order no. (or its last digits), customer, phone"),
-                id="search",
-                cursor_blink=desk_app(self).CURSOR_BLINK,
+            search = text_input(
+                self, placeholder=_("Order no. (or its last digits), customer, phone"), id="search"
             )
             search.border_title = _("Find order")
             yield search
@@ -186,7 +182,9 @@ class OrderBrowserScreen(ReportsWorkerErrors, Screen[None]):
                 table.add_column(Text(label, justify=justify), width=width, key=key)
             for r in self.rows[:PAGE]:
                 cells: dict[str, Text] = {
-                    "order_no": fit(r.order_no + (" !" if r.rush else ""), W_ORDER, style="bold red" if r.rush else ""),
+                    "order_no": fit(
+                        r.order_no + (" !" if r.rush else ""), W_ORDER, style="bold red" if r.rush else ""
+                    ),
                     "customer": fit(r.customer_name, columns[1][2]),
                     "state": fit(str(r.state_label), W_STATE),
                     "promised": fit(r.promised_date.isoformat() if r.promised_date else "-", W_PROMISED),
@@ -263,4 +261,4 @@ class OrderBrowserScreen(ReportsWorkerErrors, Screen[None]):
     def _state_text(self) -> Text:
         if self.state is None:
             return Text(_("All"))
-        return fit(str(self.session.workflow.states[self.state].label_for_now()), 14)
+        return fit(self.session.workflow.states[self.state].label(current_language()), W_STATE)

@@ -75,12 +75,16 @@ def test_check_digit_of_real_gtins(code: str, check: int) -> None:
     assert is_valid_gtin(code)
 
 
-@pytest.mark.parametrize("code", ["4006381333932", "036000291453", "9501101530004", "96385075", "10012345000018"])
+@pytest.mark.parametrize(
+    "code", ["4006381333932", "036000291453", "9501101530004", "96385075", "10012345000018"]
+)
 def test_wrong_check_digit_is_not_a_gtin(code: str) -> None:
     assert not is_valid_gtin(code)
 
 
-@pytest.mark.parametrize("code", ["", "123", "400638133393", "40063813339311", "400638133393A", "4006381333931 "])
+@pytest.mark.parametrize(
+    "code", ["", "123", "400638133393", "40063813339311", "400638133393A", "4006381333931 "]
+)
 def test_malformed_is_not_a_gtin(code: str) -> None:
     assert not is_valid_gtin(code)
 
@@ -259,9 +263,15 @@ def test_fixed_length_field_may_be_followed_by_a_separator() -> None:
         ("0109501101530003" + "99", "GS1 AI ({ai}) is empty"),
         ("0109501101530003" + "3012A", "GS1 AI ({ai}) must be digits: {value}"),
         ("0109501101530003" + "10AB#C", "GS1 AI ({ai}) contains a character not allowed in GS1 data: {char}"),
-        ("0109501101530003" + "10" + "X" * 21, "GS1 AI ({ai}) is too long: at most {max} characters (is a separator missing?)"),
+        (
+            "0109501101530003" + "10" + "X" * 21,
+            "GS1 AI ({ai}) is too long: at most {max} characters (is a separator missing?)",
+        ),
         ("0109501101530003" + "2312", "Unknown GS1 Application Identifier at position {pos}: {text}"),
-        ("(01)09501101530003(99", "GS1 AI ({ai}) is too long: at most {max} characters (is a separator missing?)"),
+        (
+            "(01)09501101530003(99",
+            "GS1 AI ({ai}) is too long: at most {max} characters (is a separator missing?)",
+        ),
         ("(01)", "GS1 AI ({ai}) is empty"),
         ("(19)123", "Unknown GS1 Application Identifier at position {pos}: {text}"),
         ("x(01)09501101530003", "Unknown GS1 Application Identifier at position {pos}: {text}"),
@@ -296,7 +306,9 @@ def test_order_numbers() -> None:
     assert classify_scan("SO-WH12-9999999") == OrderScan("SO-WH12-9999999")
 
 
-@pytest.mark.parametrize("raw", ["SO-DM-001234", "SO-DM-00012345", "SO--0001234", "SO-ABCDE-0001234", "SO-D_M-0001234"])
+@pytest.mark.parametrize(
+    "raw", ["SO-DM-001234", "SO-DM-00012345", "SO--0001234", "SO-ABCDE-0001234", "SO-D_M-0001234"]
+)
 def test_malformed_order_numbers_are_invalid_not_items(raw: str) -> None:
     assert "not a valid order number" in reason(raw)
 
@@ -336,7 +348,9 @@ def test_badges_are_case_insensitive() -> None:
     assert classify_scan("%badge:w017") == BadgeScan("W017")
 
 
-@pytest.mark.parametrize(("raw", "factor"), [("*1", 1), ("*12", 12), ("*012", 12), ("* 24", 24), ("*9999", 9999)])
+@pytest.mark.parametrize(
+    ("raw", "factor"), [("*1", 1), ("*12", 12), ("*012", 12), ("* 24", 24), ("*9999", 9999)]
+)
 def test_multipliers(raw: str, factor: int) -> None:
     assert classify_scan(raw) == MultiplierScan(factor)
 
@@ -411,7 +425,9 @@ def test_gs1_problems_become_invalid_scans() -> None:
     assert "separator" in reason("0109501101530003" + "10" + "A" * 25)
 
 
-@pytest.mark.parametrize("raw", ["HX-2044-B", "hx-2044-b", "A1", "123456", "12345678901", "SKU 77/Blue", "红色-M"])
+@pytest.mark.parametrize(
+    "raw", ["HX-2044-B", "hx-2044-b", "A1", "123456", "12345678901", "SKU 77/Blue", "红色-M"]
+)
 def test_other_printable_codes_are_items_without_gtin(raw: str) -> None:
     assert classify_scan(raw) == ItemScan(raw, None)
 
@@ -453,7 +469,13 @@ def test_length_limit() -> None:
 
 @pytest.mark.parametrize(
     ("command", "arg", "text"),
-    [("SHIP", None, "%CMD:SHIP"), ("undo", None, "%CMD:UNDO"), ("CANCEL", None, "%CMD:CANCEL"), ("NEXT", None, "%CMD:NEXT"), ("PRESET", "2", "%CMD:PRESET:2")],
+    [
+        ("SHIP", None, "%CMD:SHIP"),
+        ("undo", None, "%CMD:UNDO"),
+        ("CANCEL", None, "%CMD:CANCEL"),
+        ("NEXT", None, "%CMD:NEXT"),
+        ("PRESET", "2", "%CMD:PRESET:2"),
+    ],
 )
 def test_command_barcode_round_trip(command: str, arg: str | None, text: str) -> None:
     assert command_barcode(command, arg) == text
@@ -465,7 +487,10 @@ def test_any_valid_preset_id_round_trips(preset_id: str) -> None:
     assert classify_scan(command_barcode("PRESET", preset_id)) == CommandScan("PRESET", preset_id)
 
 
-@pytest.mark.parametrize(("command", "arg"), [("FLY", None), ("SHIP", "1"), ("PRESET", None), ("PRESET", "a:b"), ("PRESET", "x" * 17)])
+@pytest.mark.parametrize(
+    ("command", "arg"),
+    [("FLY", None), ("SHIP", "1"), ("PRESET", None), ("PRESET", "a:b"), ("PRESET", "x" * 17)],
+)
 def test_command_barcode_rejects_what_would_not_round_trip(command: str, arg: str | None) -> None:
     with pytest.raises(BarcodeError):
         command_barcode(command, arg)
@@ -542,7 +567,9 @@ def _msgids(module: Path) -> set[str]:
 def test_every_message_has_a_chinese_translation_with_the_same_placeholders() -> None:
     used = _msgids(ROOT / "orderdesk" / "barcodes.py") | _msgids(ROOT / "orderdesk" / "labels.py")
     assert len(used) > 40
-    catalog = tomllib.loads((ROOT / "orderdesk" / "locales" / "zh" / "barcodes.toml").read_text(encoding="utf-8"))
+    catalog = tomllib.loads(
+        (ROOT / "orderdesk" / "locales" / "zh" / "barcodes.toml").read_text(encoding="utf-8")
+    )
     assert sorted(used - catalog.keys()) == []
     assert sorted(catalog.keys() - used) == []  # no stale entries
     for msgid in used:

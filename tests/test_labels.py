@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import re
 import shlex
@@ -11,11 +12,11 @@ import xml.etree.ElementTree as ET
 from datetime import date
 from pathlib import Path
 
+import barcode as python_barcode
 import pytest
 import zxingcpp
 from PIL import Image, ImageDraw
 
-import barcode as python_barcode
 from orderdesk import labels
 from orderdesk.barcodes import BarcodeError, CommandScan, MultiplierScan, classify_scan
 from orderdesk.labels import (
@@ -42,7 +43,12 @@ BUNDLED_FONT = Path(python_barcode.__file__).parent / "fonts" / "DejaVuSansMono.
 @pytest.fixture
 def label() -> LabelData:
     return LabelData(
-        sender=Party("深圳华星电子有限公司", "广东省深圳市宝安区西乡街道固戍一路 88 号 3 栋 501", "0755-2345 6789", "李工"),
+        sender=Party(
+            "深圳华星电子有限公司",
+            "广东省深圳市宝安区西乡街道固戍一路 88 号 3 栋 501",
+            "0755-2345 6789",
+            "李工",
+        ),
         recipient=Party(
             "张三",
             "浙江省杭州市西湖区文三路 478 号华星时代广场 A 座 1203 室（前台代收）",
@@ -60,7 +66,10 @@ def label() -> LabelData:
 
 def decode(image: Image.Image) -> list[str]:
     return sorted(
-        r.text for r in zxingcpp.read_barcodes(image, formats=zxingcpp.BarcodeFormat.Code128, text_mode=zxingcpp.TextMode.Plain)
+        r.text
+        for r in zxingcpp.read_barcodes(
+            image, formats=zxingcpp.BarcodeFormat.Code128, text_mode=zxingcpp.TextMode.Plain
+        )
     )
 
 
@@ -129,7 +138,7 @@ def test_unknown_format_lists_the_valid_ones(label: LabelData) -> None:
 def test_png_is_100_by_150_mm_and_its_barcodes_scan(label: LabelData, dpi: int) -> None:
     image = png(render_label(label, "png", dpi=dpi))
     assert image.size == label_size_px(dpi) == (round(100 / 25.4 * dpi), round(150 / 25.4 * dpi))
-    assert image.size == ((1181, 1772) if dpi == 300 else (799, 1181))
+    assert image.size == ((1181, 1772) if dpi == 300 else (799, 1199))
     assert tuple(round(v) for v in image.info["dpi"]) == (dpi, dpi)
     assert decode(image) == ["SF1234567890123", "SO-DM-0001234"]
 
@@ -140,16 +149,18 @@ def test_png_barcodes_have_whole_pixel_modules(label: LabelData) -> None:
     row = waybill.position.top_left.y + 20
     pixels = [image.getpixel((x, row)) for x in range(image.width)]
     runs, count = [], 1
-    for a, b in zip(pixels, pixels[1:], strict=False):
+    for a, b in itertools.pairwise(pixels):
         if a == b:
             count += 1
         else:
             runs.append(count)
             count = 1
+    runs.append(count)
     bars = runs[1:-1]  # drop the white margins
     module = min(bars)
     assert module >= 2
     assert all(run % module == 0 for run in bars), bars
+    assert min(runs[0], runs[-1]) >= 10 * module  # Code 128 quiet zones
 
 
 def test_pdf_embeds_the_same_raster_and_is_label_sized(label: LabelData) -> None:
@@ -238,7 +249,9 @@ def test_font_override(monkeypatch: pytest.MonkeyPatch, label: LabelData) -> Non
     assert decode(png(render_label(label, "png"))) == ["SF1234567890123", "SO-DM-0001234"]
 
 
-def test_font_override_that_does_not_exist(monkeypatch: pytest.MonkeyPatch, label: LabelData, tmp_path: Path) -> None:
+def test_font_override_that_does_not_exist(
+    monkeypatch: pytest.MonkeyPatch, label: LabelData, tmp_path: Path
+) -> None:
     monkeypatch.setenv("ORDERDESK_FONT", str(tmp_path / "nope.ttf"))
     with pytest.raises(LabelError) as err:
         render_label(label, "png")
@@ -273,7 +286,12 @@ def entries() -> list[DeskCardEntry]:
 
 
 def expected_scan(entry: DeskCardEntry) -> CommandScan | MultiplierScan:
-    commands = {"Ship order": "SHIP", "Undo last scan": "UNDO", "Cancel order": "CANCEL", "Next order": "NEXT"}
+    commands = {
+        "Ship order": "SHIP",
+        "Undo last scan": "UNDO",
+        "Cancel order": "CANCEL",
+        "Next order": "NEXT",
+    }
     if entry.label_en in commands:
         return CommandScan(commands[entry.label_en], None)
     if entry.label_en.startswith("Quantity x"):
@@ -369,9 +387,18 @@ def test_load_presets_from_a_file(tmp_path: Path) -> None:
         ("[[presets]\n", "not valid TOML"),
         ("title = 'x'\n", "no [[presets]] entries"),
         ("[[presets]]\n" + GOOD_PRESET + "[[presets]]\n" + GOOD_PRESET, "preset id 1 is used twice"),
-        ("[[presets]]\n" + GOOD_PRESET.replace('label_zh = "箱"', 'label_zh = ""'), "label_zh must be a non-empty text"),
-        ("[[presets]]\n" + GOOD_PRESET.replace("width_mm = 2", "width_mm = -2"), "width_mm must be a positive number"),
-        ("[[presets]]\n" + GOOD_PRESET.replace("width_mm = 2", 'width_mm = "2"'), "width_mm must be a positive number"),
+        (
+            "[[presets]]\n" + GOOD_PRESET.replace('label_zh = "箱"', 'label_zh = ""'),
+            "label_zh must be a non-empty text",
+        ),
+        (
+            "[[presets]]\n" + GOOD_PRESET.replace("width_mm = 2", "width_mm = -2"),
+            "width_mm must be a positive number",
+        ),
+        (
+            "[[presets]]\n" + GOOD_PRESET.replace("width_mm = 2", 'width_mm = "2"'),
+            "width_mm must be a positive number",
+        ),
         ("[[presets]]\n" + GOOD_PRESET.replace("height_mm = 3\n", ""), "height_mm must be a positive number"),
         ("[[presets]]\n" + GOOD_PRESET.replace('id = "1"', 'id = "a b"'), "may only hold letters, digits"),
         ("[[presets]]\n" + GOOD_PRESET + "colour = 'red'\n", "unknown key colour"),

@@ -1,0 +1,1 @@
+"""Sync: the wire protocol, the desk sync client and the central API server."""
