@@ -178,9 +178,16 @@ def _build_ai_table() -> dict[str, _AISpec]:
 
     Compound fields (e.g. 421 = country + postcode) are checked on overall length and character set.
     """
-    n = lambda lo, hi=None: _AISpec(lo, hi or lo, True)  # noqa: E731
-    x = lambda lo, hi=None: _AISpec(lo, hi or lo, False)  # noqa: E731
-    fixed = lambda length: _AISpec(length, length, True, True)  # noqa: E731
+
+    def n(lo: int, hi: int | None = None) -> _AISpec:  # numeric, lo..hi digits
+        return _AISpec(lo, hi or lo, True)
+
+    def x(lo: int, hi: int | None = None) -> _AISpec:  # GS1 character set 82, lo..hi characters
+        return _AISpec(lo, hi or lo, False)
+
+    def fixed(length: int) -> _AISpec:  # numeric, predefined length
+        return _AISpec(length, length, True, True)
+
     table: dict[str, _AISpec] = {
         "00": fixed(18),
         "01": fixed(14),

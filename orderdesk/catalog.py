@@ -19,7 +19,7 @@ def normalise_barcode(code: str) -> str:
 
 
 def add_customer(
-    store,  # noqa: ANN001 - orderdesk.store.Store
+    store,
     *,
     code: str,
     name: str,
@@ -48,13 +48,15 @@ def add_customer(
     with command(store, "add_customer", user=user) as ctx:
         require_role(ctx, {"sales", "finance", "admin"}, action="add customers")
         if ctx.session.exec(select(Customer).where(Customer.code == code)).first():
-            raise Refused(msg("A customer with code {code} already exists.", code=code), code="duplicate_customer")
+            raise Refused(
+                msg("A customer with code {code} already exists.", code=code), code="duplicate_customer"
+            )
         ctx.session.add(Customer(code=code, credit_limit=credit_limit, **fields))
         ctx.record(args={"code": code, "credit_limit": credit_limit, **fields})
 
 
 def add_product(
-    store,  # noqa: ANN001 - orderdesk.store.Store
+    store,
     *,
     sku: str,
     name: str,
@@ -82,7 +84,10 @@ def add_product(
             raise Refused(msg("A product with SKU {sku} already exists.", sku=sku), code="duplicate_product")
         for c in codes:
             if ctx.session.get(ProductBarcode, c):
-                raise Refused(msg("Barcode {code} already belongs to another product.", code=c), code="duplicate_barcode")
+                raise Refused(
+                    msg("Barcode {code} already belongs to another product.", code=c),
+                    code="duplicate_barcode",
+                )
         product = Product(
             sku=sku,
             name=name,

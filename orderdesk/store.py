@@ -22,8 +22,8 @@ if TYPE_CHECKING:
 
     from orderdesk.workflow import Workflow
 
-# The newest schema revision this code knows; a test checks it equals the Alembic head.
-SCHEMA_HEAD = "0001"
+# The newest schema revisions this code knows (the Alembic heads); a test checks they match the scripts.
+SCHEMA_HEADS = frozenset({"0001"})
 BUSY_TIMEOUT_MS = 5000
 SQLITE_HEADER = b"SQLite format 3\x00"
 
@@ -198,8 +198,8 @@ class Store:
             self._engine.dispose()
             self._engine = None
 
-    def schema_revision(self) -> str | None:
-        """The schema revision recorded in the file, or None for an empty file."""
+    def schema_revisions(self) -> frozenset[str] | None:
+        """The schema revisions recorded in the file, or None for an empty file."""
         from sqlalchemy import text
 
         with db_errors(self.path), self.engine.connect() as conn:
@@ -216,12 +216,12 @@ class Store:
                         code="db_foreign",
                     )
                 return None
-            return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+            return frozenset(conn.execute(text("SELECT version_num FROM alembic_version")).scalars())
 
     def migrate(self) -> None:
-        """Create the schema or upgrade it to ``SCHEMA_HEAD``; refuse a file written by a newer version."""
-        current = self.schema_revision()
-        if current == SCHEMA_HEAD:
+        """Create the schema or upgrade it to ``SCHEMA_HEADS``; refuse a file written by a newer version."""
+        current = self.schema_revisions()
+        if current == SCHEMA_HEADS:
             self._ensure_desk()
             return
         from alembic import command
@@ -231,19 +231,20 @@ class Store:
         cfg = Config()
         cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
         known = {rev.revision for rev in ScriptDirectory.from_config(cfg).walk_revisions()}
-        if current is not None and current not in known:
+        unknown = sorted((current or frozenset()) - known)
+        if unknown:
             raise StoreError(
                 msg(
                     "The database {path} was written by a newer version of orderdesk (schema {revision}). "
                     "Install the newer orderdesk to open it; nothing was changed.",
                     path=str(self.path),
-                    revision=current,
+                    revision=", ".join(unknown),
                 ),
                 code="db_too_new",
             )
         with db_errors(self.path), self.engine.begin() as conn:
             cfg.attributes["connection"] = conn
-            command.upgrade(cfg, "head")
+            command.upgrade(cfg, "heads")
         self._ensure_desk()
 
     def _ensure_desk(self) -> None:

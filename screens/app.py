@@ -88,7 +88,10 @@ class OrderdeskApp(App[None]):
     COMMANDS: ClassVar[set[type[Provider] | Callable[[], type[Provider]]]] = {DeskCommands}
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+q", "quit", "Quit", id="app.quit", priority=True),
-        Binding("ctrl+p", "command_palette", "Commands", id="app.command_palette", priority=True),
+        # Not in the footer's key list: the footer shows the palette key on its right edge.
+        Binding(
+            "ctrl+p", "command_palette", "Commands", id="app.command_palette", priority=True, show=False
+        ),
         Binding("f2", "switch_language", "中文/EN", id="app.switch_language"),
     ]
 

@@ -77,10 +77,10 @@ class LoginScreen(ReportsWorkerErrors, Screen[None]):
         with Center(id="login-center"), Vertical(id="login-box"):
             yield Static("orderdesk", id="login-title")
             yield Static(_("Order desk — log in"), id="login-subtitle")
-            name = text_input(self, self.initial_user, placeholder=_("Name"), id="login-name")
-            name.border_title = _("Name")
+            name = text_input(self, self.initial_user, placeholder=_("your login name"), id="login-name")
+            name.border_title = _("User name")
             yield name
-            pin = text_input(self, placeholder=_("PIN"), password=True, id="login-pin")
+            pin = text_input(self, placeholder=_("4 to 8 digits"), password=True, id="login-pin")
             pin.border_title = _("PIN")
             yield pin
             yield Static("", id="login-message")

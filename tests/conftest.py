@@ -4,7 +4,6 @@ commands, and a clock tests move by hand."""
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path

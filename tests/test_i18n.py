@@ -26,9 +26,9 @@ def message_ids() -> dict[str, str]:
             if not isinstance(node, ast.Call):
                 continue
             name = getattr(node.func, "id", None) or getattr(node.func, "attr", None)
-            if name in MSG_FUNCS and node.args and isinstance(node.args[0], ast.Constant):
-                if isinstance(node.args[0].value, str):
-                    found[node.args[0].value] = f"{path.relative_to(ROOT)}:{node.lineno}"
+            first = node.args[0] if node.args else None
+            if name in MSG_FUNCS and isinstance(first, ast.Constant) and isinstance(first.value, str):
+                found[first.value] = f"{path.relative_to(ROOT)}:{node.lineno}"
             for kw in node.keywords:
                 if (
                     kw.arg in MSG_KWARGS

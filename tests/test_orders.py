@@ -25,12 +25,12 @@ from orderdesk.store import Store
 def counts(store: Store) -> dict[str, int]:
     with store.read() as session:
         return {
-            t: session.exec(text(f"SELECT count(*) FROM {t}")).scalar()  # noqa: S608 - fixed names
+            t: session.exec(text(f"SELECT count(*) FROM {t}")).scalar()
             for t in ("sales_order", "order_line", "audit_record", "outbox", "order_note")
         }
 
 
-def refused(fn, **kwargs) -> Refused:  # noqa: ANN001
+def refused(fn, **kwargs) -> Refused:
     with pytest.raises(Refused) as err:
         fn(**kwargs)
     return err.value

@@ -13,7 +13,9 @@ from orderdesk.users import ROLES, add_user, check_pin, hash_pin, list_users, lo
 
 def test_pins_and_badges_are_stored_hashed(store: Store) -> None:
     with store.read() as session:
-        pin_hash, badge_hash = session.exec(text("SELECT pin_hash, badge_hash FROM app_user WHERE name='liu'")).one()
+        pin_hash, badge_hash = session.exec(
+            text("SELECT pin_hash, badge_hash FROM app_user WHERE name='liu'")
+        ).one()
     assert "1234" not in pin_hash and pin_hash.startswith("scrypt$")
     assert "B-LIU" not in badge_hash and len(badge_hash) == 64
     assert check_pin("1234", pin_hash) and not check_pin("1235", pin_hash)
@@ -44,7 +46,9 @@ def test_failed_logins_are_audited_but_not_synced(store: Store) -> None:
     with pytest.raises(Refused):
         login(store, name="liu", pin="0001")
     with store.read() as session:
-        detail = session.exec(text("SELECT detail FROM audit_record WHERE command='login' ORDER BY id DESC")).scalar()
+        detail = session.exec(
+            text("SELECT detail FROM audit_record WHERE command='login' ORDER BY id DESC")
+        ).scalar()
         synced = session.exec(text("SELECT count(*) FROM outbox WHERE command='login'")).scalar()
     assert '"ok":false' in detail and "0001" not in detail
     assert synced == 0

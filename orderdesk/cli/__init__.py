@@ -425,6 +425,17 @@ def user_list(db: DbOpt = None, as_json: JsonOpt = False) -> None:
     _console().print(user_table(users))
 
 
+# -- the areas' commands --------------------------------------------------------------------------------
+def _register_areas() -> None:
+    from orderdesk.cli import alerts, desks, sync, warehouse
+
+    for area in (warehouse, sync, alerts, desks):
+        area.register(app)
+
+
+_register_areas()
+
+
 # -- entry point -----------------------------------------------------------------------------------------
 def _fail(text: str, code: int) -> int:
     sys.stderr.write(f"orderdesk: {text}\n")

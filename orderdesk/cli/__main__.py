@@ -1,0 +1,5 @@
+import sys
+
+from orderdesk.cli import main
+
+sys.exit(main())
