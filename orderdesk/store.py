@@ -8,7 +8,7 @@ import sqlite3
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from functools import cached_property
+from functools import cache, cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,10 +22,32 @@ if TYPE_CHECKING:
 
     from orderdesk.workflow import Workflow
 
-# The newest schema revisions this code knows (the Alembic heads); a test checks they match the scripts.
-SCHEMA_HEADS = frozenset({"0001"})
+MIGRATIONS = Path(__file__).parent / "migrations" / "versions"
 BUSY_TIMEOUT_MS = 5000
 SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+@cache
+def schema_heads() -> frozenset[str]:
+    """The newest schema revisions this code knows (Alembic heads), read from the migration files without
+    importing Alembic so that opening an up-to-date desk stays fast. A test checks it against Alembic."""
+    import ast
+
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for path in MIGRATIONS.glob("*.py"):
+        for node in ast.parse(path.read_text(encoding="utf-8")).body:
+            target = node.target if isinstance(node, ast.AnnAssign) else None
+            if isinstance(node, ast.Assign) and len(node.targets) == 1:
+                target = node.targets[0]
+            if not isinstance(target, ast.Name) or node.value is None:
+                continue
+            if target.id == "revision":
+                revisions.add(ast.literal_eval(node.value))
+            elif target.id == "down_revision":
+                value = ast.literal_eval(node.value)
+                parents.update([value] if isinstance(value, str) else list(value or ()))
+    return frozenset(revisions - parents)
 
 
 def default_db_path() -> Path:
@@ -219,9 +241,9 @@ class Store:
             return frozenset(conn.execute(text("SELECT version_num FROM alembic_version")).scalars())
 
     def migrate(self) -> None:
-        """Create the schema or upgrade it to ``SCHEMA_HEADS``; refuse a file written by a newer version."""
+        """Create the schema or upgrade it to the newest revisions; refuse a file written by a newer version."""
         current = self.schema_revisions()
-        if current == SCHEMA_HEADS:
+        if current == schema_heads():
             self._ensure_desk()
             return
         from alembic import command

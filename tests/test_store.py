@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import text
 
 from orderdesk.errors import StoreError
-from orderdesk.store import SCHEMA_HEADS, Store, default_db_path
+from orderdesk.store import Store, default_db_path, schema_heads
 
 
 def test_pragmas_are_set_on_every_connection(store: Store) -> None:
@@ -30,8 +30,8 @@ def test_schema_head_matches_alembic(store: Store) -> None:
 
     cfg = Config()
     cfg.set_main_option("script_location", str(Path(store_module.__file__).parent / "migrations"))
-    assert frozenset(ScriptDirectory.from_config(cfg).get_heads()) == SCHEMA_HEADS
-    assert store.schema_revisions() == SCHEMA_HEADS
+    assert frozenset(ScriptDirectory.from_config(cfg).get_heads()) == schema_heads()
+    assert store.schema_revisions() == schema_heads()
 
 
 def test_write_takes_the_lock_up_front(store: Store) -> None:
@@ -152,3 +152,28 @@ def test_concurrent_writers_both_succeed(store: Store) -> None:
     assert not errors
     with store.read() as session:
         assert session.exec(text("SELECT count(*) FROM customer")).scalar() == 40
+
+
+def test_a_database_from_the_first_version_upgrades_cleanly(tmp_path: Path) -> None:
+    """Build a file at the first schema revision, put data in it, then open it with this version."""
+    from alembic import command
+    from alembic.config import Config
+
+    from orderdesk.store import make_engine
+
+    path = tmp_path / "old.db"
+    cfg = Config()
+    cfg.set_main_option("script_location", str(Path(__file__).resolve().parent.parent / "orderdesk" / "migrations"))
+    engine = make_engine(path)
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0001")
+        conn.exec_driver_sql(
+            "INSERT INTO customer (code, name, contact, phone, address, region, credit_limit, settlement_terms,"
+            " credit_level, notes) VALUES ('OLD1', '老客户有限公司', '', '', '', '', 100, '', 'A', '')"
+        )
+    engine.dispose()
+    store = Store.open(path)
+    assert store.schema_revisions() == schema_heads()
+    with store.read() as session:
+        assert session.exec(text("SELECT name FROM customer WHERE code='OLD1'")).scalar() == "老客户有限公司"
