@@ -9,8 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from rich.console import Group
-from rich.table import Table
+from rich.cells import cell_len
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
@@ -121,7 +120,8 @@ class OrderDetailScreen(ReportsWorkerErrors, Screen[None]):
             self._fill_timeline(detail)
         self.refresh_bindings()
 
-    def _header(self, d: OrderDetail) -> Group:
+    def _header(self, d: OrderDetail) -> Text:
+        """Four lines at most: number and state, customer, ship-to, promised date and amount."""
         see = self.session.user.see
         title = Text.assemble((d.order_no, "bold"), "  ")
         if d.rush and "rush" in see:
@@ -129,16 +129,14 @@ class OrderDetailScreen(ReportsWorkerErrors, Screen[None]):
             title.append("  ")
         title.append(f" {d.summary.state_label} ", style="bold reverse")
         title.append(f"  v{d.version}", style="dim")
-        grid = Table.grid(padding=(0, 1))
-        grid.add_column(style="bold", no_wrap=True)
-        grid.add_column(no_wrap=True, overflow="ellipsis", ratio=1)
+        rows: list[tuple[str, Text]] = []
         customer = f"{d.summary.customer_name} ({d.summary.customer_code})"
         if "customer_phone" in see and d.customer_phone:
             customer += f"  ☎ {d.customer_phone}"
-        grid.add_row(_("Customer"), customer)
+        rows.append((_("Customer"), Text(customer)))
         if "ship_address" in see:
-            grid.add_row(_("Ship to"), d.ship_address or "-")
-        when = []
+            rows.append((_("Ship to"), Text(" ".join((d.ship_address or "-").split()))))
+        when: list[Text] = []
         if "promised_date" in see:
             promised = d.promised_date.isoformat() if d.promised_date else "-"
             when.append(Text.assemble(promised, (f" {_('rush')}" if d.rush else "", "bold red")))
@@ -147,8 +145,13 @@ class OrderDetailScreen(ReportsWorkerErrors, Screen[None]):
 
             when.append(Text.assemble((_("Amount") + " ", "bold"), format_money(d.summary.amount)))
         if when:
-            grid.add_row(_("Promised") if "promised_date" in see else "", Text("   ").join(when))
-        return Group(title, grid)
+            rows.append((_("Promised") if "promised_date" in see else "", Text("   ").join(when)))
+        # Labels padded by cells, not characters, so Chinese labels line the values up too.
+        width = max(cell_len(label) for label, _value in rows)
+        lines = [title]
+        for label, value in rows:
+            lines.append(Text.assemble((label + " " * (width - cell_len(label) + 1), "bold"), value))
+        return Text("\n").join(lines)
 
     def _flex(self, table: DataTable[Any], fixed: int, columns: int) -> int:
         width = table.size.width or self.app.size.width

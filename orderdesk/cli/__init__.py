@@ -145,17 +145,26 @@ def demo(
 @app.command()
 def run(
     db: DbOpt = None,
-    user: Annotated[
-        str | None, typer.Option("--user", help="Skip the name prompt (PIN still asked).")
-    ] = None,
+    user: Annotated[str | None, typer.Option("--user", help="Skip the name prompt (PIN still asked).")] = None,
     lang: LangOpt = None,
+    demo: Annotated[
+        bool, typer.Option("--demo", help="Open the demo desk (built on first use) instead of your own database.")
+    ] = False,
 ) -> None:
     """Open the terminal app."""
     if lang:
         _apply_lang(lang)
-    path = _db_path(db)
-    if not path.exists():
-        open_store(db)  # raises the "no database here" message
+    if demo:
+        path = Path(db) if db else _db_path(None).with_name("demo.db")
+        if not path.exists():
+            from orderdesk.demo import build_demo
+
+            typer.echo(_("Building the demo desk at {path}…", path=str(path)))
+            build_demo(path, orders=2000)
+    else:
+        path = _db_path(db)
+        if not path.exists():
+            open_store(db)  # raises the "no database here" message
     from screens.app import build_app
 
     build_app(db_path=path, workflow_path=_globals["workflow"], user=user).run()
