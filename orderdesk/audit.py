@@ -90,8 +90,9 @@ def search(
     since: datetime | None = None,
     until: datetime | None = None,
     limit: int = 1000,
+    latest: bool = False,
 ) -> list[AuditEntry]:
-    """Records matching every given filter, oldest first."""
+    """Records matching every given filter, oldest first; with ``latest``, the newest ``limit`` of them."""
     query = select(AuditRecord)
     if order_no:
         query = query.where(AuditRecord.order_no == order_no)
@@ -101,7 +102,10 @@ def search(
         query = query.where(AuditRecord.at >= since)
     if until:
         query = query.where(AuditRecord.at < until)
-    rows = session.exec(query.order_by(col(AuditRecord.id)).limit(limit)).all()
+    order = col(AuditRecord.id).desc() if latest else col(AuditRecord.id)
+    rows = session.exec(query.order_by(order).limit(limit)).all()
+    if latest:
+        rows = list(reversed(rows))
     return [
         AuditEntry(r.id or 0, r.at, r.user_name, r.order_no, r.command, json.loads(r.detail)) for r in rows
     ]

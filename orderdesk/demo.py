@@ -18,10 +18,11 @@ import bisect
 import math
 import os
 import random
+import sqlite3
 import time
 import tomllib
 from array import array
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -64,26 +65,27 @@ DESK_CODE = "DM"
 SEED_COMMAND = "demo_seed"
 HISTORY_DAYS = 540  # orders were created over the past ~18 months
 BATCH_ORDERS = 10_000  # rows handed to one executemany
-TXN_ORDERS = 100_000  # orders per write transaction
+TXN_ORDERS = 100_000  # orders per write transaction (a multiple of BATCH_ORDERS)
+PARALLEL_MIN_ORDERS = 50_000  # from this many orders on, a forked process makes the rows
 
 # How the desk's orders are spread over the workflow (per mille). Most are done; a good number in flight.
 STATE_MIX: dict[str, int] = {
-    "closed": 712,
-    "delivered": 60,
-    "in_transit": 35,
-    "shipped": 12,
-    "ready_to_ship": 18,
-    "qc_pending": 12,
-    "qc_failed": 4,
-    "surface_treatment": 12,
-    "in_production": 35,
-    "materials_kitted": 10,
-    "scheduled": 15,
-    "tech_review": 12,
-    "contract_signed": 10,
-    "draft": 15,
-    "on_hold": 8,
-    "cancelled": 30,
+    "closed": 814,
+    "delivered": 40,
+    "in_transit": 20,
+    "shipped": 6,
+    "ready_to_ship": 11,
+    "qc_pending": 7,
+    "qc_failed": 3,
+    "surface_treatment": 8,
+    "in_production": 22,
+    "materials_kitted": 5,
+    "scheduled": 9,
+    "tech_review": 7,
+    "contract_signed": 6,
+    "draft": 9,
+    "on_hold": 5,
+    "cancelled": 28,
 }
 STATES: tuple[str, ...] = tuple(STATE_MIX)
 _S = {s: i for i, s in enumerate(STATES)}
@@ -210,6 +212,7 @@ _SQL_LINE = (
     "INSERT INTO order_line (order_id, line_no, product_id, quantity, unit_price, scanned_qty, shipped_qty, "
     "batch) VALUES (?,?,?,?,?,?,?,?)"
 )
+_SQL_TIP = "SELECT id, hash FROM audit_record ORDER BY id DESC LIMIT 1"
 _SQL_AUDIT = (
     "INSERT INTO audit_record (id, at, user_name, order_no, command, detail, prev_hash, hash) "
     "VALUES (?,?,?,?,?,?,?,?)"
@@ -287,7 +290,7 @@ def build_demo(
         estimate = _estimate_open_exposure(random.Random(rng.getrandbits(64)), catalog, orders)
         book = _make_customers(store, random.Random(rng.getrandbits(64)), customers, estimate)
         plan = _plan_orders(random.Random(rng.getrandbits(64)), orders, int(now.timestamp()), timeouts)
-        _write_orders(store, random.Random(rng.getrandbits(64)), plan, catalog, book, user_ids, now)
+        _write_orders(store, rng.getrandbits(64), plan, catalog, book, user_ids, now)
     except BaseException:
         store.close()
         _remove_db_files(path)
@@ -775,6 +778,8 @@ def _plan_orders(rng: random.Random, n: int, now: int, timeouts: dict[str, float
     """Draw each order's state and a timeline consistent with it, then sort the orders by creation time."""
     rnd, uniform, randint = rng.random, rng.uniform, rng.randint
     t_hours = {s: (timeouts[s] or 48.0) for s in STATES}
+    t_seconds = {s: h * _HOUR for s, h in t_hours.items()}
+    path_seconds = [[t_seconds[s] for s in path] for path in PATHS]
     start = now - HISTORY_DAYS * _DAY
     held_states, held_cum = list(HELD_FROM), _cumulative(list(HELD_FROM.values()))
     cancel_states, cancel_cum = list(CANCELLED_FROM), _cumulative(list(CANCELLED_FROM.values()))
@@ -783,8 +788,12 @@ def _plan_orders(rng: random.Random, n: int, now: int, timeouts: dict[str, float
 
     def stage(s: str, rush: bool) -> int:
         """Seconds a finished stage took."""
-        f = uniform(1.05, 2.5) if rnd() < SLOW_STAGE_SHARE else rng.triangular(0.05, 0.95, 0.3)
-        return int(t_hours[s] * f * (0.6 if rush else 1.0) * _HOUR)
+        # Most stages finish inside the timeout (about half of it); a few overrun it.
+        if rnd() < SLOW_STAGE_SHARE:
+            f = 1.05 + 1.45 * rnd()
+        else:
+            f = 0.05 + 0.45 * (rnd() + rnd())
+        return int(t_seconds[s] * f * (0.6 if rush else 1.0))
 
     def elapsed(s: str) -> int:
         """Seconds an open order has sat in its current state (some past the timeout)."""
@@ -793,11 +802,15 @@ def _plan_orders(rng: random.Random, n: int, now: int, timeouts: dict[str, float
 
     def priors(route: int, upto: str, rush: bool) -> tuple[int, int, bool]:
         """Seconds spent before entering ``upto`` (qc_failed: after qc_pending), the draft stage, reworked?"""
-        path = PATHS[route]
         end = qc_pos + 1 if upto == "qc_failed" else pos[route][upto]
+        scale = 0.6 if rush else 1.0
         total = first = 0
-        for k in range(end):
-            d = stage(path[k], rush)
+        for k, seconds in enumerate(path_seconds[route][:end]):
+            if rnd() < SLOW_STAGE_SHARE:
+                f = 1.05 + 1.45 * rnd()
+            else:
+                f = 0.05 + 0.45 * (rnd() + rnd())
+            d = int(seconds * f * scale)
             if k == 0:
                 first = d
             total += d
@@ -876,7 +889,7 @@ def _plan_orders(rng: random.Random, n: int, now: int, timeouts: dict[str, float
         if state == "draft" and rnd() < 0.25:
             promised = -1
         else:
-            lead = randint(7, 15) if rush else randint(3, 10) if route == 1 else randint(20, 45)
+            lead = randint(7, 12) if rush else randint(3, 10) if route == 1 else randint(15, 40)
             promised = created_day + lead
         plan.state.append(s_idx)
         plan.eff.append(_S[eff])
@@ -963,14 +976,19 @@ def _waybill(rng: random.Random, channel: str) -> str:
 
 def _write_orders(
     store: Store,
-    rng: random.Random,
+    seed: int,
     plan: _Plan,
     catalog: _Catalog,
     book: _Book,
     user_ids: dict[str, int],
     now: datetime,
 ) -> None:
-    """Draw each planned order's contents and write orders, lines and audit records in bulk."""
+    """Write the planned orders, their lines and one audit record each, in bulk.
+
+    The rows are made in chunks of ``BATCH_ORDERS`` (each chunk from its own seeded generator, so the result
+    does not depend on who makes it); a forked helper process makes them while this one hashes the audit
+    chain and inserts, when the platform can fork and the desk is big enough to be worth it.
+    """
     from orderdesk.models import Desk
 
     n = len(plan.order)
@@ -982,50 +1000,158 @@ def _write_orders(
         code, first_no = desk.desk_code, desk.next_order_no
         sql = "SELECT coalesce(max(id), 0) FROM sales_order"
         first_id = int(session.connection().exec_driver_sql(sql).scalar() or 0) + 1
-    writer = _OrderWriter(rng, plan, catalog, book, user_ids, now, code)
-    k = 0
-    while k < n:
-        end = min(n, k + TXN_ORDERS)
-        with store.write() as session:
-            cur = session.connection().connection.driver_connection.cursor()
-            cur.execute("PRAGMA cache_size = -262144")  # 256 MB while loading
-            tip = cur.execute("SELECT id, hash FROM audit_record ORDER BY id DESC LIMIT 1").fetchone()
-            writer.audit_id, writer.prev_hash = (tip[0], tip[1]) if tip else (0, audit.GENESIS)
-            for batch in range(k, end, BATCH_ORDERS):
-                orders, lines, records = writer.rows(
-                    batch, min(end, batch + BATCH_ORDERS), first_id, first_no
-                )
-                cur.executemany(_SQL_ORDER, orders)
-                cur.executemany(_SQL_LINE, lines)
-                cur.executemany(_SQL_AUDIT, records)
-            # No outbox records for the bulk orders: seeding is a fixture, not a business change.
-            cur.execute("UPDATE desk SET next_order_no = ? WHERE id = 1", (first_no + end,))
-            cur.close()
-        k = end
+        tip = session.connection().exec_driver_sql(_SQL_TIP).first()
+    chain = (int(tip[0]), str(tip[1])) if tip else (0, audit.GENESIS)
+    maker = _OrderMaker(seed, plan, catalog, book, user_ids, now, code, first_id, first_no, chain)
+    chunks = range(0, n, BATCH_ORDERS)
+    source = _forked_chunks(maker, chunks) if n >= PARALLEL_MIN_ORDERS else map(maker.chunk, chunks)
+    done = 0
+    restore: list[str] = []
+    try:
+        while done < n:
+            end = min(n, done + TXN_ORDERS)
+            with store.write() as session:
+                cur = session.connection().connection.driver_connection.cursor()
+                cur.execute("PRAGMA cache_size = -262144")  # 256 MB while loading
+                if done == 0 and first_id == 1:
+                    restore = _suspend_indexes(cur)
+                tip = cur.execute(_SQL_TIP).fetchone()
+                if (tuple(tip) if tip else (0, audit.GENESIS)) != chain:
+                    raise RuntimeError("something else wrote to the demo desk while it was being built")
+                while done < end:
+                    orders, lines, records = next(source)
+                    cur.executemany(_SQL_ORDER, orders)
+                    cur.executemany(_SQL_LINE, lines)
+                    cur.executemany(_SQL_AUDIT, records)
+                    done += len(orders)
+                    chain = (records[-1][0], records[-1][-1])
+                # No outbox records for the bulk orders: seeding is a fixture, not a business change.
+                cur.execute("UPDATE desk SET next_order_no = ? WHERE id = 1", (first_no + done,))
+                cur.close()
+        if restore:
+            with store.write() as session:
+                cur = session.connection().connection.driver_connection.cursor()
+                cur.execute("PRAGMA cache_size = -262144")
+                for sql in restore:
+                    cur.execute(sql)
+                cur.close()
+    finally:
+        close = getattr(source, "close", None)
+        if close is not None:
+            close()
 
 
-class _OrderWriter:
-    """Turns planned orders into rows for sales_order, order_line and audit_record (one chain)."""
+_BULK_TABLES = ("sales_order", "order_line", "audit_record")
+_BOARD_TRIGGER = "board_tally_insert"
+
+
+def _suspend_indexes(cur: sqlite3.Cursor) -> list[str]:
+    """Drop the bulk tables' secondary indexes (and the board's insert trigger) for the load; return the SQL
+    that puts them back exactly as they were.
+
+    Building an index once, sorted, is several times faster than keeping it up to date row by row, and
+    ``board_tally_insert`` does two upserts per order. The trigger is only dropped when the migration that
+    made it also says how to recount its tallies from ``sales_order`` (its ``BACKFILL``), which is exact
+    here because the demo desk had no orders before; any other insert trigger stays and simply runs.
+    """
+    placeholders = ",".join("?" * len(_BULK_TABLES))
+    rows = cur.execute(
+        "SELECT type, name, sql FROM sqlite_master WHERE type IN ('index', 'trigger') AND sql IS NOT NULL "
+        f"AND tbl_name IN ({placeholders}) ORDER BY type, name",
+        _BULK_TABLES,
+    ).fetchall()
+    indexes = [(name, sql) for kind, name, sql in rows if kind == "index"]
+    restore = [sql for _, sql in indexes]
+    for name, _ in indexes:
+        cur.execute(f'DROP INDEX "{name}"')
+    trigger = next((sql for kind, name, sql in rows if kind == "trigger" and name == _BOARD_TRIGGER), None)
+    backfill = _board_backfill()
+    if trigger and backfill:
+        cur.execute(f'DROP TRIGGER "{_BOARD_TRIGGER}"')
+        restore += [*backfill, trigger]
+    return restore
+
+
+def _board_backfill() -> list[str]:
+    """The SQL that recounts the board's tallies from ``sales_order``, as its migration defines it."""
+    import importlib
+
+    try:
+        module = importlib.import_module("orderdesk.migrations.versions.0004_alerts")
+    except ImportError:
+        return []
+    backfill = getattr(module, "BACKFILL", None)
+    ok = isinstance(backfill, tuple | list) and all(isinstance(s, str) for s in backfill)
+    return list(backfill) if ok and backfill else []
+
+
+_Chunk = tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], list[tuple[Any, ...]]]
+
+
+def _forked_chunks(maker: _OrderMaker, chunks: range) -> Iterator[_Chunk]:
+    """``maker.chunk`` for each chunk, made by a forked child process (inline where there is no fork)."""
+    import multiprocessing as mp
+    import pickle
+
+    if "fork" not in mp.get_all_start_methods():
+        yield from map(maker.chunk, chunks)
+        return
+    ctx = mp.get_context("fork")
+    receiver, sender = ctx.Pipe(duplex=False)
+    child = ctx.Process(target=_produce, args=(maker, chunks, sender), name="orderdesk-demo", daemon=True)
+    child.start()
+    sender.close()
+    try:
+        for _ in chunks:
+            kind, payload = pickle.loads(receiver.recv_bytes())
+            if kind == "error":
+                raise RuntimeError(f"making demo orders failed: {payload}")
+            yield payload
+    finally:
+        receiver.close()
+        if child.is_alive():
+            child.terminate()
+        child.join()
+
+
+def _produce(maker: _OrderMaker, chunks: range, sender: Any) -> None:
+    """The forked child: make every chunk and send it (the pipe blocks when the parent falls behind)."""
+    import pickle
+    import traceback
+
+    try:
+        for start in chunks:
+            sender.send_bytes(pickle.dumps(("rows", maker.chunk(start)), protocol=pickle.HIGHEST_PROTOCOL))
+    except BaseException:
+        sender.send_bytes(pickle.dumps(("error", traceback.format_exc())))
+    finally:
+        sender.close()
+
+
+class _OrderMaker:
+    """Turns planned orders into rows for sales_order and order_line, plus each audit record's detail."""
 
     def __init__(
         self,
-        rng: random.Random,
+        seed: int,
         plan: _Plan,
         catalog: _Catalog,
         book: _Book,
         user_ids: dict[str, int],
         now: datetime,
         desk_code: str,
+        first_id: int,
+        first_no: int,
+        chain: tuple[int, str],
     ) -> None:
-        self.rng, self.plan, self.catalog, self.book = rng, plan, catalog, book
+        self.seed, self.plan, self.catalog, self.book = seed, plan, catalog, book
+        self.audit_id, self.prev_hash = chain  # the audit chain's tip; ``chunk`` must be called in order
         self.wang, self.zhou = user_ids["wang"], user_ids["zhou"]
         self.at = now.astimezone(UTC)
-        self.at_sql = f"{self.at:%Y-%m-%d %H:%M:%S.%f}"
+        self.at_sql = f"{self.at:%Y-%m-%d %H:%M:%S.%f}"  # as SQLAlchemy stores it
         self.now = int(self.at.timestamp())
-        self.desk_code = desk_code
+        self.desk_code, self.first_id, self.first_no = desk_code, first_id, first_no
         self.days = _Days()
-        self.audit_id = 0
-        self.prev_hash = audit.GENESIS
         self._reach: dict[tuple[int, int], tuple[frozenset[str], int]] = {}
 
     def reached(self, route: int, state: int, eff: int) -> tuple[frozenset[str], int]:
@@ -1040,20 +1166,28 @@ class _OrderWriter:
             hit = self._reach[key] = (frozenset(path[: here + 1]), moves)
         return hit
 
-    def rows(
-        self, begin: int, end: int, first_id: int, first_no: int
-    ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], list[tuple[Any, ...]]]:
-        """Rows for the orders numbered ``begin`` to ``end`` (exclusive) in creation order."""
-        rng, plan, days, catalog = self.rng, self.plan, self.days, self.catalog
+    def chunk(self, begin: int) -> _Chunk:
+        """Rows for the ``BATCH_ORDERS`` orders from number ``begin`` on, in creation order: orders, lines,
+        and audit records chained from the previous chunk's last one (exactly as ``audit.append`` would)."""
+        plan, days, catalog = self.plan, self.days, self.catalog
+        rng = random.Random(f"{self.seed}:{begin}")
         rnd, randint, choice, uniform = rng.random, rng.randint, rng.choice, rng.uniform
         customers, cust_cum = self.book.customers, self.book.cum
         channels = list(CHANNEL_MIX)
-        wang, zhou, now, at, at_sql = self.wang, self.zhou, self.now, self.at, self.at_sql
+        wang, zhou, now = self.wang, self.zhou, self.now
+        first_id, first_no, desk_code = self.first_id, self.first_no, self.desk_code
         order_rows: list[tuple[Any, ...]] = []
         line_rows: list[tuple[Any, ...]] = []
-        audit_rows: list[tuple[Any, ...]] = []
+        records: list[tuple[Any, ...]] = []
+        record_hash, user, command, at, at_sql = (
+            audit.record_hash,
+            SYSTEM.name,
+            SEED_COMMAND,
+            self.at,
+            self.at_sql,
+        )
         audit_id, prev = self.audit_id, self.prev_hash
-        for k in range(begin, end):
+        for k in range(begin, min(len(plan.order), begin + BATCH_ORDERS)):
             i = plan.order[k]
             s_idx, e_idx, held_idx = plan.state[i], plan.eff[i], plan.held[i]
             state, eff = STATES[s_idx], STATES[e_idx]
@@ -1062,7 +1196,7 @@ class _OrderWriter:
             created, since = plan.created[i], plan.since[i]
             signed, promised = plan.signed[i], plan.promised[i]
             order_id = first_id + k
-            order_no = f"SO-{self.desk_code}-{first_no + k:07d}"
+            order_no = f"SO-{desk_code}-{first_no + k:07d}"
 
             cust = customers[_pick(rnd, cust_cum)]
             channel = channels[_pick(rnd, cust.channels)]
@@ -1172,18 +1306,16 @@ class _OrderWriter:
                 detail["rework"] = True
             detail_json = canonical_json(detail)
             audit_id += 1
-            digest = audit.record_hash(
+            digest = record_hash(
                 id=audit_id,
                 at=at,
-                user_name=SYSTEM.name,
+                user_name=user,
                 order_no=order_no,
-                command=SEED_COMMAND,
+                command=command,
                 detail=detail_json,
                 prev_hash=prev,
             )
-            audit_rows.append(
-                (audit_id, at_sql, SYSTEM.name, order_no, SEED_COMMAND, detail_json, prev, digest)
-            )
+            records.append((audit_id, at_sql, user, order_no, command, detail_json, prev, digest))
             prev = digest
         self.audit_id, self.prev_hash = audit_id, prev
-        return order_rows, line_rows, audit_rows
+        return order_rows, line_rows, records

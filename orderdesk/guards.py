@@ -13,7 +13,16 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from orderdesk.i18n import Msg, msg
-from orderdesk.models import Customer, OrderLine, Product, SalesOrder
+from orderdesk.models import (
+    Customer,
+    Invoice,
+    InvoiceOrder,
+    OrderLine,
+    OrderSales,
+    Payment,
+    Product,
+    SalesOrder,
+)
 from orderdesk.money import format_money
 
 # States whose orders do not count towards a customer's open receivables.
@@ -45,24 +54,35 @@ def has_lines(session: Session, order: SalesOrder, state: Msg) -> GuardFailure |
 
 
 def credit_exposure(session: Session, customer_id: int, *, excluding_order: int | None = None) -> int:
-    """What the customer owes on open orders (fen): everything past draft and not yet closed or cancelled."""
+    """What the customer owes or has committed (fen): open receivables (invoiced − paid, less money received
+    but not yet matched to an invoice) plus open orders not yet invoiced (past draft, not closed/cancelled)."""
+    receivable = session.exec(
+        select(func.coalesce(func.sum(col(Invoice.total) - col(Invoice.paid)), 0)).where(
+            Invoice.customer_id == customer_id
+        )
+    ).one()
+    unmatched = session.exec(
+        select(func.coalesce(func.sum(Payment.unallocated), 0)).where(Payment.customer_id == customer_id)
+    ).one()
+    invoiced = select(InvoiceOrder.order_id).where(InvoiceOrder.order_id == SalesOrder.id).exists()
     query = select(func.coalesce(func.sum(SalesOrder.amount), 0)).where(
-        SalesOrder.customer_id == customer_id, col(SalesOrder.state).not_in(NOT_OWED_STATES)
+        SalesOrder.customer_id == customer_id, col(SalesOrder.state).not_in(NOT_OWED_STATES), ~invoiced
     )
     if excluding_order is not None:
         query = query.where(SalesOrder.id != excluding_order)
-    return int(session.exec(query).one())
+    return int(receivable) - int(unmatched) + int(session.exec(query).one())
 
 
 def credit_ok(session: Session, order: SalesOrder, state: Msg) -> GuardFailure | None:
+    """The commercial release: within the credit limit (or released by finance), and approved if large."""
     if order.credit_released:
-        return None
+        return approval_given(session, order, state)
     customer = session.get(Customer, order.customer_id)
     if customer is None:  # pragma: no cover - foreign key
         return None
     owed = credit_exposure(session, customer.id or 0, excluding_order=order.id)
     if owed + order.amount <= customer.credit_limit:
-        return None
+        return approval_given(session, order, state)
     return GuardFailure(
         "credit_ok",
         msg(
@@ -79,7 +99,7 @@ def credit_ok(session: Session, order: SalesOrder, state: Msg) -> GuardFailure |
 
 def tech_approved(session: Session, order: SalesOrder, state: Msg) -> GuardFailure | None:
     if order.tech_approved:
-        return None
+        return rush_ready(session, order, state)  # a rush order also needs its materials before scheduling
     return GuardFailure(
         "tech_approved",
         msg("Technical feasibility is not signed off for order {order_no}.", order_no=order.order_no),
@@ -124,7 +144,7 @@ def all_lines_scanned(session: Session, order: SalesOrder, state: Msg) -> GuardF
         if line.scanned_qty < line.quantity
     ]
     if not short:
-        return None
+        return linked_orders_ready(session, order, state)  # linked orders go out in one shipment
     skus = {
         p.id: p.sku
         for p in session.exec(select(Product).where(col(Product.id).in_([ln.product_id for ln, _ in short])))
@@ -171,6 +191,76 @@ def waybill_recorded(session: Session, order: SalesOrder, state: Msg) -> GuardFa
     )
 
 
+def approval_given(session: Session, order: SalesOrder, state: Msg) -> GuardFailure | None:
+    """An order over the approval threshold (rules.toml [approval]) goes no further until approved."""
+    info = session.get(OrderSales, order.id)
+    if info is None or info.approval in ("", "approved"):
+        return None
+    who = tuple(r for r in info.approval_roles.split(",") if r) or ("supervisor",)
+    text = (
+        "Order {order_no} ({amount}) was not approved; sales must change or cancel it."
+        if info.approval == "rejected"
+        else "Order {order_no} ({amount}) is over the approval threshold and waits for approval."
+    )
+    return GuardFailure(
+        "approval_given", msg(text, order_no=order.order_no, amount=format_money(order.amount)), who
+    )
+
+
+def rush_ready(session: Session, order: SalesOrder, state: Msg) -> GuardFailure | None:
+    """A rush order enters scheduling only after technical sign-off and with its materials kitted."""
+    if not order.rush or (order.tech_approved and order.materials_kitted):
+        return None
+    if not order.tech_approved and not order.materials_kitted:
+        text, who = (
+            "Rush order {order_no} enters scheduling only after technical feasibility is signed off and "
+            "materials are confirmed kitted; neither is done yet.",
+            ("planner", "warehouse"),
+        )
+    elif not order.tech_approved:
+        text, who = (
+            "Rush order {order_no} enters scheduling only after technical feasibility is signed off.",
+            ("planner",),
+        )
+    else:
+        text, who = (
+            "Rush order {order_no} enters scheduling only once its materials are confirmed kitted.",
+            ("warehouse", "planner"),
+        )
+    return GuardFailure("rush_ready", msg(text, order_no=order.order_no), who)
+
+
+# States from which a linked order counts as going out in the same shipment.
+_SHIPPING_STATES = ("ready_to_ship", "shipped", "in_transit", "delivered", "closed")
+
+
+def linked_orders_ready(session: Session, order: SalesOrder, state: Msg) -> GuardFailure | None:
+    """Linked orders (a parent and its children) ship together: every live one must be ready to ship."""
+    info = session.get(OrderSales, order.id)
+    parent_id = info.parent_id if info is not None and info.parent_id else order.id
+    family = session.exec(
+        select(SalesOrder)
+        .join(OrderSales, col(OrderSales.order_id) == SalesOrder.id, isouter=True)
+        .where((SalesOrder.id == parent_id) | (OrderSales.parent_id == parent_id))
+    ).all()
+    waiting = [
+        o.order_no
+        for o in family
+        if o.id != order.id and o.state not in _SHIPPING_STATES and o.state != "cancelled"
+    ]
+    if not waiting:
+        return None
+    return GuardFailure(
+        "linked_orders_ready",
+        msg(
+            "Order {order_no} ships together with its linked orders; not ready to ship yet: {waiting}.",
+            order_no=order.order_no,
+            waiting=", ".join(sorted(waiting)),
+        ),
+        ("planner", "warehouse"),
+    )
+
+
 GUARDS: dict[str, Guard] = {
     "has_lines": has_lines,
     "credit_ok": credit_ok,
@@ -181,5 +271,8 @@ GUARDS: dict[str, Guard] = {
     "all_lines_scanned": all_lines_scanned,
     "stock_available": stock_available,
     "waybill_recorded": waybill_recorded,
+    "approval_given": approval_given,
+    "rush_ready": rush_ready,
+    "linked_orders_ready": linked_orders_ready,
 }
 GUARD_NAMES = frozenset(GUARDS)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import date
 from typing import Any
 
@@ -36,6 +36,7 @@ ROUTES = ("make_to_order", "from_stock")
 MAX_LINE_QTY = 1_000_000
 MAX_LINES = 200
 PAGE_MAX = 1000
+TIMELINE_MAX = 500  # newest audit records shown with an order; `orderdesk audit --order` has them all
 
 
 # -- lookups ---------------------------------------------------------------------------------------------
@@ -102,8 +103,16 @@ def create_order(
     route: str = "make_to_order",
     ship_address: str | None = None,
     notes: str = "",
+    order_no: str | None = None,
+    sales_checks: Callable[[CommandContext, SalesOrder], tuple[dict[str, Any], dict[str, Any]]] | None = None,
 ) -> OrderDetail:
-    """Create an order in the workflow's initial state. ``lines`` are (SKU or barcode, quantity)."""
+    """Create an order in the workflow's initial state. ``lines`` are (SKU or barcode, quantity).
+
+    ``order_no`` is for the central API replaying a desk's create: the desk already numbered the order, and
+    the promised date is not re-checked against today (time spent offline must not turn it into a refusal).
+    ``sales_checks`` (the sales desk's rules, ``orderdesk.sales``) runs in the same transaction once the order
+    and its lines are written: it may refuse or change the order, and returns extra args and audit detail.
+    """
     if channel not in CHANNELS:
         raise Refused(
             msg(
@@ -130,7 +139,7 @@ def create_order(
             raise Refused(
                 msg("There is no customer with code {code}.", code=customer.strip()), code="unknown_customer"
             )
-        if promised is not None and promised < ctx.now.date():
+        if promised is not None and order_no is None and promised < ctx.now.date():
             raise Refused(
                 msg("The promised date {date} is in the past.", date=promised.isoformat()),
                 code="date_in_past",
@@ -154,11 +163,16 @@ def create_order(
                 )
             prev = merged.get(product.id or 0)
             merged[product.id or 0] = (product, qty + (prev[1] if prev else 0))
-        desk = ctx.session.get(Desk, 1)
-        assert desk is not None
-        order_no = f"SO-{desk.desk_code}-{desk.next_order_no:07d}"
-        desk.next_order_no += 1
-        ctx.session.add(desk)
+        if order_no is None:
+            desk = ctx.session.get(Desk, 1)
+            assert desk is not None
+            order_no = f"SO-{desk.desk_code}-{desk.next_order_no:07d}"
+            desk.next_order_no += 1
+            ctx.session.add(desk)
+        elif ctx.session.exec(select(SalesOrder.id).where(SalesOrder.order_no == order_no)).first():
+            raise Refused(
+                msg("Order number {order_no} is already in use.", order_no=order_no), code="duplicate_order"
+            )
         order = SalesOrder(
             order_no=order_no,
             channel=channel,
@@ -188,9 +202,11 @@ def create_order(
                     unit_price=product.unit_price,
                 )
             )
+        extra_args, extra_detail = sales_checks(ctx, order) if sales_checks else ({}, {})
         ctx.record(
             order_no=order_no,
             args={
+                **extra_args,
                 "order_no": order_no,
                 "customer": cust.code,
                 "lines": [[p.sku, q] for p, q in merged.values()],
@@ -202,6 +218,7 @@ def create_order(
                 "notes": notes,
             },
             base_version=0,
+            detail=extra_detail or None,
         )
     return show_order(store, order_no, viewer=user if isinstance(user, str) else user.name)
 
@@ -225,6 +242,69 @@ def _targets_text(options: list[Transition]) -> str:
     return ", ".join(f"{t.to} ({t.id})" for t in options) or "-"
 
 
+def apply_transition(
+    ctx: CommandContext, order: SalesOrder, to: str, *, workflow: Workflow
+) -> tuple[Transition, str, str]:
+    """Make one workflow move of ``order`` inside ``ctx``'s transaction, or refuse.
+
+    ``to`` is a state id or a transition id. The transition must leave the order's state, the actor must hold
+    one of its roles and every guard must pass. Returns (transition, from, to); the caller bumps the version
+    and records the command. Shared by ``move_order`` and ``scanning.ship_order``.
+    """
+    here = state_label(workflow, order.state)
+    transition = workflow.find(order.state, to.strip())
+    if transition is None:
+        options = workflow.allowed(order.state, ctx.actor.roles)
+        raise Refused(
+            msg(
+                "Order {order_no} is in {state}; it cannot move to {target}. You may move it to: {options}.",
+                order_no=order.order_no,
+                state=here,
+                target=to,
+                options=_targets_text(options),
+            ),
+            code="illegal_transition",
+        )
+    if not ctx.actor.has_any(transition.roles):
+        raise Refused(
+            msg(
+                "{user} may not {move} order {order_no}: that needs the role {roles}.",
+                user=ctx.actor.name,
+                move=Label(transition.label_en, transition.label_zh),
+                order_no=order.order_no,
+                roles=" / ".join(sorted(transition.roles)),
+            ),
+            code="forbidden",
+            who=tuple(sorted(transition.roles)),
+        )
+    failures = [f for g in transition.guards if (f := GUARDS[g](ctx.session, order, here)) is not None]
+    if failures:
+        first = failures[0]
+        raise Refused(
+            first.message
+            if len(failures) == 1
+            else msg(
+                "{first} (and {more} more: {names})",
+                first=first.message,
+                more=len(failures) - 1,
+                names=", ".join(f.guard for f in failures[1:]),
+            ),
+            code=f"guard:{first.guard}",
+            who=tuple(dict.fromkeys(r for f in failures for r in f.who)),
+        )
+    source = order.state
+    target = order.held_from_state if transition.to == "@previous" else transition.to
+    if not target:
+        raise Refused(msg("Order {order_no} has no earlier state to return to.", order_no=order.order_no))
+    if workflow.states[target].kind == "hold":
+        order.held_from_state = source
+    elif transition.to == "@previous":
+        order.held_from_state = ""
+    order.state = target
+    order.state_since = ctx.now
+    return transition, source, target
+
+
 def move_order(
     store: Store,
     *,
@@ -240,57 +320,7 @@ def move_order(
     with command(store, "move_order", user=user) as ctx:
         order = get_order_row(ctx.session, order_no)
         _check_version(order, expected_version)
-        here = state_label(workflow, order.state)
-        transition = workflow.find(order.state, to.strip())
-        if transition is None:
-            options = workflow.allowed(order.state, ctx.actor.roles)
-            raise Refused(
-                msg(
-                    "Order {order_no} is in {state}; it cannot move to {target}. You may move it to: {options}.",
-                    order_no=order.order_no,
-                    state=here,
-                    target=to,
-                    options=_targets_text(options),
-                ),
-                code="illegal_transition",
-            )
-        if not ctx.actor.has_any(transition.roles):
-            raise Refused(
-                msg(
-                    "{user} may not {move} order {order_no}: that needs the role {roles}.",
-                    user=ctx.actor.name,
-                    move=Label(transition.label_en, transition.label_zh),
-                    order_no=order.order_no,
-                    roles=" / ".join(sorted(transition.roles)),
-                ),
-                code="forbidden",
-                who=tuple(sorted(transition.roles)),
-            )
-        failures = [f for g in transition.guards if (f := GUARDS[g](ctx.session, order, here)) is not None]
-        if failures:
-            first = failures[0]
-            raise Refused(
-                first.message
-                if len(failures) == 1
-                else msg(
-                    "{first} (and {more} more: {names})",
-                    first=first.message,
-                    more=len(failures) - 1,
-                    names=", ".join(f.guard for f in failures[1:]),
-                ),
-                code=f"guard:{first.guard}",
-                who=tuple(dict.fromkeys(r for f in failures for r in f.who)),
-            )
-        source = order.state
-        target = order.held_from_state if transition.to == "@previous" else transition.to
-        if not target:
-            raise Refused(msg("Order {order_no} has no earlier state to return to.", order_no=order.order_no))
-        if workflow.states[target].kind == "hold":
-            order.held_from_state = source
-        elif transition.to == "@previous":
-            order.held_from_state = ""
-        order.state = target
-        order.state_since = ctx.now
+        transition, source, target = apply_transition(ctx, order, to, workflow=workflow)
         base = _touch(ctx, order)
         ctx.record(
             order_no=order.order_no,
@@ -505,7 +535,7 @@ def show_order(store: Store, order_no: str, *, viewer: str | None = None) -> Ord
                 select(AppUser).where(col(AppUser.id).in_([order.owner_id or 0, order.inspector_id or 0]))
             )
         }
-        timeline = audit.search(session, order_no=order.order_no)
+        timeline = audit.search(session, order_no=order.order_no, limit=TIMELINE_MAX, latest=True)
         options = workflow.allowed(order.state, actor.roles) if actor else []
         return OrderDetail(
             summary=_summaries(session, workflow, [(order, cust)])[0],

@@ -8,6 +8,7 @@ import sqlite3
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from functools import cache, cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,6 +26,25 @@ if TYPE_CHECKING:
 MIGRATIONS = Path(__file__).parent / "migrations" / "versions"
 BUSY_TIMEOUT_MS = 5000
 SQLITE_HEADER = b"SQLite format 3\x00"
+# On PostgreSQL every writer takes this transaction-level advisory lock first, so writes commit one at a
+# time, in the order they began: the audit chain and the sync change log stay gap-free and in order.
+PG_WRITE_LOCK = 0x6F72646572  # "order"
+
+# The session of the write transaction this thread is inside, so a domain command run inside an outer
+# transaction (the central API replaying a desk's op under a savepoint) joins it instead of opening its own.
+_ambient: ContextVar[tuple[Store, Session] | None] = ContextVar("orderdesk_ambient_session", default=None)
+
+
+def is_database_url(value: Path | str) -> bool:
+    """True for ``postgresql://…`` / ``postgresql+psycopg://…`` / ``sqlite:///…`` (not a plain file path)."""
+    return isinstance(value, str) and value.split(":", 1)[0] in ("postgresql", "postgresql+psycopg", "sqlite")
+
+
+def _masked(url: str) -> str:
+    """The URL with any password replaced, for messages."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
 
 
 @cache
@@ -93,6 +113,11 @@ def explain_db_error(exc: BaseException, path: Path | str) -> StoreError:
         return StoreError(
             msg("The database {path} is read-only: check the file's permissions.", path=str(path)),
             code="db_readonly",
+        )
+    if "connection refused" in text or "could not connect" in text or "connection failed" in text:
+        return StoreError(
+            msg("Cannot reach the database server {path}: is it running?", path=str(path)),
+            code="db_unreachable",
         )
     if "unable to open" in text or "permission" in text:
         return StoreError(
@@ -167,13 +192,31 @@ def make_engine(path: Path) -> Engine:
     return engine
 
 
+def make_pg_engine(url: str) -> Engine:
+    """An engine for the central API on PostgreSQL (``postgresql+psycopg://…``)."""
+    from sqlalchemy import create_engine
+
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    return create_engine(url, pool_pre_ping=True, pool_size=8, max_overflow=8)
+
+
 class Store:
-    """A desk's SQLite store. Use ``read()`` for queries and ``write()`` for domain commands."""
+    """A desk's SQLite store (or the central API's, SQLite or PostgreSQL when given a database URL).
+    Use ``read()`` for queries and ``write()`` for domain commands."""
 
     def __init__(
         self, path: Path | str, *, clock: Clock = utcnow, workflow_path: Path | str | None = None
     ) -> None:
-        self.path = Path(path).expanduser()
+        self.url: str | None = None
+        if is_database_url(path) and str(path).startswith("sqlite:///"):
+            path = str(path).removeprefix("sqlite:///")
+        elif is_database_url(path):
+            self.url = str(path)
+        self.dialect = "postgresql" if self.url else "sqlite"
+        self.path = Path(path).expanduser() if self.url is None else Path("postgresql")
+        # Where the data lives, for messages: the file, or the server URL without its password.
+        self.location = str(self.path) if self.url is None else _masked(self.url)
         self.clock = clock
         self.workflow_path = Path(workflow_path) if workflow_path else None
         self._engine: Engine | None = None
@@ -190,7 +233,7 @@ class Store:
     ) -> Store:
         """Open (and upgrade) an existing desk; with ``create`` make a new one if the file is missing."""
         store = cls(path, clock=clock, workflow_path=workflow_path)
-        if not store.path.exists() and not create:
+        if store.url is None and not store.path.exists() and not create:
             raise StoreError(
                 msg(
                     "No orderdesk database at {path}. Create one with `orderdesk init` or a demo desk with "
@@ -199,7 +242,7 @@ class Store:
                 ),
                 code="db_missing",
             )
-        if create:
+        if create and store.url is None:
             try:
                 store.path.parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
@@ -210,6 +253,10 @@ class Store:
     @property
     def engine(self) -> Engine:
         if self._engine is None:
+            if self.url is not None:
+                with db_errors(self.location):
+                    self._engine = make_pg_engine(self.url)
+                return self._engine
             _check_file(self.path)
             with db_errors(self.path):
                 self._engine = make_engine(self.path)
@@ -222,8 +269,19 @@ class Store:
 
     def schema_revisions(self) -> frozenset[str] | None:
         """The schema revisions recorded in the file, or None for an empty file."""
-        from sqlalchemy import text
+        from sqlalchemy import inspect, text
 
+        if self.url is not None:
+            with db_errors(self.location), self.engine.connect() as conn:
+                tables = inspect(conn).get_table_names()
+                if "alembic_version" not in tables:
+                    if tables:
+                        raise StoreError(
+                            msg("{path} is a database, but not an orderdesk one.", path=self.location),
+                            code="db_foreign",
+                        )
+                    return None
+                return frozenset(conn.execute(text("SELECT version_num FROM alembic_version")).scalars())
         with db_errors(self.path), self.engine.connect() as conn:
             has_table = conn.exec_driver_sql(
                 "SELECT 1 FROM sqlite_master WHERE type='table' AND name='alembic_version'"
@@ -259,12 +317,12 @@ class Store:
                 msg(
                     "The database {path} was written by a newer version of orderdesk (schema {revision}). "
                     "Install the newer orderdesk to open it; nothing was changed.",
-                    path=str(self.path),
+                    path=self.location,
                     revision=", ".join(unknown),
                 ),
                 code="db_too_new",
             )
-        with db_errors(self.path), self.engine.begin() as conn:
+        with db_errors(self.location), self.engine.begin() as conn:
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "heads")
         self._ensure_desk()
@@ -284,26 +342,44 @@ class Store:
     # -- sessions --------------------------------------------------------------------------------------
     @contextmanager
     def read(self) -> Iterator[Session]:
-        """A read-only session (deferred transaction, rolled back at the end)."""
+        """A read-only session (deferred transaction, rolled back at the end). Inside ``write()`` on this
+        thread it is the write's own session, so a command sees what it has written so far."""
         from sqlmodel import Session
 
-        with db_errors(self.path), Session(self.engine, expire_on_commit=False) as session:
+        outer = _ambient.get()
+        if outer is not None and outer[0] is self:
+            yield outer[1]
+            return
+        with db_errors(self.location), Session(self.engine, expire_on_commit=False) as session:
             yield session
 
     @contextmanager
     def write(self) -> Iterator[Session]:
-        """A write session under ``BEGIN IMMEDIATE``: committed if the block ends cleanly, else rolled back."""
+        """A write session under ``BEGIN IMMEDIATE``: committed if the block ends cleanly, else rolled back.
+
+        On PostgreSQL the transaction first takes ``PG_WRITE_LOCK``, so writers are serialised as on SQLite.
+        A ``write()`` nested inside another on the same thread joins it: the outermost one commits.
+        """
         from sqlmodel import Session
 
-        with db_errors(self.path):
+        outer = _ambient.get()
+        if outer is not None and outer[0] is self:
+            yield outer[1]
+            return
+        with db_errors(self.location):
             bind = self.engine.execution_options(sqlite_begin="IMMEDIATE")
             with Session(bind, expire_on_commit=False) as session:
+                token = _ambient.set((self, session))
                 try:
+                    if self.url is not None:
+                        session.connection().exec_driver_sql(f"SELECT pg_advisory_xact_lock({PG_WRITE_LOCK})")
                     yield session
                     session.commit()
                 except BaseException:
                     session.rollback()
                     raise
+                finally:
+                    _ambient.reset(token)
 
     @cached_property
     def workflow(self) -> Workflow:

@@ -40,7 +40,8 @@ def check_pin(pin: str, stored: str) -> bool:
 
 
 def hash_badge(badge: str) -> str:
-    return hashlib.sha256(("orderdesk-badge:" + badge.strip()).encode()).hexdigest()
+    """Badges are case-insensitive (a scanner with caps lock on still logs in), so hash the upper case."""
+    return hashlib.sha256(("orderdesk-badge:" + badge.strip().upper()).encode()).hexdigest()
 
 
 def _valid_pin(pin: str) -> str:

@@ -1,23 +1,28 @@
 """The orderdesk terminal app: one factory (``build_app``) for the CLI and the tests, one stylesheet, the
 login → role home flow, and the command palette.
 
-Startup stays fast because nothing here imports SQLAlchemy or the order queries: the login screen opens
-the store in a thread worker once it is on screen.
+Startup stays fast because nothing here imports SQLAlchemy or the order queries: the store is opened
+by a thread worker once the login screen has been painted (``open_desk``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from textual import on, work
 from textual.app import App
 from textual.binding import Binding, BindingType
 from textual.command import DiscoveryHit, Hit, Hits, Provider
+from textual.message import Message
 from textual.screen import Screen
+from textual.worker import Worker, WorkerState
 
+from orderdesk.errors import OrderdeskError
 from orderdesk.i18n import _, current_language, set_language
-from screens.base import desk_app, localize_bindings
+from screens.base import ReportsWorkerErrors, desk_app, localize_bindings
 from screens.login import LoginScreen
 from screens.order_detail import OrderDetailScreen
 from screens.orders import OrderBrowserScreen
@@ -78,7 +83,7 @@ class DeskCommands(Provider):
                 yield Hit(score, matcher.highlight(name), callback, help=help_text)
 
 
-class OrderdeskApp(App[None]):
+class OrderdeskApp(ReportsWorkerErrors, App[None]):
     """The order desk. Build it with ``build_app``."""
 
     CSS_PATH = "app.tcss"
@@ -89,9 +94,7 @@ class OrderdeskApp(App[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+q", "quit", "Quit", id="app.quit", priority=True),
         # Not in the footer's key list: the footer shows the palette key on its right edge.
-        Binding(
-            "ctrl+p", "command_palette", "Commands", id="app.command_palette", priority=True, show=False
-        ),
+        Binding("ctrl+p", "command_palette", "Commands", id="app.command_palette", priority=True, show=False),
         Binding("f2", "switch_language", "中文/EN", id="app.switch_language"),
     ]
 
@@ -108,8 +111,10 @@ class OrderdeskApp(App[None]):
         self.workflow_path = workflow_path
         self.initial_user = user
         self.clock = clock
-        self.store: Store | None = None  # set once the login screen's worker has opened it
+        self.store: Store | None = None  # set once the worker has opened it (see open_desk)
         self.workflow: Workflow | None = None
+        self.desk_error: Exception | None = None  # why the store or workflow cannot be used
+        self._desk_opening = False
         self.session: DeskSession | None = None  # set at login, cleared at log out
         localize_bindings(self)
 
@@ -120,9 +125,57 @@ class OrderdeskApp(App[None]):
         if self.store is not None:
             self.store.close()
 
-    # -- called by screens on the event loop ---------------------------------------------------------
-    def desk_opened(self, store: Store, workflow: Workflow) -> None:
-        self.store, self.workflow = store, workflow
+    # -- opening the desk: once per run, in a thread, after the login screen is painted ---------------
+    @dataclass
+    class DeskOpened(Message):
+        store: Store
+        workflow: Workflow
+
+    @dataclass
+    class DeskFailed(Message):
+        error: Exception  # OrderdeskError or WorkflowError: both render in the reader's language
+
+    def open_desk_once(self) -> None:
+        if self.store is None and self.desk_error is None and not self._desk_opening:
+            self._desk_opening = True
+            self.open_desk(self.db_path, self.workflow_path, self.clock)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="desk")
+    def open_desk(self, db_path: Path, workflow_path: Path | None, clock: Clock | None) -> None:
+        """Open (and migrate) the store and load the workflow; never touches widgets."""
+        from orderdesk.clock import utcnow
+        from orderdesk.store import Store
+        from orderdesk.workflow import WorkflowError
+
+        try:
+            store = Store.open(db_path, clock=clock or utcnow, workflow_path=workflow_path)
+            workflow = store.workflow
+            # Import the query modules now, off the event loop, so the first search does not stall.
+            import orderdesk.orders
+            import orderdesk.users  # noqa: F401
+        except (OrderdeskError, WorkflowError) as exc:
+            self.post_message(self.DeskFailed(exc))
+            return
+        self.post_message(self.DeskOpened(store, workflow))
+
+    @on(DeskOpened)
+    def _desk_opened(self, event: DeskOpened) -> None:
+        self.store, self.workflow, self._desk_opening = event.store, event.workflow, False
+        if isinstance(self.screen, LoginScreen):
+            self.screen.desk_ready()
+
+    @on(DeskFailed)
+    def _desk_failed(self, event: DeskFailed) -> None:
+        self.desk_error, self._desk_opening = event.error, False
+        if isinstance(self.screen, LoginScreen):
+            self.screen.desk_failed(event.error)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        # Textual also calls the mixin's handler (it walks the MRO) unless the default is prevented.
+        if event.worker.group == "desk" and event.state is WorkerState.ERROR and event.worker.error:
+            # An error nobody foresaw while opening still ends on the login screen, not in a spinner.
+            event.prevent_default()
+            self.post_message(self.DeskFailed(event.worker.error))
 
     def sign_in(self, user: DeskUser) -> None:
         """Start a session for ``user`` and show their role's home screen in place of the login."""
@@ -170,7 +223,7 @@ class OrderdeskApp(App[None]):
         localize_bindings(self)
         if self.session is None:
             login = self.screen if isinstance(self.screen, LoginScreen) else None
-            await self._reset_to(LoginScreen(user=login.initial_user if login else self.initial_user))
+            await self._reset_to(LoginScreen(user=login.typed_name() if login else self.initial_user))
             return
         open_order = next(
             (s.order_no for s in reversed(self.screen_stack) if isinstance(s, OrderDetailScreen)), None

@@ -88,6 +88,7 @@ class ReportsWorkerErrors:
                 title=_("Error"),
                 severity="error",
                 timeout=10,
+                markup=False,  # an error text may hold [brackets]
             )
 
 
@@ -104,7 +105,7 @@ class StatusLine(Static):
     """
 
     def __init__(self, session: DeskSession | None, db_name: str, **kwargs: Any) -> None:
-        super().__init__(status_text(session, db_name), **kwargs)
+        super().__init__(status_text(session, db_name), markup=False, **kwargs)
 
 
 def status_text(session: DeskSession | None, db_name: str) -> str:

@@ -4,7 +4,6 @@ so the first frame is painted before SQLAlchemy, Alembic and the workflow file a
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from textual import on, work
@@ -19,7 +18,6 @@ from orderdesk.i18n import Msg, _
 from screens.base import ReportsWorkerErrors, StatusLine, desk_app, localize_bindings, text_input
 
 if TYPE_CHECKING:
-    from orderdesk.clock import Clock
     from orderdesk.store import Store
     from orderdesk.workflow import Workflow
     from screens.session import DeskUser
@@ -48,15 +46,6 @@ class LoginScreen(ReportsWorkerErrors, Screen[None]):
     AUTO_FOCUS = None  # focus is set on mount: the PIN when the name is given on the command line
 
     @dataclass
-    class DeskOpened(Message):
-        store: Store
-        workflow: Workflow
-
-    @dataclass
-    class DeskFailed(Message):
-        error: Exception  # OrderdeskError or WorkflowError: both render in the reader's language
-
-    @dataclass
     class LoggedIn(Message):
         user: DeskUser
 
@@ -69,66 +58,52 @@ class LoginScreen(ReportsWorkerErrors, Screen[None]):
         super().__init__()
         self.initial_user = user or ""
         self._pending: dict[str, str] | None = None  # a login typed (or scanned) before the desk opened
-        self._opening = False
         localize_bindings(self)
 
     def compose(self) -> ComposeResult:
         app = desk_app(self)
         with Center(id="login-center"), Vertical(id="login-box"):
-            yield Static("orderdesk", id="login-title")
-            yield Static(_("Order desk — log in"), id="login-subtitle")
+            yield Static("orderdesk", id="login-title", markup=False)
+            yield Static(_("Order desk — log in"), id="login-subtitle", markup=False)
             name = text_input(self, self.initial_user, placeholder=_("your login name"), id="login-name")
             name.border_title = _("User name")
             yield name
             pin = text_input(self, placeholder=_("4 to 8 digits"), password=True, id="login-pin")
             pin.border_title = _("PIN")
             yield pin
-            yield Static("", id="login-message")
-            yield Static(_("Type your name and PIN, then Enter — or scan your badge."), id="login-hint")
+            yield Static("", id="login-message", markup=False)
+            yield Static(
+                _("Type your name and PIN, then Enter — or scan your badge."), id="login-hint", markup=False
+            )
         yield StatusLine(None, app.db_path.name)
         yield Footer()
 
     def on_mount(self) -> None:
         self.query_one("#login-pin" if self.initial_user else "#login-name", Input).focus()
         app = desk_app(self)
-        if app.store is None:
-            self._opening = True
+        if app.desk_error is not None:
+            self.desk_failed(app.desk_error)
+        elif app.store is None:
             self._show(_("Opening database…"), "opening")
-            self.open_desk(app.db_path, app.workflow_path, app.clock)
+            # After the first frame: importing SQLAlchemy in a thread still holds the GIL, and would
+            # delay the paint that tells the person the program has started.
+            self.call_after_refresh(app.open_desk_once)
 
-    # -- opening the desk ----------------------------------------------------------------------------
-    @work(thread=True, exclusive=True, exit_on_error=False, group="desk")
-    def open_desk(self, db_path: Path, workflow_path: Path | None, clock: Clock | None) -> None:
-        """Open (and migrate) the store and load the workflow; never touches widgets."""
-        from orderdesk.clock import utcnow
-        from orderdesk.store import Store
-        from orderdesk.workflow import WorkflowError
+    def typed_name(self) -> str:
+        """The name in the form now (kept when the language is switched)."""
+        return self.query_one("#login-name", Input).value.strip()
 
-        try:
-            store = Store.open(db_path, clock=clock or utcnow, workflow_path=workflow_path)
-            workflow = store.workflow
-            # Import the query modules now, off the event loop, so the first search does not stall.
-            import orderdesk.orders
-            import orderdesk.users  # noqa: F401
-        except (OrderdeskError, WorkflowError) as exc:
-            self.post_message(self.DeskFailed(exc))
-            return
-        self.post_message(self.DeskOpened(store, workflow))
-
-    @on(DeskOpened)
-    def _desk_opened(self, event: DeskOpened) -> None:
-        desk_app(self).desk_opened(event.store, event.workflow)
-        self._opening = False
+    # -- the app tells us when the desk is open (or cannot be) ---------------------------------------
+    def desk_ready(self) -> None:
         self._show("", "")
         if self._pending is not None:
             pending, self._pending = self._pending, None
             self._attempt(**pending)
 
-    @on(DeskFailed)
-    def _desk_failed(self, event: DeskFailed) -> None:
-        self._opening = False
+    def desk_failed(self, error: Exception) -> None:
+        """Show why the database or workflow cannot be used; nothing to log in to."""
         self._pending = None
-        self._show(str(event.error), "error")
+        self._show(str(error) or type(error).__name__, "error")
         for field in self.query(Input):
             field.disabled = True
 
@@ -159,7 +134,7 @@ class LoginScreen(ReportsWorkerErrors, Screen[None]):
     def _attempt(self, **credentials: str) -> None:
         app = desk_app(self)
         if app.store is None:
-            if self._opening:
+            if app.desk_error is None:  # still opening: log in as soon as it is open
                 self._pending = credentials
                 self._show(_("Opening database…"), "opening")
             return

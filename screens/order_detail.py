@@ -78,7 +78,7 @@ class OrderDetailScreen(ReportsWorkerErrors, Screen[None]):
         localize_bindings(self)
 
     def compose(self) -> ComposeResult:
-        yield Static(_("Loading {order_no}…", order_no=self.order_no), id="detail-header")
+        yield Static(_("Loading {order_no}…", order_no=self.order_no), id="detail-header", markup=False)
         lines: DataTable[Any] = DataTable(id="lines", cursor_type="row", zebra_stripes=True)
         lines.border_title = _("Lines")
         yield lines
@@ -222,6 +222,7 @@ class OrderDetailScreen(ReportsWorkerErrors, Screen[None]):
                     state=str(self.detail.summary.state_label),
                 ),
                 severity="warning",
+                markup=False,
             )
             return
         self.app.push_screen(MoveDialog(self.session, self.detail), callback=self._after_move)
@@ -232,7 +233,8 @@ class OrderDetailScreen(ReportsWorkerErrors, Screen[None]):
             return
         self.show(detail)
         self.notify(
-            _("{order_no} is now {state}.", order_no=detail.order_no, state=str(detail.summary.state_label))
+            _("{order_no} is now {state}.", order_no=detail.order_no, state=str(detail.summary.state_label)),
+            markup=False,
         )
 
     def action_note(self) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
+from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -90,22 +91,28 @@ class MoveDialog(ReportsWorkerErrors, ModalScreen["OrderDetail | None"]):
     def compose(self) -> ComposeResult:
         d = self.detail
         with Vertical() as box:
-            box.border_title = _(
-                "Move {order_no} · {state} · v{version}",
-                order_no=d.order_no,
-                state=str(d.summary.state_label),
-                version=d.version,
+            # Text, not a str: a str title is read as markup, and state labels come from a data file.
+            box.border_title = Text(
+                _(
+                    "Move {order_no} · {state} · v{version}",
+                    order_no=d.order_no,
+                    state=str(d.summary.state_label),
+                    version=d.version,
+                )
             )
             yield OptionList(
                 *(Option(f"{t.label}  →  {t.to_label}", id=t.id) for t in d.transitions),
                 id="move-options",
+                markup=False,
             )
             reason = text_input(
                 self, placeholder=_("Reason (kept in the audit trail)"), id="move-reason", max_length=500
             )
             yield reason
-            yield Static("", id="move-error", classes="dialog-error")
-            yield Static(_("Enter: choose, then Enter to move · Esc: cancel"), classes="dialog-hint")
+            yield Static("", id="move-error", classes="dialog-error", markup=False)
+            yield Static(
+                _("Enter: choose, then Enter to move · Esc: cancel"), classes="dialog-hint", markup=False
+            )
 
     def on_mount(self) -> None:
         options = self.query_one("#move-options", OptionList)
@@ -188,10 +195,10 @@ class NoteDialog(ReportsWorkerErrors, ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical() as box:
-            box.border_title = _("Note on {order_no}", order_no=self.order_no)
+            box.border_title = Text(_("Note on {order_no}", order_no=self.order_no))
             yield text_input(self, placeholder=_("The note"), id="note-text", max_length=2000)
-            yield Static("", id="note-error", classes="dialog-error")
-            yield Static(_("Enter: save · Esc: cancel"), classes="dialog-hint")
+            yield Static("", id="note-error", classes="dialog-error", markup=False)
+            yield Static(_("Enter: save · Esc: cancel"), classes="dialog-hint", markup=False)
 
     @on(Input.Submitted, "#note-text")
     def _save(self, event: Input.Submitted) -> None:

@@ -70,6 +70,7 @@ class OrderBrowserScreen(ReportsWorkerErrors, Screen[None]):
         self.state: str | None = None
         self.rows: list[OrderSummary] = []
         self._open_when_loaded = ""  # a full order number typed or scanned before its search returned
+        self._loaded_once = False
         localize_bindings(self)
 
     def compose(self) -> ComposeResult:
@@ -79,7 +80,7 @@ class OrderBrowserScreen(ReportsWorkerErrors, Screen[None]):
             )
             search.border_title = _("Find order")
             yield search
-            state = Static(self._state_text(), id="state-filter")
+            state = Static(self._state_text(), id="state-filter", markup=False)
             state.border_title = _("State")
             state.border_subtitle = "F3"
             yield state
@@ -93,7 +94,7 @@ class OrderBrowserScreen(ReportsWorkerErrors, Screen[None]):
 
     def on_screen_resume(self) -> None:
         # Back from an order: its state may have changed, so show fresh rows.
-        if self.is_mounted and self.rows:
+        if self._loaded_once:
             self._reload()
 
     def focus_search(self) -> None:
@@ -130,6 +131,7 @@ class OrderBrowserScreen(ReportsWorkerErrors, Screen[None]):
         if event.query != self.query_one("#search", Input).value.strip() or event.state != self.state:
             return  # an older search finished after the user typed on
         self.rows = event.rows
+        self._loaded_once = True
         self._fill_table()
         self._caption(event)
         wanted, self._open_when_loaded = self._open_when_loaded, ""
@@ -138,7 +140,7 @@ class OrderBrowserScreen(ReportsWorkerErrors, Screen[None]):
 
     @on(LoadFailed)
     def _load_failed(self, event: LoadFailed) -> None:
-        self.notify(str(event.reason), severity="error", timeout=8)
+        self.notify(str(event.reason), severity="error", timeout=8, markup=False)
 
     def _caption(self, event: OrdersLoaded) -> None:
         search = self.query_one("#search", Input)

@@ -89,3 +89,12 @@ def test_pins_never_reach_the_trail(desk: Store) -> None:
     with desk.read() as session:
         details = session.exec(text("SELECT detail FROM audit_record WHERE command = 'add_user'")).all()
     assert details and not any("1234" in d[0] or "B-LIU" in d[0] for d in details)
+
+
+def test_latest_returns_the_newest_records_oldest_first(desk: Store) -> None:
+    o = create_order(desk, customer="C001", lines=[("HX-M8", 10)], user="wang")
+    for i in range(5):
+        add_note(desk, order_no=o.order_no, text=f"note {i}", user="wang")
+    newest = _trail(desk, order_no=o.order_no, limit=2, latest=True)
+    assert [e.detail["text"] for e in newest] == ["note 3", "note 4"]
+    assert [e.command for e in _trail(desk, order_no=o.order_no, limit=2)] == ["create_order", "add_note"]

@@ -3,6 +3,7 @@ languages. Each test runs the real app (``build_app``) on a real SQLite file fro
 
 from __future__ import annotations
 
+import contextlib
 import re
 import subprocess
 import sys
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from textual.command import CommandList
 from textual.pilot import Pilot
 from textual.screen import Screen
 from textual.widgets import DataTable, Input, OptionList, Static
@@ -51,8 +53,14 @@ async def settle(pilot: Pilot[Any]) -> None:
 
 
 async def log_in(pilot: Pilot[Any], name: str, pin: str = "1234") -> None:
+    """Fill the login form and press Enter (typing key by key is covered by the login tests)."""
     await settle(pilot)
-    await pilot.press(*name, "enter", *pin, "enter")
+    screen = pilot.app.screen
+    screen.query_one("#login-name", Input).value = name
+    field = screen.query_one("#login-pin", Input)
+    field.value = pin
+    field.focus()
+    await pilot.press("enter")
     await settle(pilot)
 
 
@@ -112,6 +120,58 @@ def test_building_the_app_does_not_import_the_database_layer(tmp_path: Path) -> 
     assert out.stdout.strip() == ""
 
 
+@pytest.mark.pty
+def test_orderdesk_run_paints_the_login_quickly_and_quits(desk: Store) -> None:
+    """The real program in a pseudo-terminal: login on screen fast (target 0.8 s), ctrl+q exits cleanly."""
+    import fcntl
+    import os
+    import pty
+    import select
+    import signal
+    import struct
+    import termios
+    import time
+
+    argv = [sys.executable, "-m", "orderdesk.cli", "--db", str(desk.path), "--lang", "en", "run"]
+    started = time.monotonic()
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: an 80x24 terminal, then the program
+        fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+        os.chdir(REPO)
+        os.execve(argv[0], argv, {**os.environ, "TERM": "xterm-256color", "TEXTUAL_ANIMATION": "none"})
+    try:
+        seen, painted = b"", None
+        while time.monotonic() - started < 15 and painted is None:
+            ready, _w, _x = select.select([fd], [], [], 0.05)
+            if ready:
+                try:
+                    seen += os.read(fd, 65536)
+                except OSError:
+                    break
+                if b"User name" in seen:
+                    painted = time.monotonic() - started
+        assert painted is not None, seen[-2000:]
+        assert painted < 2.0, f"first frame after {painted:.2f} s"
+        time.sleep(0.5)  # let the desk open before quitting, so the worker is part of the test
+        os.write(fd, b"\x11")  # ctrl+q
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                assert os.waitstatus_to_exitcode(status) == 0
+                pid = 0
+                break
+            if select.select([fd], [], [], 0.05)[0]:
+                with contextlib.suppress(OSError):  # keep the pty drained so the program can exit
+                    os.read(fd, 65536)
+        assert pid == 0, "orderdesk did not exit on ctrl+q"
+    finally:
+        if pid:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        os.close(fd)
+
+
 async def test_login_screen_shows_then_opens_the_desk(desk: Store, clock: FixedClock) -> None:
     app = make_app(desk, clock)
     async with app.run_test(size=SIZE) as pilot:
@@ -151,7 +211,9 @@ async def test_a_broken_workflow_file_is_shown_with_its_line(
 async def test_wrong_pin_shows_the_refusal_and_clears_the_pin(desk: Store, clock: FixedClock) -> None:
     app = make_app(desk, clock)
     async with app.run_test(size=SIZE) as pilot:
-        await log_in(pilot, "wang", "9999")
+        await settle(pilot)
+        await pilot.press(*"wang", "enter", *"9999", "enter")
+        await settle(pilot)
         assert isinstance(app.screen, LoginScreen)
         message = login_message(app)
         assert str(message.render()) == "Wrong name or PIN."
@@ -164,7 +226,9 @@ async def test_wrong_pin_shows_the_refusal_and_clears_the_pin(desk: Store, clock
 async def test_right_pin_lands_on_the_role_home(desk: Store, clock: FixedClock) -> None:
     app = make_app(desk, clock)
     async with app.run_test(size=SIZE) as pilot:
-        await log_in(pilot, "wang")
+        await settle(pilot)
+        await pilot.press(*"wang", "enter", *"1234", "enter")
+        await settle(pilot)
         assert isinstance(app.screen, OrderBrowserScreen)
         assert app.session is not None and app.session.user.name == "wang"
         status = str(app.screen.query_one("StatusLine", Static).render())
@@ -510,7 +574,11 @@ async def test_command_palette_logs_out(desk: Store, clock: FixedClock) -> None:
         await pilot.press("ctrl+p")
         await settle(pilot)
         await pilot.press(*"log out")
-        await pilot.pause(0.3)  # the palette searches providers in the background
+        hits = app.screen.query_one(CommandList)
+        for _ in range(200):  # the palette searches its providers in background tasks
+            if hits.option_count and "Log out" in str(hits.get_option_at_index(0).prompt):
+                break
+            await pilot.pause()
         await pilot.press("enter")
         await settle(pilot)
         assert isinstance(app.screen, LoginScreen)

@@ -85,3 +85,8 @@ def test_only_admins_add_users(store: Store) -> None:
 
 def test_every_role_exists_in_the_workflow(store: Store) -> None:
     assert set(ROLES) == set(store.workflow.roles)
+
+
+def test_badges_are_case_insensitive(store: Store) -> None:
+    add_user(store, name="xl", roles=["warehouse"], badge="b-xl7")
+    assert login(store, badge="B-XL7").name == "xl"

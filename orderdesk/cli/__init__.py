@@ -200,26 +200,52 @@ def order_create(
     from_stock: Annotated[
         bool, typer.Option("--from-stock", help="Ship from stock (the shorter route).")
     ] = False,
-    address: Annotated[str | None, typer.Option(help="Ship-to address (default: the customer's).")] = None,
+    address: Annotated[
+        str | None, typer.Option(help="Ship-to address (default: the customer's usual).")
+    ] = None,
+    duplicate_reason: Annotated[
+        str | None, typer.Option("--duplicate-reason", help="Enter a suspected duplicate anyway, saying why.")
+    ] = None,
+    promised_reason: Annotated[
+        str, typer.Option("--promised-reason", help="Why the promised date differs from the proposed one.")
+    ] = "",
+    link_to: Annotated[
+        str | None, typer.Option("--link-to", help="Ship and invoice with it (same customer and ship-to).")
+    ] = None,
     db: DbOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Create an order with the same checks as the sales desk."""
-    from orderdesk.orders import create_order
+    """Create an order with the same checks as the sales desk (duplicates, credit, approval, lead time)."""
+    from orderdesk.cli.desks import duplicate_reason_from_text, entry_messages
+    from orderdesk.rules import rules_for
+    from orderdesk.sales import enter_order
 
     lines = [_parse_line(item) for item in line]
-    detail = create_order(
-        open_store(db),
+    store = open_store(db)
+    reason, note = (
+        duplicate_reason_from_text(rules_for(store), duplicate_reason) if duplicate_reason else ("", "")
+    )
+    result = enter_order(
+        store,
         customer=customer,
         lines=lines,
         user=user,
         channel=channel,
         promised=_parse_date(promised, "--promised"),
+        promised_reason=promised_reason,
         rush=rush,
         route="from_stock" if from_stock else "make_to_order",
         ship_address=address,
+        duplicate_reason=reason,
+        duplicate_note=note,
+        parent=link_to or "",
     )
-    _show_detail(detail, as_json)
+    if as_json:
+        _print_json(result.to_json())
+        return
+    _show_detail(result.detail, False)
+    for text in entry_messages(result):
+        typer.echo(text)
 
 
 @order_app.command("list")

@@ -1,0 +1,64 @@
+"""Shared by the benchmarks: where the million-order demo desk lives, and making it when it is missing."""
+
+from __future__ import annotations
+
+import os
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "bench" / "out"
+DEMO_DB = OUT / "demo-1m.db"
+DEMO_ORDERS = 1_000_000
+DEMO_SEED = 7
+
+if str(ROOT) not in sys.path:  # run as `python bench/x.py` from a checkout
+    sys.path.insert(0, str(ROOT))
+
+
+def demo_db_path(orders: int) -> Path:
+    """``bench/out/demo-1m.db`` for a million orders, ``bench/out/demo-<N>.db`` otherwise."""
+    return DEMO_DB if orders == DEMO_ORDERS else OUT / f"demo-{orders}.db"
+
+
+def ensure_demo_db(path: Path = DEMO_DB, orders: int = DEMO_ORDERS) -> Path:
+    """The demo desk at ``path``, built first (seed 7) if it is not there yet."""
+    if not path.exists():
+        from orderdesk.demo import build_demo
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        print(f"building {path} ({orders:,} orders) first…", flush=True)
+        stats = build_demo(path, orders=orders, seed=DEMO_SEED)
+        print(f"  built in {stats.seconds:.1f} s", flush=True)
+    return path
+
+
+def load_note() -> str:
+    """The machine's load, so a slow figure on a busy box can be read as such."""
+    try:
+        one, five, _ = os.getloadavg()
+    except OSError:  # pragma: no cover - not on every platform
+        return ""
+    return f"load average {one:.2f} (1 min) / {five:.2f} (5 min) on {os.cpu_count()} CPUs"
+
+
+def ms(seconds: float) -> str:
+    """Seconds as right-aligned milliseconds."""
+    return f"{seconds * 1000:8.2f} ms"
+
+
+def summary(samples: list[float]) -> tuple[float, float]:
+    """Median and 95th percentile (nearest rank) of ``samples``, in seconds."""
+    ordered = sorted(samples)
+    p95 = ordered[min(len(ordered) - 1, max(0, round(0.95 * len(ordered)) - 1))]
+    return statistics.median(ordered), p95
+
+
+def timed(fn: Callable[..., object], *args: object, **kwargs: object) -> float:
+    """Seconds one call of ``fn`` takes."""
+    start = time.perf_counter()
+    fn(*args, **kwargs)
+    return time.perf_counter() - start

@@ -1,0 +1,1364 @@
+"""The alert engine: notice late and at-risk orders, tell the owner, escalate until someone acts.
+
+Kinds of alert (one open alert per order, kind and topic — a partial unique index makes that hold even with
+several engines on one file):
+
+* ``overdue``  — the order has sat in its state longer than the state's ``timeout_hours`` (red at twice it);
+* ``promised`` — the promised delivery date is within ``amber_days`` (amber) or has passed (red);
+* ``rush``     — a rush order has not moved for ``rush_stall_fraction`` of the state's timeout;
+* ``ack``      — a move whose transition has ``require_ack``: each notified role must answer
+                 "acknowledged" or "need more information" (the reason goes back to the mover);
+* ``info``     — "need more information": addressed to the person who made the move.
+
+Each alert is addressed to a level of a chain — the state's owner (or the order's named owner), then the
+state's ``escalation`` roles — and must be acknowledged before ``escalate_at``; otherwise it climbs one level
+every ``escalation_minutes`` (``[workflow].ack_minutes`` for acknowledgement requests), and at the top it
+reminds the top again. Alerts close by themselves when the order moves on or the risk is gone.
+
+**A pass is incremental.** The engine keeps watermarks (``alert_cursor``): the time of the last pass and the
+last audit record it has seen. A pass looks only at orders that crossed a threshold since then (range scans
+on ``(state, state_since)`` and ``(state, promised_date)``), orders changed since then (``updated_at``),
+alerts whose deadline or snooze is due, and new moves in the audit trail. It first looks (read-only); if
+there is anything to do it applies it as one domain command (``alert_pass``: audit record, ``sync=False``
+because whichever node runs the engine derives alerts itself), re-checking everything inside the write
+transaction so two engines racing never raise, escalate or notify twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time as _time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+from sqlalchemy import insert, text
+from sqlmodel import Session, col, select
+
+from orderdesk.canonical import canonical_json
+from orderdesk.commands import SYSTEM, Actor, CommandContext, clean_text, command
+from orderdesk.errors import Refused
+from orderdesk.i18n import Label, Msg, msg
+from orderdesk.models import REASON_MAX, Alert, AlertCursor, AlertEvent, AuditRecord
+from orderdesk.notify import NotifyConfig, _sql_time, enqueue, load_notify_config, users_with_roles
+from orderdesk.store import Store
+from orderdesk.workflow import Workflow
+
+SCAN_KINDS = ("overdue", "promised", "rush")
+KINDS = (*SCAN_KINDS, "ack", "info")
+LIVE = ("open", "acked", "snoozed")
+COORDINATORS = frozenset({"planner", "supervisor", "admin"})  # may act on any late-order alert
+CHANGED_OVERLAP = timedelta(minutes=5)  # re-look at orders changed a little before the last pass
+DIGEST_AFTER = 5  # more messages than this for the same people in one pass become one digest
+SNOOZE_MAX = timedelta(days=14)
+SAMPLE = 50  # order numbers listed per change in the pass's audit record
+CHUNK = 500
+PASS_BATCH = 5000  # orders per transaction in a catch-up pass
+
+
+# -- time helpers ----------------------------------------------------------------------------------------
+def _parse_time(value: Any) -> datetime:
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    return datetime.fromisoformat(str(value)).replace(tzinfo=UTC)
+
+
+def local_today(now: datetime, offset_hours: float) -> date:
+    """The business day ``now`` falls on (UTC+offset, China Standard Time by default)."""
+    return (now.astimezone(UTC) + timedelta(hours=offset_hours)).date()
+
+
+def local_midnight(day: date, offset_hours: float) -> datetime:
+    """The UTC moment the business day ``day`` starts."""
+    return datetime.combine(day, time(0), UTC) - timedelta(hours=offset_hours)
+
+
+# -- chains ----------------------------------------------------------------------------------------------
+def chain_for(workflow: Workflow, alert: Alert) -> tuple[str, ...]:
+    """The roles an alert climbs, level 0 first (an ``info`` alert's level 0 is a person, shown as "")."""
+    st = workflow.states.get(alert.state)
+    above = st.escalation if st else ()
+    if alert.kind == "ack":
+        return (alert.topic, *(r for r in above if r != alert.topic))
+    if alert.kind == "info":
+        return ("", *above)
+    owner = st.owner if st else "supervisor"
+    return (owner, *(r for r in above if r != owner))
+
+
+def minutes_for(workflow: Workflow, alert: Alert) -> timedelta:
+    """How long each level has to acknowledge."""
+    if alert.kind in ("ack", "info"):
+        return timedelta(minutes=workflow.ack_minutes)
+    st = workflow.states.get(alert.state)
+    return timedelta(minutes=st.escalation_minutes if st else workflow.ack_minutes)
+
+
+# -- what an order deserves ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class OrderFacts:
+    id: int
+    order_no: str
+    state: str
+    state_since: datetime
+    promised_date: date | None
+    rush: bool
+    owner: str
+
+
+@dataclass(frozen=True)
+class Wanted:
+    kind: str
+    severity: str
+    due_at: datetime
+
+
+def wanted_alerts(
+    facts: OrderFacts, workflow: Workflow, config: NotifyConfig, now: datetime
+) -> dict[str, Wanted]:
+    """The scan alerts an order should have open right now, by kind."""
+    st = workflow.states.get(facts.state)
+    if st is None or st.kind == "terminal":
+        return {}
+    s = config.alerts
+    out: dict[str, Wanted] = {}
+    if st.timeout_hours > 0:
+        timeout = timedelta(hours=st.timeout_hours)
+        due = facts.state_since + timeout
+        if now >= due:
+            out["overdue"] = Wanted("overdue", "red" if now >= due + timeout else "amber", due)
+        elif facts.rush and now >= facts.state_since + timeout * s.rush_stall_fraction:
+            out["rush"] = Wanted("rush", "red", facts.state_since + timeout * s.rush_stall_fraction)
+    if facts.promised_date is not None and facts.state not in s.delivered_states:
+        days_left = (facts.promised_date - local_today(now, s.utc_offset_hours)).days
+        if days_left <= s.amber_days:
+            due_at = local_midnight(facts.promised_date + timedelta(days=1), s.utc_offset_hours)
+            out["promised"] = Wanted("promised", "red" if days_left < 0 else "amber", due_at)
+    return out
+
+
+def alert_message(alert: Alert, workflow: Workflow, now: datetime, config: NotifyConfig) -> Msg:
+    """What the alert is about, in words (rendered in the reader's language later)."""
+    state = _state_label(workflow, alert.state)
+    if alert.kind == "overdue":
+        st = workflow.states.get(alert.state)
+        late = max(0, int((now - alert.due_at).total_seconds() // 3600))
+        return msg(
+            "{order_no} is overdue in {state}: {hours} h over its {timeout} h.",
+            order_no=alert.order_no,
+            state=state,
+            hours=late,
+            timeout=int(st.timeout_hours) if st else 0,
+        )
+    if alert.kind == "promised":
+        promised = (alert.due_at + timedelta(hours=config.alerts.utc_offset_hours) - timedelta(days=1)).date()
+        days = (promised - local_today(now, config.alerts.utc_offset_hours)).days
+        if days < 0:
+            return msg(
+                "{order_no}: the promised date {date} has passed ({days} d ago) and it is still in {state}.",
+                order_no=alert.order_no,
+                date=promised.isoformat(),
+                days=-days,
+                state=state,
+            )
+        return msg(
+            "{order_no}: promised for {date} ({days} d left) and still in {state}.",
+            order_no=alert.order_no,
+            date=promised.isoformat(),
+            days=days,
+            state=state,
+        )
+    if alert.kind == "rush":
+        hours = int((now - alert.state_since).total_seconds() // 3600)
+        return msg(
+            "Rush order {order_no} has not moved for {hours} h in {state}.",
+            order_no=alert.order_no,
+            hours=hours,
+            state=state,
+        )
+    if alert.kind == "ack":
+        return msg(
+            "{user} moved {order_no} to {state}: please acknowledge, or ask for more information.",
+            user=alert.mover,
+            order_no=alert.order_no,
+            state=state,
+        )
+    return msg(
+        "{user} needs more information about your move of {order_no} to {state}: {reason}",
+        user=alert.acked_by or alert.mover,
+        order_no=alert.order_no,
+        state=state,
+        reason=alert.answer_reason,
+    )
+
+
+def _state_label(workflow: Workflow, state: str) -> Label:
+    st = workflow.states.get(state)
+    return Label(st.label_en, st.label_zh) if st else Label(state, state)
+
+
+# -- the notification collector (digests floods) ---------------------------------------------------------
+@dataclass
+class _Outbox:
+    """Messages a pass wants to send, grouped by who gets them, so a flood becomes one digest."""
+
+    pass_key: str
+    groups: dict[
+        tuple[str, tuple[str, ...], tuple[str, ...], str], list[tuple[str, Msg, Alert | None, str]]
+    ] = field(default_factory=dict)
+
+    def add(
+        self,
+        event: str,
+        key: str,
+        message: Msg,
+        *,
+        users: Sequence[str],
+        roles: Sequence[str],
+        severity: str,
+        alert: Alert | None,
+        order_no: str,
+    ) -> None:
+        group = (event, tuple(sorted(set(users))), tuple(sorted(set(roles))), severity)
+        self.groups.setdefault(group, []).append((key, message, alert, order_no))
+
+    def flush(self, session: Session, config: NotifyConfig, now: datetime) -> int:
+        queued = 0
+        for (event, users, roles, severity), items in self.groups.items():
+            if not users and not roles:
+                continue
+            if len(items) <= DIGEST_AFTER:
+                for key, message, alert, order_no in items:
+                    queued += enqueue(
+                        session,
+                        config,
+                        key=key,
+                        now=now,
+                        event=event,
+                        message=message,
+                        users=users,
+                        roles=roles,
+                        severity=severity,
+                        alert_id=alert.id if alert else None,
+                        order_no=order_no,
+                    )
+                continue
+            orders = [order_no for *_rest, order_no in items]
+            digest = hashlib.sha256("|".join(k for k, *_r in items).encode()).hexdigest()[:16]
+            queued += enqueue(
+                session,
+                config,
+                key=f"digest:{self.pass_key}:{digest}",
+                now=now,
+                event=event,
+                message=msg(
+                    "{count} orders need attention ({event}): {orders} — see the triage screen.",
+                    count=len(items),
+                    event=msg(EVENT_WORDS.get(event, event)),
+                    orders=", ".join(orders[:8]) + (" …" if len(orders) > 8 else ""),
+                ),
+                users=users,
+                roles=roles,
+                severity=severity,
+                order_no=orders[0],
+            )
+        self.groups.clear()
+        return queued
+
+
+EVENT_WORDS = {
+    "raised": "late or at risk",
+    "escalated": "escalated to you",
+    "reminder": "still unacknowledged",
+    "reopened": "worse now",
+    "snooze_ended": "snooze over",
+    "move": "moved",
+    "ack_request": "please acknowledge",
+}
+
+
+# -- the pass --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class PassReport:
+    """What one pass did (and how long it took)."""
+
+    full: bool
+    examined: int
+    raised: int
+    escalated: int
+    reopened: int
+    closed: int
+    ack_requests: int
+    notifications: int
+    seconds: float
+    wrote: bool
+
+    def to_json(self) -> dict[str, Any]:
+        return {**self.__dict__, "seconds": round(self.seconds, 4)}
+
+
+@dataclass
+class _Plan:
+    full: bool
+    order_ids: set[int]
+    escalations: bool
+    moves: bool
+
+    @property
+    def empty(self) -> bool:
+        return not (self.order_ids or self.escalations or self.moves)
+
+
+def _fingerprint(workflow: Workflow, config: NotifyConfig) -> str:
+    parts = [
+        (s.id, s.kind, s.owner, s.timeout_hours, s.escalation, s.escalation_minutes)
+        for s in workflow.states.values()
+    ]
+    body = json.dumps([parts, workflow.ack_minutes, config.alerts.__dict__], default=str, sort_keys=True)
+    return hashlib.sha256(body.encode()).hexdigest()[:32]
+
+
+def _cursor(session: Session) -> dict[str, str]:
+    return {c.name: c.value for c in session.exec(select(AlertCursor))}
+
+
+def _set_cursor(session: Session, values: dict[str, str]) -> None:
+    for name, value in values.items():
+        row = session.get(AlertCursor, name)
+        if row is None:
+            session.add(AlertCursor(name=name, value=value))
+        else:
+            row.value = value
+            session.add(row)
+
+
+def _ids(session: Session, sql: str, params: dict[str, Any]) -> set[int]:
+    return {int(r[0]) for r in session.execute(text(sql), params)}
+
+
+def _candidates(
+    session: Session,
+    workflow: Workflow,
+    config: NotifyConfig,
+    now: datetime,
+    cursor: dict[str, str],
+    full: bool,
+) -> _Plan:
+    """Which orders, alerts and moves a pass must look at (read-only, index range scans)."""
+    s = config.alerts
+    last = _parse_time(cursor["time"]) if "time" in cursor and not full else None
+    if last is not None and last > now:
+        last = now  # the clock went back: nothing new crossed
+    ids: set[int] = set()
+    hi_now = _sql_time(now)
+    for st in workflow.states.values():
+        if st.kind == "terminal" or st.timeout_hours <= 0:
+            continue
+        timeout = timedelta(hours=st.timeout_hours)
+        for span, rush in ((timeout, False), (timeout * 2, False), (timeout * s.rush_stall_fraction, True)):
+            sql = "SELECT id FROM sales_order WHERE state = :s AND state_since <= :hi"
+            params: dict[str, Any] = {"s": st.id, "hi": _sql_time(now - span)}
+            if last is not None:
+                sql += " AND state_since > :lo"
+                params["lo"] = _sql_time(last - span)
+            if rush:
+                sql += " AND rush = 1"
+            elif full and span != timeout:
+                continue  # a full pass already has every overdue order from the first range
+            ids |= _ids(session, sql, params)
+    promised_states = [
+        st.id for st in workflow.states.values() if st.kind != "terminal" and st.id not in s.delivered_states
+    ]
+    today = local_today(now, s.utc_offset_hours)
+    last_day = local_today(last, s.utc_offset_hours) if last is not None else None
+    if promised_states and last_day != today:
+        marks = ",".join(f":p{i}" for i in range(len(promised_states)))
+        params = {f"p{i}": st for i, st in enumerate(promised_states)}
+        sql = f"SELECT id FROM sales_order WHERE state IN ({marks}) AND promised_date <= :hi"
+        params["hi"] = (today + timedelta(days=s.amber_days)).isoformat()
+        if last_day is not None:
+            # amber: the window's far edge moved; red: the promised date is now behind us
+            sql += " AND (promised_date > :lo_amber OR (promised_date >= :lo_red AND promised_date < :today))"
+            params["lo_amber"] = (last_day + timedelta(days=s.amber_days)).isoformat()
+            params["lo_red"] = last_day.isoformat()
+            params["today"] = today.isoformat()
+        ids |= _ids(session, sql, params)
+    if last is not None:
+        ids |= _ids(
+            session,
+            "SELECT id FROM sales_order WHERE updated_at >= :since",
+            {"since": _sql_time(last - CHANGED_OVERLAP)},
+        )
+    else:
+        ids |= _ids(session, "SELECT DISTINCT order_id FROM alert WHERE closed_at IS NULL", {})
+    escalations = (
+        session.execute(
+            text(
+                "SELECT EXISTS(SELECT 1 FROM alert WHERE status = 'open' AND escalate_at <= :now) "
+                "OR EXISTS(SELECT 1 FROM alert WHERE status = 'snoozed' AND snoozed_until <= :now)"
+            ),
+            {"now": hi_now},
+        ).scalar_one()
+        == 1
+    )
+    audit_id = int(cursor.get("audit_id") or 0)
+    moves = "audit_id" in cursor and (
+        session.execute(
+            text("SELECT EXISTS(SELECT 1 FROM audit_record WHERE id > :a AND command = 'move_order')"),
+            {"a": audit_id},
+        ).scalar_one()
+        == 1
+    )
+    return _Plan(full=full or last is None, order_ids=ids, escalations=escalations, moves=moves)
+
+
+def run_alert_pass(
+    store: Store,
+    config: NotifyConfig | None = None,
+    *,
+    full: bool = False,
+    only_orders: Iterable[int] | None = None,
+) -> PassReport:
+    """One pass of the engine at ``store.clock()``: raise, re-grade, close, escalate, broadcast moves.
+
+    ``full`` re-examines every order (done by itself the first time and when the workflow's timeouts or the
+    alert settings change); ``only_orders`` re-examines just those orders now (after a triage action).
+    """
+    started = _time.perf_counter()
+    config = config or load_notify_config()
+    workflow = store.workflow
+    now = store.clock()
+    fingerprint = _fingerprint(workflow, config)
+    with store.read() as session:
+        cursor = _cursor(session)
+        if only_orders is not None:
+            plan = _Plan(False, set(only_orders), False, False)
+        else:
+            plan = _candidates(
+                session, workflow, config, now, cursor, full or cursor.get("workflow") != fingerprint
+            )
+    first_time = "time" not in cursor
+    if plan.empty and not first_time:
+        return PassReport(plan.full, 0, 0, 0, 0, 0, 0, 0, _time.perf_counter() - started, False)
+    counts = dict(raised=0, escalated=0, reopened=0, closed=0, ack_requests=0)
+    notifications = 0
+    wrote = False
+    ids = sorted(plan.order_ids)
+    # A catch-up on a big desk is split so no transaction holds the write lock for long.
+    batches = [ids[i : i + PASS_BATCH] for i in range(0, len(ids), PASS_BATCH)] or [[]]
+    for n, batch in enumerate(batches):
+        last = n == len(batches) - 1
+        samples: dict[str, list[str]] = {k: [] for k in counts}
+        before = dict(counts)
+        cursor_values: dict[str, str] = {}
+        try:
+            with command(store, "alert_pass", user=SYSTEM) as ctx:
+                engine = _Engine(ctx, workflow, config, now, counts, samples, pass_key=f"{now.isoformat()}#{n}")
+                engine.examine(batch)
+                if last:
+                    engine.escalate_due()
+                if last and only_orders is None:
+                    inside = _cursor(ctx.session)
+                    if "audit_id" in inside:
+                        engine.broadcast_moves(int(inside["audit_id"]))
+                    top = ctx.session.execute(text("SELECT coalesce(max(id), 0) FROM audit_record")).scalar_one()
+                    cursor_values = {
+                        "time": now.isoformat(),
+                        "audit_id": str(max(int(top), engine.last_audit)),
+                        "workflow": fingerprint,
+                    }
+                    _set_cursor(ctx.session, cursor_values)
+                queued = engine.outbox.flush(ctx.session, config, now)
+                if not engine.changed and not queued:
+                    raise _Quiet
+                notifications += queued
+                ctx.record(
+                    args={"full": plan.full, **{k: counts[k] - before[k] for k in counts}},
+                    detail={"orders": {k: v for k, v in samples.items() if v}, "notifications": queued},
+                    sync=False,
+                )
+                wrote = True
+        except _Quiet:
+            # Nothing about any alert changed: no business data, no audit record; only the engine's own
+            # bookmark moves on, so the next pass does not look at the same orders again.
+            if cursor_values:
+                with store.write() as session:
+                    _set_cursor(session, cursor_values)
+    return PassReport(
+        plan.full,
+        len(plan.order_ids),
+        counts["raised"],
+        counts["escalated"],
+        counts["reopened"],
+        counts["closed"],
+        counts["ack_requests"],
+        notifications,
+        _time.perf_counter() - started,
+        wrote,
+    )
+
+
+class _Quiet(Exception):
+    """A pass found nothing to change (rolls its command back)."""
+
+
+class _Row:
+    """A just-inserted alert as plain attributes (what messages and notifications read)."""
+
+    def __init__(self, **values: Any) -> None:
+        self.__dict__.update(values)
+
+
+class _Engine:
+    """The write half of a pass, inside the ``alert_pass`` command's transaction."""
+
+    def __init__(
+        self,
+        ctx: CommandContext,
+        workflow: Workflow,
+        config: NotifyConfig,
+        now: datetime,
+        counts: dict[str, int],
+        samples: dict[str, list[str]],
+        *,
+        pass_key: str = "",
+    ) -> None:
+        self.ctx, self.session, self.workflow, self.config, self.now = ctx, ctx.session, workflow, config, now
+        self.counts, self.samples = counts, samples
+        self.outbox = _Outbox(pass_key=pass_key or now.isoformat())
+        self._role_users: dict[str, list[str]] = {}
+        self.last_audit = 0
+        self.changed = 0  # alert rows written (events, re-addressing): 0 means a quiet pass
+
+    # -- bookkeeping --------------------------------------------------------------------------------
+    def _count(self, what: str, order_no: str) -> None:
+        self.counts[what] += 1
+        if len(self.samples[what]) < SAMPLE:
+            self.samples[what].append(order_no)
+
+    def users_of(self, role: str) -> list[str]:
+        if role not in self._role_users:
+            self._role_users.update(users_with_roles(self.session, [role]))
+        return self._role_users.get(role, [])
+
+    def event(self, alert: Alert, name: str, *, user: str = "system", **detail: Any) -> AlertEvent:
+        self.changed += 1
+        ev = AlertEvent(
+            alert_id=alert.id or 0,
+            at=self.now,
+            event=name,
+            level=alert.level,
+            user_name=user,
+            detail=canonical_json(detail),
+        )
+        self.session.add(ev)
+        return ev
+
+    def tell(self, alert: Alert, event: str, message: Msg | None = None) -> None:
+        """Queue ``event`` for the alert's current level (people and their groups)."""
+        users = [alert.target_user] if alert.target_user else self.users_of(alert.target_role)
+        roles = [alert.target_role] if alert.target_role else []
+        text_ = message or alert_message(alert, self.workflow, self.now, self.config)
+        if event == "escalated":
+            text_ = msg("Escalated to you (level {level}): {text}", level=alert.level, text=text_)
+        elif event == "reminder":
+            text_ = msg("Still unacknowledged: {text}", text=text_)
+        key = f"a{alert.id}:{event}:{alert.level}:{alert.version}"
+        self.outbox.add(
+            event,
+            key,
+            text_,
+            users=users,
+            roles=roles,
+            severity=alert.severity,
+            alert=alert,
+            order_no=alert.order_no,
+        )
+
+    # -- scan alerts --------------------------------------------------------------------------------
+    def _facts(self, ids: Sequence[int]) -> list[OrderFacts]:
+        marks = ",".join(str(int(i)) for i in ids)
+        rows = self.session.execute(
+            text(
+                "SELECT o.id, o.order_no, o.state, o.state_since, o.promised_date, o.rush, coalesce(u.name, '') "
+                f"FROM sales_order o LEFT JOIN app_user u ON u.id = o.owner_id WHERE o.id IN ({marks})"
+            )
+        ).all()
+        return [
+            OrderFacts(
+                int(r[0]),
+                r[1],
+                r[2],
+                _parse_time(r[3]),
+                date.fromisoformat(r[4]) if r[4] else None,
+                bool(r[5]),
+                r[6],
+            )
+            for r in rows
+        ]
+
+    def examine(self, ids: Sequence[int]) -> None:
+        for start in range(0, len(ids), CHUNK):
+            chunk = ids[start : start + CHUNK]
+            live: dict[int, list[Alert]] = {}
+            for alert in self.session.exec(
+                select(Alert).where(col(Alert.order_id).in_(chunk), col(Alert.closed_at).is_(None))
+            ):
+                live.setdefault(alert.order_id, []).append(alert)
+            to_raise: list[tuple[OrderFacts, Wanted]] = []
+            for facts in self._facts(chunk):
+                to_raise += self._reconcile(facts, live.get(facts.id, []))
+            self.raise_alerts(to_raise)
+
+    def _reconcile(self, facts: OrderFacts, live: list[Alert]) -> list[tuple[OrderFacts, Wanted]]:
+        wanted = wanted_alerts(facts, self.workflow, self.config, self.now)
+        for alert in live:
+            moved = alert.state != facts.state or alert.state_since != facts.state_since
+            if alert.kind in ("ack", "info"):
+                if moved:
+                    self.close(alert, "moved_on")
+                continue
+            want = wanted.pop(alert.kind, None)
+            if want is None or moved:
+                self.close(alert, "moved_on" if moved else "resolved")
+                if want is not None:
+                    wanted[alert.kind] = want
+                continue
+            if want.severity != alert.severity:
+                self._regrade(alert, want)
+            if alert.level == 0 and alert.target_user != facts.owner:
+                alert.target_user = facts.owner  # the order was (re)assigned: level 0 is that person now
+                alert.version += 1
+                self.changed += 1
+                self.session.add(alert)
+        return [(facts, want) for want in wanted.values()]
+
+    def raise_alerts(self, wanted: Sequence[tuple[OrderFacts, Wanted]]) -> None:
+        """Open new alerts with bulk inserts (a first pass on a big desk raises tens of thousands, and ORM
+        objects cost a third of a millisecond each)."""
+        if not wanted:
+            return
+        self.session.flush()  # closes first: the partial unique index allows one open alert per kind
+        rows: list[dict[str, Any]] = []
+        for facts, want in wanted:
+            st = self.workflow.states[facts.state]
+            minutes = timedelta(minutes=st.escalation_minutes)
+            rows.append(
+                dict(
+                    order_id=facts.id,
+                    order_no=facts.order_no,
+                    kind=want.kind,
+                    topic="",
+                    severity=want.severity,
+                    state=facts.state,
+                    state_since=facts.state_since,
+                    due_at=want.due_at,
+                    level=0,
+                    target_role=st.owner,
+                    target_user=facts.owner,
+                    mover="",
+                    status="open",
+                    raised_at=self.now,
+                    escalate_at=self.now + minutes,
+                    acked_by="",
+                    snooze_reason="",
+                    answer="",
+                    answer_reason="",
+                    close_reason="",
+                    version=1,
+                )
+            )
+        table = Alert.__table__  # type: ignore[attr-defined]
+        ids = (
+            self.session.execute(insert(table).returning(table.c.id, sort_by_parameter_order=True), rows)
+            .scalars()
+            .all()
+        )
+        events = []
+        for alert_id, row in zip(ids, rows, strict=True):
+            alert = _Row(id=alert_id, **row)
+            events.append(
+                dict(
+                    alert_id=alert_id,
+                    at=self.now,
+                    event="raised",
+                    level=0,
+                    user_name="system",
+                    detail=canonical_json({"severity": row["severity"]}),
+                )
+            )
+            self.tell(alert, "raised")  # type: ignore[arg-type]
+            self._count("raised", alert.order_no)
+        self.session.execute(insert(AlertEvent.__table__), events)  # type: ignore[attr-defined]
+        self.changed += len(events)
+
+    def _regrade(self, alert: Alert, want: Wanted) -> None:
+        worse = want.severity == "red" and alert.severity != "red"
+        alert.severity = want.severity
+        alert.due_at = want.due_at
+        alert.version += 1
+        if worse:
+            # Worse news starts the chain again at the owner, even if someone had acknowledged it.
+            alert.status, alert.level, alert.snoozed_until = "open", 0, None
+            chain = chain_for(self.workflow, alert)
+            alert.target_role = chain[0]
+            alert.escalate_at = self.now + minutes_for(self.workflow, alert)
+            self.event(alert, "reopened", severity=want.severity)
+            self.tell(alert, "reopened")
+            self._count("reopened", alert.order_no)
+        else:
+            self.event(alert, "regraded", severity=want.severity)
+        self.session.add(alert)
+
+    def close(self, alert: Alert, reason: str) -> None:
+        alert.status, alert.closed_at, alert.close_reason = "closed", self.now, reason
+        alert.escalate_at = None
+        alert.version += 1
+        self.session.add(alert)
+        self.event(alert, "closed", reason=reason)
+        self._count("closed", alert.order_no)
+
+    # -- escalation ---------------------------------------------------------------------------------
+    def escalate_due(self) -> None:
+        for alert in self.session.exec(
+            select(Alert).where(Alert.status == "snoozed", col(Alert.snoozed_until) <= self.now)
+        ):
+            alert.status, alert.snoozed_until = "open", None
+            alert.escalate_at = self.now + minutes_for(self.workflow, alert)
+            alert.version += 1
+            self.session.add(alert)
+            self.event(alert, "snooze_ended")
+            self.tell(alert, "snooze_ended")
+        due = self.session.exec(
+            select(Alert)
+            .where(Alert.status == "open", col(Alert.escalate_at) <= self.now)
+            .order_by(col(Alert.escalate_at))
+        ).all()
+        for alert in due:
+            self.step_up(alert)
+
+    def step_up(self, alert: Alert, *, by: str = "system", reason: str = "") -> bool:
+        """Climb as many levels as deadlines have passed (one for a manual escalation); at the top, remind."""
+        chain = chain_for(self.workflow, alert)
+        minutes = minutes_for(self.workflow, alert)
+        manual = by != "system"
+        climbed = False
+        while manual or (alert.escalate_at is not None and alert.escalate_at <= self.now):
+            if alert.level + 1 < len(chain):
+                alert.level += 1
+                alert.target_role, alert.target_user = chain[alert.level], ""
+                alert.escalated_at = self.now
+                alert.version += 1
+                # Deadlines follow each other (not the pass), so a late engine catches up level by level.
+                alert.escalate_at = (self.now if manual else (alert.escalate_at or self.now)) + minutes
+                self.event(alert, "escalated", user=by, reason=reason, to=alert.target_role)
+                self.tell(alert, "escalated")
+                self._count("escalated", alert.order_no)
+                climbed = True
+            else:
+                if manual:
+                    return False
+                alert.version += 1
+                alert.escalate_at = self.now + minutes
+                self.event(alert, "reminder", to=alert.target_role)
+                self.tell(alert, "reminder")
+            if manual:
+                break
+        self.session.add(alert)
+        return climbed or not manual
+
+    # -- broadcast on moves -------------------------------------------------------------------------
+    def broadcast_moves(self, after: int) -> None:
+        records = self.session.exec(
+            select(AuditRecord)
+            .where(col(AuditRecord.id) > after, AuditRecord.command == "move_order")
+            .order_by(col(AuditRecord.id))
+        ).all()
+        for rec in records:
+            self.last_audit = max(self.last_audit, rec.id or 0)
+            detail = json.loads(rec.detail)
+            roles = [r for r in detail.get("notify", []) if isinstance(r, str)]
+            if not roles:
+                continue
+            to, source = str(detail.get("to", "")), str(detail.get("from", ""))
+            order = self.session.execute(
+                text("SELECT id, state, state_since FROM sales_order WHERE order_no = :n"),
+                {"n": rec.order_no},
+            ).first()
+            still_there = order is not None and order[1] == to
+            ask = bool(detail.get("require_ack")) and still_there
+            for role in roles:
+                move_text = msg(
+                    "{user} moved {order_no} from {source} to {target}.{reason}",
+                    user=rec.user_name,
+                    order_no=rec.order_no,
+                    source=_state_label(self.workflow, source),
+                    target=_state_label(self.workflow, to),
+                    reason=f" {detail['reason']}" if detail.get("reason") else "",
+                )
+                users = [u for u in self.users_of(role) if u != rec.user_name]
+                if not ask:
+                    self.outbox.add(
+                        "move",
+                        f"m{rec.id}:{role}",
+                        move_text,
+                        users=users,
+                        roles=[role],
+                        severity="amber",
+                        alert=None,
+                        order_no=rec.order_no,
+                    )
+                    continue
+                assert order is not None
+                for old in self.session.exec(
+                    select(Alert).where(
+                        Alert.order_id == order[0],
+                        Alert.kind == "ack",
+                        Alert.topic == role,
+                        col(Alert.closed_at).is_(None),
+                    )
+                ):
+                    self.close(old, "superseded")
+                self.session.flush()
+                alert = Alert(
+                    order_id=int(order[0]),
+                    order_no=rec.order_no,
+                    kind="ack",
+                    topic=role,
+                    severity="amber",
+                    state=to,
+                    state_since=_parse_time(order[2]),
+                    due_at=rec.at,
+                    level=0,
+                    target_role=role,
+                    mover=rec.user_name,
+                    raised_at=self.now,
+                )
+                alert.escalate_at = rec.at + minutes_for(self.workflow, alert)
+                self.session.add(alert)
+                self.session.flush()
+                self.event(alert, "raised", audit_id=rec.id, source=source)
+                self.outbox.add(
+                    "ack_request",
+                    f"m{rec.id}:{role}",
+                    msg("{text} Please acknowledge, or ask for more information.", text=move_text),
+                    users=users,
+                    roles=[role],
+                    severity="amber",
+                    alert=alert,
+                    order_no=rec.order_no,
+                )
+                self._count("ack_requests", rec.order_no)
+
+
+# -- actions people take (domain commands) ---------------------------------------------------------------
+def _load_alert(ctx: CommandContext, alert_id: int) -> Alert:
+    alert = ctx.session.get(Alert, alert_id)
+    if alert is None:
+        raise Refused(msg("There is no alert {id}.", id=alert_id), code="unknown_alert")
+    if alert.status == "closed":
+        raise Refused(
+            msg(
+                "The alert on {order_no} is already closed ({reason}); nothing to do.",
+                order_no=alert.order_no,
+                reason=alert.close_reason,
+            ),
+            code="alert_closed",
+        )
+    return alert
+
+
+def _check_version(alert: Alert, expected: int | None) -> None:
+    if expected is not None and expected != alert.version:
+        raise Refused(
+            msg(
+                "The alert on {order_no} changed while you were looking at it (it may have escalated). "
+                "Look again and retry.",
+                order_no=alert.order_no,
+            ),
+            code="stale_alert",
+        )
+
+
+def _require_may_act(ctx: CommandContext, workflow: Workflow, alert: Alert, action: str) -> None:
+    chain = {r for r in chain_for(workflow, alert) if r}
+    allowed = chain | ({"admin"} if alert.kind in ("ack", "info") else set(COORDINATORS))
+    if alert.target_user == ctx.actor.name or ctx.actor.has_any(allowed):
+        return
+    raise Refused(
+        msg(
+            "{user} may not {action} the alert on {order_no}: that needs the role {roles}.",
+            user=ctx.actor.name,
+            action=msg(action),
+            order_no=alert.order_no,
+            roles=" / ".join(sorted(allowed)),
+        ),
+        code="forbidden",
+        who=tuple(sorted(allowed)),
+    )
+
+
+def _event(ctx: CommandContext, alert: Alert, name: str, **detail: Any) -> None:
+    ctx.session.add(
+        AlertEvent(
+            alert_id=alert.id or 0,
+            at=ctx.now,
+            event=name,
+            level=alert.level,
+            user_name=ctx.actor.name,
+            detail=canonical_json(detail),
+        )
+    )
+
+
+def _record(ctx: CommandContext, alert: Alert, base: int, **args: Any) -> None:
+    ctx.record(
+        order_no=alert.order_no,
+        args={"alert_id": alert.id, "order_no": alert.order_no, "kind": alert.kind, **args},
+        base_version=base,
+    )
+
+
+@dataclass(frozen=True)
+class AlertChange:
+    """The outcome of an action on an alert, for the screen that asked."""
+
+    alert_id: int
+    order_no: str
+    status: str
+    level: int
+    version: int
+
+
+def _change(alert: Alert) -> AlertChange:
+    return AlertChange(alert.id or 0, alert.order_no, alert.status, alert.level, alert.version)
+
+
+def acknowledge_alert(
+    store: Store,
+    *,
+    alert_id: int,
+    user: str | Actor,
+    note: str = "",
+    expected_version: int | None = None,
+    config: NotifyConfig | None = None,
+) -> AlertChange:
+    """ "I have seen it and I am on it": stops the escalation until the order moves on or gets worse.
+
+    On an acknowledgement request (``ack``) this is the answer "acknowledged", sent back to the mover.
+    """
+    if _kind_of(store, alert_id) == "ack":
+        return answer_ack_request(
+            store,
+            alert_id=alert_id,
+            user=user,
+            answer="acknowledged",
+            reason=note,
+            expected_version=expected_version,
+            config=config,
+        )
+    note = clean_text(note, field_name="Note", max_len=REASON_MAX)
+    workflow = store.workflow
+    with command(store, "acknowledge_alert", user=user) as ctx:
+        alert = _load_alert(ctx, alert_id)
+        _check_version(alert, expected_version)
+        _require_may_act(ctx, workflow, alert, "acknowledge")
+        base = alert.version
+        alert.status, alert.acked_at, alert.acked_by = "acked", ctx.now, ctx.actor.name
+        alert.escalate_at, alert.snoozed_until = None, None
+        if alert.kind == "info":
+            alert.status, alert.closed_at, alert.close_reason = "closed", ctx.now, "answered"
+        alert.version += 1
+        ctx.session.add(alert)
+        _event(ctx, alert, "acknowledged", note=note)
+        _record(ctx, alert, base, note=note)
+        return _change(alert)
+
+
+def _kind_of(store: Store, alert_id: int) -> str:
+    with store.read() as session:
+        alert = session.get(Alert, alert_id)
+        return alert.kind if alert else ""
+
+
+def answer_ack_request(
+    store: Store,
+    *,
+    alert_id: int,
+    user: str | Actor,
+    answer: str,
+    reason: str = "",
+    expected_version: int | None = None,
+    config: NotifyConfig | None = None,
+) -> AlertChange:
+    """Answer a move that asked for acknowledgement: ``acknowledged``, or ``need_info`` with a reason that
+    goes back to whoever made the move (as an ``info`` alert addressed to them)."""
+    if answer not in ("acknowledged", "need_info"):
+        raise Refused(
+            msg("Answer acknowledged or need_info, not {answer}.", answer=answer), code="bad_answer"
+        )
+    reason = clean_text(reason, field_name="Reason", max_len=REASON_MAX, required=answer == "need_info")
+    config = config or load_notify_config()
+    workflow = store.workflow
+    with command(store, "answer_ack_request", user=user) as ctx:
+        alert = _load_alert(ctx, alert_id)
+        if alert.kind != "ack":
+            raise Refused(
+                msg("The alert on {order_no} is not a request for acknowledgement.", order_no=alert.order_no),
+                code="not_ack_request",
+            )
+        _check_version(alert, expected_version)
+        _require_may_act(ctx, workflow, alert, "answer")
+        base = alert.version
+        alert.answer, alert.answer_reason = answer, reason
+        alert.acked_at, alert.acked_by = ctx.now, ctx.actor.name
+        alert.status, alert.closed_at, alert.close_reason = "closed", ctx.now, answer
+        alert.escalate_at = None
+        alert.version += 1
+        ctx.session.add(alert)
+        _event(ctx, alert, answer, reason=reason)
+        state = _state_label(workflow, alert.state)
+        if answer == "acknowledged":
+            message = msg(
+                "{user} ({role}) acknowledged your move of {order_no} to {state}.",
+                user=ctx.actor.name,
+                role=alert.topic,
+                order_no=alert.order_no,
+                state=state,
+            )
+            enqueue(
+                ctx.session,
+                config,
+                key=f"a{alert.id}:answered",
+                now=ctx.now,
+                event="answered",
+                message=message,
+                users=[alert.mover],
+                roles=[],
+                alert_id=alert.id,
+                order_no=alert.order_no,
+            )
+        else:
+            info = Alert(
+                order_id=alert.order_id,
+                order_no=alert.order_no,
+                kind="info",
+                topic=alert.topic,
+                severity="amber",
+                state=alert.state,
+                state_since=alert.state_since,
+                due_at=ctx.now,
+                level=0,
+                target_role="",
+                target_user=alert.mover,
+                mover=alert.mover,
+                acked_by=ctx.actor.name,
+                answer_reason=reason,
+                raised_at=ctx.now,
+            )
+            existing = ctx.session.exec(
+                select(Alert).where(
+                    Alert.order_id == alert.order_id,
+                    Alert.kind == "info",
+                    Alert.topic == alert.topic,
+                    col(Alert.closed_at).is_(None),
+                )
+            ).first()
+            if existing is not None:
+                existing.status, existing.closed_at, existing.close_reason = "closed", ctx.now, "superseded"
+                ctx.session.add(existing)
+                ctx.session.flush()
+            info.escalate_at = ctx.now + minutes_for(workflow, info)
+            ctx.session.add(info)
+            ctx.session.flush()
+            _event(ctx, info, "raised", reason=reason, by=ctx.actor.name)
+            enqueue(
+                ctx.session,
+                config,
+                key=f"a{info.id}:raised",
+                now=ctx.now,
+                event="need_info",
+                message=alert_message(info, workflow, ctx.now, config),
+                users=[alert.mover],
+                roles=[],
+                alert_id=info.id,
+                order_no=alert.order_no,
+            )
+        _record(ctx, alert, base, answer=answer, reason=reason)
+        return _change(alert)
+
+
+def snooze_alert(
+    store: Store,
+    *,
+    alert_id: int,
+    user: str | Actor,
+    until: datetime,
+    reason: str,
+    expected_version: int | None = None,
+) -> AlertChange:
+    """Quiet an alert until ``until`` (at most two weeks) for a stated reason; then it comes back."""
+    reason = clean_text(reason, field_name="Reason", max_len=REASON_MAX, required=True)
+    workflow = store.workflow
+    with command(store, "snooze_alert", user=user) as ctx:
+        alert = _load_alert(ctx, alert_id)
+        _check_version(alert, expected_version)
+        _require_may_act(ctx, workflow, alert, "snooze")
+        until = until if until.tzinfo else until.replace(tzinfo=UTC)
+        if until <= ctx.now:
+            raise Refused(msg("Snooze until a time in the future."), code="snooze_past")
+        if until > ctx.now + SNOOZE_MAX:
+            raise Refused(
+                msg("An alert may be snoozed for at most {days} days.", days=SNOOZE_MAX.days),
+                code="snooze_long",
+            )
+        base = alert.version
+        alert.status, alert.snoozed_until, alert.snooze_reason = "snoozed", until, reason
+        alert.escalate_at = None
+        alert.version += 1
+        ctx.session.add(alert)
+        _event(ctx, alert, "snoozed", until=until.isoformat(), reason=reason)
+        _record(ctx, alert, base, until=until.isoformat(), reason=reason)
+        return _change(alert)
+
+
+def escalate_alert(
+    store: Store,
+    *,
+    alert_id: int,
+    user: str | Actor,
+    reason: str = "",
+    expected_version: int | None = None,
+    config: NotifyConfig | None = None,
+) -> AlertChange:
+    """Send an alert one level up now (and tell that level)."""
+    reason = clean_text(reason, field_name="Reason", max_len=REASON_MAX)
+    config = config or load_notify_config()
+    workflow = store.workflow
+    with command(store, "escalate_alert", user=user) as ctx:
+        alert = _load_alert(ctx, alert_id)
+        _check_version(alert, expected_version)
+        _require_may_act(ctx, workflow, alert, "escalate")
+        base = alert.version
+        if alert.status != "open":
+            alert.status, alert.snoozed_until = "open", None
+        engine = _Engine(
+            ctx,
+            workflow,
+            config,
+            ctx.now,
+            dict(escalated=0, raised=0, reopened=0, closed=0, ack_requests=0),
+            {k: [] for k in ("escalated", "raised", "reopened", "closed", "ack_requests")},
+        )
+        if not engine.step_up(alert, by=ctx.actor.name, reason=reason):
+            raise Refused(
+                msg(
+                    "The alert on {order_no} is already at the top of its chain ({role}).",
+                    order_no=alert.order_no,
+                    role=alert.target_role,
+                ),
+                code="top_of_chain",
+            )
+        engine.outbox.flush(ctx.session, config, ctx.now)
+        _record(ctx, alert, base, level=alert.level, to=alert.target_role, reason=reason)
+        return _change(alert)
+
+
+def set_promised_date(
+    store: Store,
+    *,
+    order_no: str,
+    promised: date,
+    reason: str,
+    user: str | Actor,
+    expected_version: int | None = None,
+    config: NotifyConfig | None = None,
+) -> None:
+    """A new promised date, with the reason (required: the customer will ask). Re-grades its alerts now."""
+    from orderdesk.orders import edit_order
+
+    reason = clean_text(reason, field_name="Reason", max_len=REASON_MAX, required=True)
+    config = config or load_notify_config()
+    today = local_today(store.clock(), config.alerts.utc_offset_hours)
+    if promised < today:
+        raise Refused(
+            msg("The promised date {date} is in the past.", date=promised.isoformat()), code="date_in_past"
+        )
+    edit_order(
+        store,
+        order_no=order_no,
+        changes={"promised_date": promised.isoformat()},
+        user=user,
+        reason=reason,
+        expected_version=expected_version,
+    )
+    refresh_order_alerts(store, order_no, config=config)
+
+
+def assign_alert_owner(
+    store: Store,
+    *,
+    order_no: str,
+    owner: str,
+    user: str | Actor,
+    expected_version: int | None = None,
+    config: NotifyConfig | None = None,
+) -> None:
+    """Make ``owner`` responsible for the order (the order's own ``assign`` command) and re-address its
+    alerts: level 0 goes to that person from now on."""
+    from orderdesk.orders import assign_order
+
+    assign_order(store, order_no=order_no, owner=owner, user=user, expected_version=expected_version)
+    refresh_order_alerts(store, order_no, config=config)
+
+
+def refresh_order_alerts(store: Store, order_no: str, *, config: NotifyConfig | None = None) -> PassReport:
+    """Re-examine one order's alerts now (after an action that changes what it deserves)."""
+    with store.read() as session:
+        order_id = session.execute(
+            text("SELECT id FROM sales_order WHERE order_no = :n"), {"n": order_no.strip().upper()}
+        ).scalar()
+    if order_id is None:
+        raise Refused(msg("There is no order {order_no}.", order_no=order_no), code="unknown_order")
+    return run_alert_pass(store, config, only_orders=[int(order_id)])
+
+
+# -- reading (plain data for screens and the CLI) --------------------------------------------------------
+@dataclass(frozen=True)
+class AlertView:
+    id: int
+    order_no: str
+    kind: str
+    topic: str
+    severity: str
+    status: str
+    state: str
+    state_label: Label
+    level: int
+    target_role: str
+    target_user: str
+    mover: str
+    raised_at: datetime
+    due_at: datetime
+    escalate_at: datetime | None
+    snoozed_until: datetime | None
+    acked_by: str
+    message: Msg
+    version: int
+
+    def to_json(self, now: datetime | None = None) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "order_no": self.order_no,
+            "kind": self.kind,
+            "topic": self.topic,
+            "severity": self.severity,
+            "status": self.status,
+            "state": self.state,
+            "state_label": self.state_label.to_json(),
+            "level": self.level,
+            "target_role": self.target_role,
+            "target_user": self.target_user,
+            "mover": self.mover,
+            "raised_at": self.raised_at.isoformat(),
+            "due_at": self.due_at.isoformat(),
+            "escalate_at": self.escalate_at.isoformat() if self.escalate_at else None,
+            "escalates_in_seconds": int((self.escalate_at - now).total_seconds())
+            if self.escalate_at and now
+            else None,
+            "snoozed_until": self.snoozed_until.isoformat() if self.snoozed_until else None,
+            "acked_by": self.acked_by,
+            "message": str(self.message),
+            "version": self.version,
+        }
+
+
+def _view(alert: Alert, workflow: Workflow, now: datetime, config: NotifyConfig) -> AlertView:
+    return AlertView(
+        alert.id or 0,
+        alert.order_no,
+        alert.kind,
+        alert.topic,
+        alert.severity,
+        alert.status,
+        alert.state,
+        _state_label(workflow, alert.state),
+        alert.level,
+        alert.target_role,
+        alert.target_user,
+        alert.mover,
+        alert.raised_at,
+        alert.due_at,
+        alert.escalate_at,
+        alert.snoozed_until,
+        alert.acked_by,
+        alert_message(alert, workflow, now, config),
+        alert.version,
+    )
+
+
+def list_alerts(
+    store: Store,
+    *,
+    include_closed: bool = False,
+    order_no: str | None = None,
+    kind: str | None = None,
+    limit: int = 100,
+    config: NotifyConfig | None = None,
+) -> list[AlertView]:
+    """Alerts, soonest to escalate first (open ones), then the newest."""
+    config = config or load_notify_config()
+    now = store.clock()
+    with store.read() as session:
+        query = select(Alert)
+        if not include_closed:
+            query = query.where(col(Alert.closed_at).is_(None))
+        if order_no:
+            query = query.where(Alert.order_no == order_no.strip().upper())
+        if kind:
+            query = query.where(Alert.kind == kind)
+        query = query.order_by(col(Alert.escalate_at).is_(None), col(Alert.escalate_at), col(Alert.id).desc())
+        rows = session.exec(query.limit(max(1, min(limit, 1000)))).all()
+        return [_view(a, store.workflow, now, config) for a in rows]
+
+
+@dataclass(frozen=True)
+class AlertEventView:
+    at: datetime
+    event: str
+    level: int
+    user_name: str
+    detail: dict[str, Any]
+
+
+def alert_trail(store: Store, alert_id: int) -> list[AlertEventView]:
+    """Everything that happened to one alert, oldest first."""
+    with store.read() as session:
+        rows = session.exec(
+            select(AlertEvent).where(AlertEvent.alert_id == alert_id).order_by(col(AlertEvent.id))
+        ).all()
+        return [AlertEventView(r.at, r.event, r.level, r.user_name, json.loads(r.detail)) for r in rows]
+
+
+def alert_for_order(store: Store, order_no: str) -> list[AlertView]:
+    return list_alerts(store, order_no=order_no)
+
+
+__all__ = [
+    "KINDS",
+    "AlertChange",
+    "AlertView",
+    "PassReport",
+    "acknowledge_alert",
+    "alert_trail",
+    "answer_ack_request",
+    "assign_alert_owner",
+    "escalate_alert",
+    "list_alerts",
+    "run_alert_pass",
+    "set_promised_date",
+    "snooze_alert",
+    "wanted_alerts",
+]

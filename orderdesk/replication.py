@@ -1,0 +1,1687 @@
+"""Replication between desks and the central API, in the core (no HTTP here: ``sync/`` carries it).
+
+On the central API a desk's op (an outbox record: a command and its arguments as intent) is replayed through
+the **same domain command** the desk ran, inside one transaction that also stores the op's terminal outcome
+(applied, or rejected with a reason kept as a message id + parameters) and appends the full image of every
+entity the command changed to the change log under a global sequence number.
+
+On a desk, pulled change-log entries are applied by natural key (order number, SKU, customer code, user
+name), so applying a page twice changes nothing; an entity with ops still waiting to go up keeps the desk's
+own version until they are decided (the newest server image waits in ``sync_deferred``).
+
+The protocol and its guarantees are written up in ``docs/sync-protocol.md``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import secrets
+import sqlite3
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import DateTime, delete, event, func
+from sqlmodel import Session, SQLModel, col, select
+
+from orderdesk.canonical import canonical_json, sha256_hex
+from orderdesk.errors import OrderdeskError, Refused, StoreError
+from orderdesk.i18n import Label, Msg, msg
+from orderdesk.models import (
+    AppUser,
+    Customer,
+    Desk,
+    OrderLine,
+    OrderNote,
+    OutboxRecord,
+    Product,
+    ProductBarcode,
+    SalesOrder,
+    SyncChange,
+    SyncDesk,
+    SyncEnrolCode,
+    SyncEntity,
+    SyncFieldChange,
+    SyncLink,
+    SyncOp,
+    SyncOutcome,
+    SyncServer,
+    SyncStream,
+    UserRole,
+)
+from orderdesk.store import Store
+
+SERVER_DESK_CODE = "HQ"  # orders created on the central API itself are SO-HQ-…
+ENROL_CODE_TTL = timedelta(hours=24)
+DEFAULT_PAGE = 1000
+
+
+# -- errors ----------------------------------------------------------------------------------------------
+class SyncError(OrderdeskError):
+    """A request the central API refuses as a whole (nothing written). ``status`` is the HTTP status."""
+
+    def __init__(self, message: Msg, *, code: str, status: int = 409, **extra: Any) -> None:
+        super().__init__(message, code=code)
+        self.status = status
+        self.extra = extra
+
+    def to_json(self) -> dict[str, Any]:
+        return {"code": self.code, "message": self.message.to_json(), **self.extra}
+
+
+class AuthError(SyncError):
+    """No token, an unknown one (401), or a revoked one / a desk speaking for another desk (403)."""
+
+
+class CursorTooOld(SyncError):
+    """The desk's cursor is older than the change log keeps: it must re-bootstrap."""
+
+
+def msg_from_json(data: Any) -> Msg:
+    """The inverse of ``Msg.to_json``: a reason that crossed the network, ready to render in any language."""
+
+    def value(v: Any) -> Any:
+        if isinstance(v, dict) and "msgid" in v:
+            return msg_from_json(v)
+        if isinstance(v, dict) and set(v) == {"en", "zh"}:
+            return Label(v["en"], v["zh"])
+        return v
+
+    if isinstance(data, str):
+        data = json.loads(data) if data else {"msgid": ""}
+    return Msg(data.get("msgid", ""), {k: value(v) for k, v in (data.get("params") or {}).items()})
+
+
+# -- entity images ---------------------------------------------------------------------------------------
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat(timespec="microseconds")
+    if isinstance(value, date):
+        return value.isoformat()
+    return value
+
+
+def _columns(obj: SQLModel, skip: Iterable[str]) -> dict[str, Any]:
+    skipped = set(skip)
+    return {c.name: _jsonable(getattr(obj, c.name)) for c in obj.__table__.columns if c.name not in skipped}  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True)
+class OrderPart:
+    """Extra data carried in an order's image (e.g. scans from the scanning area): add one to
+    ``ORDER_PARTS`` with a dumper (server) and an applier (desk, raw SQLite connection and local order id)."""
+
+    dump: Callable[[Session, SalesOrder], Any]
+    apply: Callable[[sqlite3.Connection, int, Any], None]
+
+
+ORDER_PARTS: dict[str, OrderPart] = {}
+
+
+def _user_name(session: Session, user_id: int | None) -> str | None:
+    if not user_id:
+        return None
+    user = session.get(AppUser, user_id)
+    return user.name if user else None
+
+
+def dump_order(session: Session, order_no: str) -> dict[str, Any] | None:
+    order = session.exec(select(SalesOrder).where(SalesOrder.order_no == order_no)).first()
+    if order is None:
+        return None
+    image = _columns(order, ("id", "customer_id", "owner_id", "inspector_id"))
+    customer = session.get(Customer, order.customer_id)
+    image["_customer"] = customer.code if customer else None
+    image["_owner"] = _user_name(session, order.owner_id)
+    image["_inspector"] = _user_name(session, order.inspector_id)
+    lines = session.exec(
+        select(OrderLine, Product.sku)
+        .join(Product, col(Product.id) == OrderLine.product_id)
+        .where(OrderLine.order_id == order.id)
+        .order_by(col(OrderLine.line_no))
+    ).all()
+    image["_lines"] = [
+        {**_columns(line, ("id", "order_id", "product_id")), "_sku": sku} for line, sku in lines
+    ]
+    notes = session.exec(
+        select(OrderNote).where(OrderNote.order_id == order.id).order_by(col(OrderNote.at), col(OrderNote.id))
+    ).all()
+    image["_notes"] = [_columns(n, ("id", "order_id")) for n in notes]
+    for name, part in ORDER_PARTS.items():
+        image[f"_{name}"] = part.dump(session, order)
+    return image
+
+
+def dump_customer(session: Session, code: str) -> dict[str, Any] | None:
+    row = session.exec(select(Customer).where(Customer.code == code)).first()
+    return _columns(row, ("id",)) if row else None
+
+
+def dump_product(session: Session, sku: str) -> dict[str, Any] | None:
+    row = session.exec(select(Product).where(Product.sku == sku)).first()
+    if row is None:
+        return None
+    image = _columns(row, ("id",))
+    codes = session.exec(
+        select(ProductBarcode).where(ProductBarcode.product_id == row.id).order_by(col(ProductBarcode.code))
+    ).all()
+    image["_barcodes"] = [_columns(b, ("product_id",)) for b in codes]
+    return image
+
+
+def dump_user(session: Session, name: str) -> dict[str, Any] | None:
+    row = session.exec(select(AppUser).where(AppUser.name == name)).first()
+    if row is None:
+        return None
+    # Failed logins and lockouts are the desk's own business; the PIN and badge hashes travel so that a
+    # person added at the centre can log in at every desk (an empty hash never overwrites a desk's own).
+    image = _columns(row, ("id", "failed_logins", "locked_until"))
+    image["_roles"] = sorted(session.exec(select(UserRole.role).where(UserRole.user_id == row.id)).all())
+    return image
+
+
+DUMPERS: dict[str, Callable[[Session, str], dict[str, Any] | None]] = {
+    "user": dump_user,
+    "customer": dump_customer,
+    "product": dump_product,
+    "order": dump_order,
+}
+
+
+# -- tracking what a command changed ---------------------------------------------------------------------
+# model -> how to name the entity a changed row belongs to: ("order", order_no) or ("order_id", id) etc.
+TRACKED: dict[type, Callable[[Any], tuple[str, Any]]] = {
+    SalesOrder: lambda o: ("order", o.order_no),
+    OrderLine: lambda o: ("order_id", o.order_id),
+    OrderNote: lambda o: ("order_id", o.order_id),
+    Customer: lambda o: ("customer", o.code),
+    Product: lambda o: ("product", o.sku),
+    ProductBarcode: lambda o: ("product_id", o.product_id),
+    AppUser: lambda o: ("user", o.name),
+    UserRole: lambda o: ("user_id", o.user_id),
+}
+_BY_ID: dict[str, tuple[type, str, str]] = {
+    "order_id": (SalesOrder, "order_no", "order"),
+    "product_id": (Product, "sku", "product"),
+    "user_id": (AppUser, "name", "user"),
+}
+
+
+class ChangeTracker:
+    """Collects the entities whose rows a session flushes (new, changed or deleted) while it is attached."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.seen: set[tuple[str, Any]] = set()
+        event.listen(session, "before_flush", self._before_flush)
+
+    def _before_flush(self, session: Session, _ctx: Any, _instances: Any) -> None:
+        for obj in [*session.new, *session.dirty, *session.deleted]:
+            namer = TRACKED.get(type(obj))
+            if namer is not None:
+                self.seen.add(namer(obj))
+
+    def close(self) -> set[tuple[str, str]]:
+        self.session.flush()
+        event.remove(self.session, "before_flush", self._before_flush)
+        out: set[tuple[str, str]] = set()
+        for kind, key in self.seen:
+            if kind in _BY_ID:
+                model, attr, real = _BY_ID[kind]
+                row = self.session.get(model, key) if key is not None else None
+                if row is not None:
+                    out.add((real, getattr(row, attr)))
+            elif key is not None:
+                out.add((kind, key))
+        return out
+
+
+# -- the replay registry ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class OpContext:
+    """What a conflict check knows about the op being replayed."""
+
+    desk_id: str
+    command: str
+    args: dict[str, Any]
+    order_no: str
+    user_name: str
+    seen_seq: int
+
+
+@dataclass(frozen=True)
+class Replay:
+    """How the central API replays one outbox command: ``run`` calls the domain command; ``check`` may
+    refuse it first against the server's state (conflicts); ``touches`` names entities to publish even if
+    the session did not see them change."""
+
+    run: Callable[[Store, dict[str, Any], str], object]
+    check: Callable[[Store, Session, OpContext], Refused | None] | None = None
+    touches: Callable[[dict[str, Any], str], list[tuple[str, str]]] = lambda args, order_no: (
+        [("order", order_no)] if order_no else []
+    )
+
+
+def replay_kwargs(fn: Callable[..., object], *, user_param: str = "user") -> Callable[..., object]:
+    """A replayer for commands whose outbox args are exactly their keyword arguments."""
+
+    def run(store: Store, args: dict[str, Any], user: str) -> object:
+        return fn(store, **args, **{user_param: user})
+
+    return run
+
+
+def _replay_create(store: Store, a: dict[str, Any], user: str) -> object:
+    from orderdesk.orders import create_order
+
+    return create_order(
+        store,
+        customer=a["customer"],
+        lines=[(str(sku), int(qty)) for sku, qty in a["lines"]],
+        user=user,
+        channel=a.get("channel", "offline"),
+        promised=date.fromisoformat(a["promised"]) if a.get("promised") else None,
+        rush=bool(a.get("rush")),
+        route=a.get("route", "make_to_order"),
+        ship_address=a.get("ship_address"),
+        notes=a.get("notes", ""),
+        order_no=a["order_no"],
+    )
+
+
+def _replay_move(store: Store, a: dict[str, Any], user: str) -> object:
+    from orderdesk.orders import move_order
+
+    return move_order(
+        store, order_no=a["order_no"], to=a["transition"], user=user, reason=a.get("reason", "")
+    )
+
+
+def _check_move(store: Store, session: Session, op: OpContext) -> Refused | None:
+    """State moves are compare-and-set on the state: the first move to reach the centre wins."""
+    from orderdesk.orders import state_label
+
+    order = session.exec(select(SalesOrder).where(SalesOrder.order_no == op.order_no)).first()
+    expected = op.args.get("from")
+    if order is None or expected is None or order.state == expected:
+        return None  # a missing order is refused by the command itself
+    workflow = store.workflow
+    return Refused(
+        msg(
+            "Order {order_no} was already moved to {state} by {user} before your change ({transition}) "
+            "arrived; you made it while the order was {was}. The first change to reach the central API wins.",
+            order_no=order.order_no,
+            state=state_label(workflow, order.state),
+            user=order.updated_by,
+            transition=op.args.get("transition", ""),
+            was=state_label(workflow, expected),
+        ),
+        code="state_conflict",
+    )
+
+
+def _replay_edit(store: Store, a: dict[str, Any], user: str) -> object:
+    from orderdesk.orders import edit_order
+
+    return edit_order(
+        store, order_no=a["order_no"], changes=dict(a["changes"]), user=user, reason=a.get("reason", "")
+    )
+
+
+def _check_edit(store: Store, session: Session, op: OpContext) -> Refused | None:
+    """A field someone else changed after the version this edit was based on is a conflict for a person."""
+    for name, value in (op.args.get("changes") or {}).items():
+        last = session.get(SyncFieldChange, (op.order_no, name))
+        if last is None or last.seq <= op.seen_seq or last.desk_id == op.desk_id:
+            continue
+        if last.value == canonical_json(value):
+            continue  # both set the same value: nothing to decide
+        return Refused(
+            msg(
+                "{field} of order {order_no} was changed to “{theirs}” by {user} after the version your "
+                "change was based on; your “{yours}” was not applied. A supervisor decides which to keep.",
+                field=name,
+                order_no=op.order_no,
+                theirs=_show(json.loads(last.value)),
+                user=last.user_name or "?",
+                yours=_show(value),
+            ),
+            code="edit_conflict",
+        )
+    return None
+
+
+def _show(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+def _replay_note(store: Store, a: dict[str, Any], user: str) -> object:
+    from orderdesk.orders import add_note
+
+    return add_note(store, order_no=a["order_no"], text=a["text"], user=user)
+
+
+def _replay_customer(store: Store, a: dict[str, Any], user: str) -> object:
+    from orderdesk.catalog import add_customer
+
+    return add_customer(store, **a, user=user)
+
+
+def _replay_product(store: Store, a: dict[str, Any], user: str) -> object:
+    from orderdesk.catalog import add_product
+
+    return add_product(store, **a, user=user)
+
+
+def _replay_user(store: Store, a: dict[str, Any], user: str) -> object:
+    from orderdesk.users import add_user
+
+    return add_user(
+        store, name=a["name"], roles=list(a["roles"]), display_name=a.get("display_name", ""), by=user
+    )
+
+
+def _replay_stock(store: Store, a: dict[str, Any], user: str) -> object:
+    from orderdesk.stock import adjust_stock
+
+    return adjust_stock(store, sku=a["sku"], delta=int(a["delta"]), user=user, reason=a.get("reason", ""))
+
+
+# Outbox command name -> how the central API replays it. Adding a command that syncs is one line here, e.g.
+# ``REPLAYS["record_scan"] = Replay(replay_kwargs(record_scan))`` when its outbox args are its keywords.
+REPLAYS: dict[str, Replay] = {
+    "create_order": Replay(_replay_create),
+    "move_order": Replay(_replay_move, check=_check_move),
+    "edit_order": Replay(_replay_edit, check=_check_edit),
+    "add_note": Replay(_replay_note),
+    "add_customer": Replay(_replay_customer, touches=lambda a, o: [("customer", a["code"])]),
+    "add_product": Replay(_replay_product, touches=lambda a, o: [("product", a["sku"])]),
+    "add_user": Replay(_replay_user, touches=lambda a, o: [("user", a["name"])]),
+    "adjust_stock": Replay(_replay_stock, touches=lambda a, o: [("product", a["sku"])]),
+}
+
+
+def touches_of(command: str, args: dict[str, Any], order_no: str) -> list[tuple[str, str]]:
+    """The entities an outbox command changes (as far as its intent says)."""
+    replay = REPLAYS.get(command)
+    if replay is None:
+        return [("order", order_no)] if order_no else []
+    try:
+        return replay.touches(args, order_no)
+    except (KeyError, TypeError):
+        return [("order", order_no)] if order_no else []
+
+
+def payload_hash(command: str, args: dict[str, Any], base_version: int | None, user: str) -> str:
+    """The hash a desk puts on an op (``commands.CommandContext.record`` computes the same)."""
+    payload = {"command": command, "args": args, "base_version": base_version, "user": user}
+    return sha256_hex(canonical_json(payload))
+
+
+# -- central API: set-up, enrolment, authentication ------------------------------------------------------
+def init_server(store: Store) -> str:
+    """Make ``store`` a central API store (idempotent); returns the server id."""
+    with store.write() as session:
+        row = session.get(SyncServer, 1)
+        if row is None:
+            row = SyncServer(server_id=str(uuid.uuid4()), created_at=store.clock())
+            session.add(row)
+        desk = session.get(Desk, 1)
+        if desk is not None and desk.desk_code != SERVER_DESK_CODE:
+            desk.desk_code = SERVER_DESK_CODE
+            session.add(desk)
+        return row.server_id
+
+
+def _hash_secret(text: str) -> str:
+    return hashlib.sha256(("orderdesk-sync:" + text).encode()).hexdigest()
+
+
+def _normalise_code(code: str) -> str:
+    return "".join(ch for ch in code.upper() if ch.isalnum())
+
+
+def create_enrol_code(store: Store, *, name: str = "", ttl: timedelta = ENROL_CODE_TTL) -> str:
+    """A one-time enrolment code for a new desk (shown once; only its hash is kept)."""
+    alphabet = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read aloud over the phone
+    raw = "".join(secrets.choice(alphabet) for _ in range(12))
+    with store.write() as session:
+        if session.get(SyncServer, 1) is None:
+            raise Refused(
+                msg("This database is not a central API store: start it once with `orderdesk serve`.")
+            )
+        now = store.clock()
+        session.add(
+            SyncEnrolCode(code_hash=_hash_secret(raw), name=name[:60], created_at=now, expires_at=now + ttl)
+        )
+    return f"{raw[:4]}-{raw[4:8]}-{raw[8:]}"
+
+
+@dataclass(frozen=True)
+class Enrolment:
+    desk_id: str
+    desk_code: str
+    epoch: int
+    token: str
+    server_id: str
+
+
+def _new_desk_code(session: Session) -> str:
+    server = session.get(SyncServer, 1)
+    assert server is not None
+    digits = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+    while True:
+        n, out = server.next_desk_no, ""
+        server.next_desk_no += 1
+        while n:
+            n, r = divmod(n, 36)
+            out = digits[r] + out
+        code = "D" + out
+        if session.exec(select(SyncStream).where(SyncStream.desk_code == code)).first() is None:
+            session.add(server)
+            return code
+
+
+def enrol_desk(store: Store, *, code: str, name: str = "") -> Enrolment:
+    """Trade a one-time code for a desk identity and token (the token is returned once, kept hashed)."""
+    with store.write() as session:
+        server = session.get(SyncServer, 1)
+        row = session.get(SyncEnrolCode, _hash_secret(_normalise_code(code)))
+        now = store.clock()
+        if server is None or row is None or row.used_at is not None or row.expires_at < now:
+            raise AuthError(
+                msg("That enrolment code is unknown, used or expired. Ask an admin for a new one."),
+                code="bad_enrol_code",
+                status=403,
+            )
+        desk_id = str(uuid.uuid4())
+        token = f"{desk_id}.{secrets.token_urlsafe(32)}"
+        row.used_at, row.desk_id = now, desk_id
+        session.add(row)
+        session.add(
+            SyncDesk(
+                desk_id=desk_id, name=(name or row.name)[:60], token_hash=_hash_secret(token), enrolled_at=now
+            )
+        )
+        desk_code = _new_desk_code(session)
+        session.add(SyncStream(desk_id=desk_id, epoch=1, desk_code=desk_code, created_at=now))
+        return Enrolment(desk_id, desk_code, 1, token, server.server_id)
+
+
+def authenticate(store: Store, token: str | None) -> SyncDesk:
+    """The desk a bearer token belongs to; 401 for none/unknown, 403 for a revoked desk."""
+    if not token:
+        raise AuthError(msg("This request needs a desk token."), code="no_token", status=401)
+    desk_id, _, _secret = token.partition(".")
+    with store.read() as session:
+        desk = session.get(SyncDesk, desk_id[:36]) if desk_id else None
+        if desk is None or not hmac.compare_digest(desk.token_hash, _hash_secret(token)):
+            raise AuthError(msg("This desk token is not valid."), code="bad_token", status=401)
+        if desk.revoked_at is not None:
+            raise AuthError(
+                msg("This desk was revoked by an admin; enrol it again with a new code."),
+                code="revoked",
+                status=403,
+            )
+        return desk
+
+
+def revoke_desk(store: Store, desk: str) -> None:
+    """Revoke a desk's token (by desk id or by any of its desk codes)."""
+    with store.write() as session:
+        row = session.get(SyncDesk, desk)
+        if row is None:
+            stream = session.exec(select(SyncStream).where(SyncStream.desk_code == desk.upper())).first()
+            row = session.get(SyncDesk, stream.desk_id) if stream else None
+        if row is None:
+            raise Refused(msg("There is no enrolled desk {desk}.", desk=desk), code="unknown_desk")
+        row.revoked_at = store.clock()
+        session.add(row)
+
+
+def rekey_desk(store: Store, desk_id: str) -> tuple[int, str]:
+    """Open a new epoch (a fresh op sequence and a fresh order-number code) for a desk whose file was
+    copied or restored. Earlier epochs stay valid for whichever copy still uses them."""
+    with store.write() as session:
+        desk = session.get(SyncDesk, desk_id)
+        assert desk is not None
+        last = (
+            session.exec(select(func.max(SyncStream.epoch)).where(SyncStream.desk_id == desk_id)).one() or 0
+        )
+        epoch = int(last) + 1
+        code = _new_desk_code(session)
+        session.add(SyncStream(desk_id=desk_id, epoch=epoch, desk_code=code, created_at=store.clock()))
+        desk.current_epoch = epoch
+        session.add(desk)
+        return epoch, code
+
+
+def desk_status(store: Store, desk_id: str) -> dict[str, Any]:
+    """Where a desk stands: the last op seq decided in each of its epochs, and the change log's bounds."""
+    with store.read() as session:
+        streams = session.exec(select(SyncStream).where(SyncStream.desk_id == desk_id)).all()
+        server = session.get(SyncServer, 1)
+        return {
+            "streams": {str(s.epoch): s.last_seq for s in streams},
+            "high_water": (server.next_change_seq - 1) if server else 0,
+            "floor": server.log_floor if server else 0,
+        }
+
+
+# -- central API: deciding ops ---------------------------------------------------------------------------
+@dataclass
+class OpIn:
+    """One outbox record as pushed by a desk."""
+
+    op_id: str
+    seq: int
+    command: str
+    args: dict[str, Any]
+    order_no: str
+    base_version: int | None
+    payload_hash: str
+    user_name: str
+    seen_seq: int = 0
+
+
+@dataclass
+class OpResult:
+    """The terminal outcome of an op, as stored and as returned on every retry."""
+
+    op_id: str
+    seq: int
+    status: str  # applied | rejected
+    code: str = ""
+    reason: dict[str, Any] | None = None
+    change_seq: int | None = None
+    decided_at: str = ""
+    refresh: list[dict[str, Any]] = field(default_factory=list)  # current images, for a rejected op
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "op_id": self.op_id,
+            "seq": self.seq,
+            "status": self.status,
+            "code": self.code,
+            "reason": self.reason,
+            "change_seq": self.change_seq,
+            "decided_at": self.decided_at,
+            "refresh": self.refresh,
+        }
+
+
+def _append_change(
+    session: Session, kind: str, key: str, *, op_id: str | None, desk_id: str, now: datetime
+) -> int | None:
+    image = DUMPERS[kind](session, key)
+    server = session.get(SyncServer, 1)
+    assert server is not None
+    seq = server.next_change_seq
+    server.next_change_seq += 1
+    session.add(server)
+    session.add(
+        SyncChange(
+            seq=seq, kind=kind, key=key, image=canonical_json(image), op_id=op_id, desk_id=desk_id, at=now
+        )
+    )
+    return seq
+
+
+def _record_fields(
+    session: Session, command: str, args: dict[str, Any], order_no: str, *, seq: int, desk_id: str, user: str
+) -> None:
+    if command != "edit_order":
+        return
+    for name, value in (args.get("changes") or {}).items():
+        row = session.get(SyncFieldChange, (order_no, name)) or SyncFieldChange(
+            order_no=order_no, field=name, seq=seq
+        )
+        row.seq, row.desk_id, row.user_name, row.value = seq, desk_id, user, canonical_json(value)
+        session.add(row)
+
+
+_KIND_ORDER = {"user": 0, "customer": 1, "product": 2, "order": 3}
+
+
+def _publish(
+    session: Session,
+    touched: Iterable[tuple[str, str]],
+    *,
+    op_id: str | None,
+    desk_id: str,
+    now: datetime,
+) -> int | None:
+    last = None
+    for kind, key in sorted(set(touched), key=lambda t: (_KIND_ORDER.get(t[0], 9), t[1])):
+        if kind in DUMPERS:
+            last = _append_change(session, kind, key, op_id=op_id, desk_id=desk_id, now=now)
+    return last
+
+
+def _stored(row: SyncOp, session: Session) -> OpResult:
+    result = OpResult(
+        row.op_id,
+        row.seq,
+        row.status,
+        row.code,
+        json.loads(row.reason) if row.reason else None,
+        row.change_seq,
+        _jsonable(row.decided_at),
+    )
+    if row.status == "rejected":
+        result.refresh = _refresh(session, row.command, json.loads(row.args or "{}"), row.order_no)
+    return result
+
+
+def _refresh(session: Session, command: str, args: dict[str, Any], order_no: str) -> list[dict[str, Any]]:
+    """The server's current images of what a rejected op touched, so the desk can drop its own effect."""
+    server = session.get(SyncServer, 1)
+    high = (server.next_change_seq - 1) if server else 0
+    out = []
+    for kind, key in touches_of(command, args, order_no):
+        if kind in DUMPERS:
+            out.append({"seq": high, "kind": kind, "key": key, "image": DUMPERS[kind](session, key)})
+    return out
+
+
+def decide_op(store: Store, desk_id: str, epoch: int, op: OpIn) -> OpResult:
+    """Decide one op in one transaction: the stored outcome for a retry, else replay it and store the outcome.
+
+    Raises ``SyncError`` (nothing written) for a hash mismatch, a sequence gap or reuse, or an unknown command.
+    """
+    with store.write() as session:
+        existing = session.get(SyncOp, op.op_id)
+        if existing is not None:
+            if existing.payload_hash != op.payload_hash or existing.desk_id != desk_id:
+                raise SyncError(
+                    msg("Op {op_id} was already received with different content.", op_id=op.op_id),
+                    code="op_conflict",
+                )
+            stream = session.get(SyncStream, (desk_id, epoch))
+            if stream is not None and op.seq == stream.last_seq + 1:
+                stream.last_seq = op.seq  # an op renumbered into a new epoch after a re-key
+                session.add(stream)
+            return _stored(existing, session)
+        if payload_hash(op.command, op.args, op.base_version, op.user_name) != op.payload_hash:
+            raise SyncError(
+                msg("Op {op_id} does not match its hash; it was damaged on the way.", op_id=op.op_id),
+                code="bad_hash",
+            )
+        stream = session.get(SyncStream, (desk_id, epoch))
+        if stream is None:
+            raise SyncError(msg("This desk has no epoch {epoch}.", epoch=epoch), code="unknown_epoch")
+        expected = stream.last_seq + 1
+        if op.seq != expected:
+            code = "seq_taken" if op.seq < expected else "seq_gap"
+            raise SyncError(
+                msg(
+                    "Op {seq} of epoch {epoch} is out of order: the central API expects op {expected}.",
+                    seq=op.seq,
+                    epoch=epoch,
+                    expected=expected,
+                ),
+                code=code,
+                expected_seq=expected,
+            )
+        replay = REPLAYS.get(op.command)
+        if replay is None:
+            raise SyncError(
+                msg(
+                    "The central API does not know the command {command}; upgrade it. The op stays queued.",
+                    command=op.command,
+                ),
+                code="unknown_command",
+            )
+        ctx = OpContext(desk_id, op.command, op.args, op.order_no, op.user_name, op.seen_seq)
+        rejection = _cascade(session, ctx)
+        if rejection is None and replay.check is not None:
+            rejection = replay.check(store, session, ctx)
+        touched: set[tuple[str, str]] = set()
+        if rejection is None:
+            server_desk = session.get(Desk, 1)
+            first_local = server_desk.next_seq if server_desk else 0
+            tracker = ChangeTracker(session)
+            savepoint = session.begin_nested()
+            try:
+                replay.run(store, op.args, op.user_name)
+                savepoint.commit()
+            except Refused as exc:
+                savepoint.rollback()
+                rejection = exc
+            except (KeyError, TypeError, ValueError, AttributeError) as exc:
+                savepoint.rollback()
+                rejection = Refused(
+                    msg("The op's arguments are malformed: {detail}", detail=f"{type(exc).__name__}: {exc}"),
+                    code="malformed_op",
+                )
+            finally:
+                touched = tracker.close()
+            # The server is nobody's desk: its own outbox copy of a replayed command is dropped.
+            session.exec(delete(OutboxRecord).where(col(OutboxRecord.seq) >= first_local))  # type: ignore[call-overload]
+        now = store.clock()
+        row = SyncOp(
+            op_id=op.op_id,
+            desk_id=desk_id,
+            epoch=epoch,
+            seq=op.seq,
+            payload_hash=op.payload_hash,
+            command=op.command,
+            order_no=op.order_no,
+            user_name=op.user_name,
+            args=canonical_json(op.args),
+            status="rejected" if rejection else "applied",
+            code=rejection.code if rejection else "",
+            reason=canonical_json(rejection.message.to_json()) if rejection else "",
+            decided_at=now,
+        )
+        if rejection is None:
+            touched |= set(touches_of(op.command, op.args, op.order_no))
+            row.change_seq = _publish(session, touched, op_id=op.op_id, desk_id=desk_id, now=now)
+            if row.change_seq is not None:
+                _record_fields(
+                    session,
+                    op.command,
+                    op.args,
+                    op.order_no,
+                    seq=row.change_seq,
+                    desk_id=desk_id,
+                    user=op.user_name,
+                )
+        stream.last_seq = op.seq
+        session.add(stream)
+        session.add(row)
+        session.flush()
+        return _stored(row, session)
+
+
+def _cascade(session: Session, op: OpContext) -> Refused | None:
+    """An op on an order whose creation (from the same desk) was rejected is rejected too: it was meant
+    for the desk's own order, which the centre never accepted (e.g. a copied desk reused its number)."""
+    if not op.order_no or op.command == "create_order":
+        return None
+    failed = session.exec(
+        select(SyncOp.op_id).where(
+            SyncOp.desk_id == op.desk_id,
+            SyncOp.order_no == op.order_no,
+            SyncOp.command == "create_order",
+            SyncOp.status == "rejected",
+        )
+    ).first()
+    if failed is None:
+        return None
+    return Refused(
+        msg(
+            "Order {order_no} was never accepted by the central API (its creation was rejected), so this "
+            "change to it was not applied.",
+            order_no=op.order_no,
+        ),
+        code="create_rejected",
+    )
+
+
+def touch_desk(store: Store, desk_id: str) -> None:
+    with store.write() as session:
+        desk = session.get(SyncDesk, desk_id)
+        if desk is not None:
+            desk.last_seen_at = store.clock()
+            session.add(desk)
+
+
+def publish_local_changes(store: Store, *, batch: int = 1000) -> int:
+    """Put commands run directly on the central API's own store (an admin adding a user there) into the
+    change log, so desks receive them. Returns how many were published."""
+    with store.read() as session:
+        if session.exec(select(OutboxRecord.seq).limit(1)).first() is None:
+            return 0
+    published = 0
+    while True:
+        with store.write() as session:
+            rows = session.exec(select(OutboxRecord).order_by(col(OutboxRecord.seq)).limit(batch)).all()
+            if not rows:
+                return published
+            now = store.clock()
+            for r in rows:
+                args = json.loads(r.args)
+                seq = _publish(
+                    session, touches_of(r.command, args, r.order_no), op_id=None, desk_id="", now=now
+                )
+                if seq is not None:
+                    _record_fields(
+                        session, r.command, args, r.order_no, seq=seq, desk_id="", user=r.user_name
+                    )
+                session.delete(r)
+            published += len(rows)
+
+
+# -- central API: the change log and snapshots -----------------------------------------------------------
+@dataclass(frozen=True)
+class ChangePage:
+    """Entries as (seq, kind, key, image JSON text): images are sent as stored, never re-encoded."""
+
+    entries: list[tuple[int, str, str, str]]
+    high_water: int
+    floor: int
+
+    @property
+    def next_after(self) -> int | None:
+        return self.entries[-1][0] if self.entries else None
+
+
+def changes_after(store: Store, after: int, *, limit: int = DEFAULT_PAGE) -> ChangePage:
+    """Change-log entries with seq > ``after``, oldest first. Writers commit one at a time in seq order
+    (SQLite's single writer; ``pg_advisory_xact_lock`` on PostgreSQL), so no later entry is ever visible
+    before an earlier one: paging by seq never skips an entry."""
+    publish_local_changes(store)
+    with store.read() as session:
+        server = session.get(SyncServer, 1)
+        floor = server.log_floor if server else 0
+        high = (server.next_change_seq - 1) if server else 0
+        if after < floor:
+            raise CursorTooOld(
+                msg(
+                    "This desk last synced at change {after}, but the central API keeps changes only after "
+                    "{floor}: the desk reloads a fresh snapshot (its unsent work is kept).",
+                    after=after,
+                    floor=floor,
+                ),
+                code="cursor_too_old",
+                status=410,
+                floor=floor,
+            )
+        rows = session.exec(
+            select(SyncChange.seq, SyncChange.kind, SyncChange.key, SyncChange.image)
+            .where(col(SyncChange.seq) > after)
+            .order_by(col(SyncChange.seq))
+            .limit(max(1, min(limit, 10_000)))
+        ).all()
+        return ChangePage([(int(s), k, key, img) for s, k, key, img in rows], high, floor)
+
+
+def prune_change_log(store: Store, *, keep_after: int) -> int:
+    """Drop change-log entries up to ``keep_after``; desks behind that re-bootstrap. Returns the new floor."""
+    with store.write() as session:
+        server = session.get(SyncServer, 1)
+        assert server is not None
+        floor = min(keep_after, server.next_change_seq - 1)
+        session.exec(delete(SyncChange).where(col(SyncChange.seq) <= floor))  # type: ignore[call-overload]
+        server.log_floor = max(server.log_floor, floor)
+        session.add(server)
+        return server.log_floor
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """A table a snapshot carries: its natural key, and its foreign keys as (parent table, parent's key)."""
+
+    table: str
+    key: tuple[str, ...]
+    refs: dict[str, tuple[str, str]] = field(default_factory=dict)
+    keep_if_empty: tuple[str, ...] = ()  # desk-local values an empty server value never overwrites
+    local_only: tuple[str, ...] = ()  # columns the snapshot never sets on a desk
+
+
+# In parent-before-child order. Another area's table joins with one line here.
+SNAPSHOT_TABLES: list[TableSpec] = [
+    TableSpec(
+        "app_user", ("name",), keep_if_empty=("pin_hash",), local_only=("failed_logins", "locked_until")
+    ),
+    TableSpec("user_role", ("user_id", "role"), {"user_id": ("app_user", "name")}),
+    TableSpec("customer", ("code",)),
+    TableSpec("product", ("sku",)),
+    TableSpec("productbarcode", ("code",), {"product_id": ("product", "sku")}),
+    TableSpec(
+        "sales_order",
+        ("order_no",),
+        {
+            "customer_id": ("customer", "code"),
+            "owner_id": ("app_user", "name"),
+            "inspector_id": ("app_user", "name"),
+        },
+    ),
+    TableSpec(
+        "order_line",
+        ("order_id", "line_no"),
+        {"order_id": ("sales_order", "order_no"), "product_id": ("product", "sku")},
+    ),
+]
+# Child rows without a natural key: replaced wholesale for the parents in the snapshot.
+SNAPSHOT_REPLACED: list[TableSpec] = [TableSpec("order_note", (), {"order_id": ("sales_order", "order_no")})]
+SNAPSHOT_META = "snapshot_meta"
+
+
+def _sqlite_value(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, bool):
+        return int(value)
+    return value
+
+
+def write_snapshot(store: Store, dest: Path) -> int:
+    """Write a consistent copy of the business tables to a new SQLite file; returns the change seq it is
+    consistent with (every entry up to it is in the copy, none after)."""
+    publish_local_changes(store)
+    dest = Path(dest)
+    dest.unlink(missing_ok=True)
+    tables = [t.table for t in [*SNAPSHOT_TABLES, *SNAPSHOT_REPLACED]]
+    if store.url is None:
+        con = sqlite3.connect(store.path, isolation_level=None, timeout=30)
+        try:
+            con.execute("ATTACH DATABASE ? AS snap", (str(dest),))
+            con.execute("BEGIN")
+            seq = int(con.execute("SELECT next_change_seq - 1 FROM main.sync_server").fetchone()[0])
+            for t in tables:
+                con.execute(f'CREATE TABLE snap."{t}" AS SELECT * FROM main."{t}"')
+            con.execute(f"CREATE TABLE snap.{SNAPSHOT_META} (seq INTEGER, created_at TEXT)")
+            con.execute(f"INSERT INTO snap.{SNAPSHOT_META} VALUES (?, ?)", (seq, _jsonable(store.clock())))
+            con.execute("COMMIT")
+            con.execute("DETACH DATABASE snap")
+        finally:
+            con.close()
+        return seq
+    return _write_snapshot_pg(store, dest, tables)
+
+
+def _write_snapshot_pg(store: Store, dest: Path, tables: list[str]) -> int:
+    from sqlalchemy import select as core_select
+    from sqlalchemy import text
+
+    out = sqlite3.connect(dest, isolation_level=None)
+    try:
+        out.execute("PRAGMA journal_mode = OFF")
+        out.execute("PRAGMA synchronous = OFF")
+        out.execute("BEGIN")
+        with store.engine.connect() as conn:
+            conn = conn.execution_options(isolation_level="REPEATABLE READ")
+            with conn.begin():
+                seq = int(conn.execute(text("SELECT next_change_seq - 1 FROM sync_server")).scalar_one())
+                for t in tables:
+                    table = SQLModel.metadata.tables[t]
+                    names = [c.name for c in table.columns]
+                    out.execute(f'CREATE TABLE "{t}" ({", ".join(names)})')
+                    insert = f'INSERT INTO "{t}" VALUES ({", ".join("?" * len(names))})'
+                    result = conn.execution_options(stream_results=True, yield_per=20_000).execute(
+                        core_select(table)
+                    )
+                    for chunk in result.partitions(20_000):
+                        out.executemany(insert, [tuple(_sqlite_value(v) for v in r) for r in chunk])
+        out.execute(f"CREATE TABLE {SNAPSHOT_META} (seq INTEGER, created_at TEXT)")
+        out.execute(f"INSERT INTO {SNAPSHOT_META} VALUES (?, ?)", (seq, _jsonable(store.clock())))
+        out.execute("COMMIT")
+    finally:
+        out.close()
+    return seq
+
+
+# -- desk: enrolment and bookkeeping ---------------------------------------------------------------------
+def _refuse_if_not_enrollable(session: Session) -> None:
+    if session.get(SyncLink, 1) is not None:
+        raise Refused(msg("This desk is already enrolled with a central API."), code="already_enrolled")
+    pending = session.exec(select(func.count()).select_from(OutboxRecord)).one()
+    orders = session.exec(select(func.count()).select_from(SalesOrder)).one()
+    if pending or orders:
+        raise Refused(
+            msg(
+                "This desk file already has its own data ({orders} orders, {pending} changes not on any "
+                "server). Enrol a new desk file: `orderdesk --db NEW.db desk enrol …`.",
+                orders=orders,
+                pending=pending,
+            ),
+            code="desk_not_empty",
+        )
+
+
+def check_enrollable(store: Store) -> None:
+    """Refuse before contacting the server (which would use up the one-time code) if enrolment would fail."""
+    with store.read() as session:
+        _refuse_if_not_enrollable(session)
+
+
+def link_desk(store: Store, *, server_url: str, enrolment: Enrolment) -> None:
+    """Give this desk the identity the central API assigned, ready for its first bootstrap. Refused for a
+    desk that already holds orders or unsent work (enrol a new desk file instead)."""
+    with store.write() as session:
+        _refuse_if_not_enrollable(session)
+        desk = session.get(Desk, 1)
+        assert desk is not None
+        desk.desk_id, desk.desk_code, desk.epoch = enrolment.desk_id, enrolment.desk_code, enrolment.epoch
+        desk.next_seq, desk.next_order_no = 1, 1
+        session.add(desk)
+        session.add(
+            SyncLink(
+                server_url=server_url.rstrip("/"),
+                server_id=enrolment.server_id,
+                token=enrolment.token,
+                enrolled_at=store.clock(),
+            )
+        )
+
+
+def get_link(store: Store) -> SyncLink | None:
+    with store.read() as session:
+        return session.get(SyncLink, 1)
+
+
+def adopt_epoch(store: Store, *, epoch: int, desk_code: str) -> int:
+    """After a re-key: renumber the unsent ops into the new epoch from 1 and number new orders with the new
+    code. Returns how many ops were renumbered."""
+    with store.write() as session:
+        desk = session.get(Desk, 1)
+        assert desk is not None
+        rows = session.exec(select(OutboxRecord).order_by(col(OutboxRecord.seq))).all()
+        conn = session.connection()
+        conn.exec_driver_sql("UPDATE outbox SET seq = -seq")
+        for n, r in enumerate(rows, start=1):
+            conn.exec_driver_sql("UPDATE outbox SET seq = ?, epoch = ? WHERE seq = ?", (n, epoch, -r.seq))
+        session.expire_all()
+        desk = session.get(Desk, 1)
+        assert desk is not None
+        desk.epoch, desk.desk_code, desk.next_seq, desk.next_order_no = epoch, desk_code, len(rows) + 1, 1
+        session.add(desk)
+        return len(rows)
+
+
+@dataclass(frozen=True)
+class PendingOp:
+    op: OpIn
+    epoch: int
+
+
+def pending_ops(store: Store, *, limit: int = 200) -> tuple[str, int, list[OpIn]]:
+    """The oldest unsent ops (desk id, epoch, ops), each with the change seq of the server image its order
+    was at on this desk, which the central API uses to spot an edit based on a stale version."""
+    with store.read() as session:
+        desk = session.get(Desk, 1)
+        link = session.get(SyncLink, 1)
+        assert desk is not None
+        rows = session.exec(select(OutboxRecord).order_by(col(OutboxRecord.seq)).limit(limit)).all()
+        floor = link.snapshot_seq if link else 0
+        orders = {r.order_no for r in rows if r.order_no}
+        seen: dict[str, int] = {}
+        if orders:
+            for key, seq in session.exec(
+                select(SyncEntity.key, SyncEntity.seq).where(
+                    SyncEntity.kind == "order", col(SyncEntity.key).in_(orders)
+                )
+            ):
+                seen[key] = seq
+        ops = [
+            OpIn(
+                op_id=r.op_id,
+                seq=r.seq,
+                command=r.command,
+                args=json.loads(r.args),
+                order_no=r.order_no,
+                base_version=r.base_version,
+                payload_hash=r.payload_hash,
+                user_name=r.user_name,
+                seen_seq=max(seen.get(r.order_no, 0), floor),
+            )
+            for r in rows
+            if r.epoch == desk.epoch
+        ]
+        return desk.desk_id, desk.epoch, ops
+
+
+def outbox_count(store: Store) -> int:
+    with store.read() as session:
+        return int(session.exec(select(func.count()).select_from(OutboxRecord)).one())
+
+
+def record_outcomes(store: Store, results: list[dict[str, Any]]) -> int:
+    """Store the server's decisions and drop the decided ops from the outbox, in one transaction.
+    Idempotent: an outcome for an op no longer in the outbox is ignored. Returns how many were new."""
+    if not results:
+        return 0
+    new = 0
+    with store.write() as session:
+        conn = _raw(session)
+        for res in results:
+            row = session.exec(select(OutboxRecord).where(OutboxRecord.op_id == res["op_id"])).first()
+            if row is None:
+                continue
+            new += 1
+            session.add(
+                SyncOutcome(
+                    op_id=row.op_id,
+                    seq=row.seq,
+                    epoch=row.epoch,
+                    command=row.command,
+                    order_no=row.order_no,
+                    user_name=row.user_name,
+                    args=row.args,
+                    status=res["status"],
+                    code=res.get("code") or "",
+                    reason=canonical_json(res["reason"]) if res.get("reason") else "",
+                    created_at=row.created_at,
+                    decided_at=_parse_time(res.get("decided_at")) or store.clock(),
+                )
+            )
+            session.delete(row)
+            for entry in res.get("refresh") or []:
+                _defer(conn, entry["kind"], entry["key"], int(entry["seq"]), canonical_json(entry["image"]))
+        session.flush()
+        _apply_deferred(conn, _pending_entities(conn))
+    return new
+
+
+def _parse_time(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    value = datetime.fromisoformat(text)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _raw(session: Session) -> sqlite3.Connection:
+    """The desk's sqlite3 connection inside the session's transaction (fast path for applying images)."""
+    return session.connection().connection.driver_connection  # type: ignore[return-value]
+
+
+def _pending_entities(conn: sqlite3.Connection) -> set[tuple[str, str]]:
+    out: set[tuple[str, str]] = set()
+    for command, args, order_no in conn.execute("SELECT command, args, order_no FROM outbox"):
+        try:
+            parsed = json.loads(args)
+        except ValueError:
+            parsed = {}
+        out.update(touches_of(command, parsed, order_no))
+    return out
+
+
+def _defer(conn: sqlite3.Connection, kind: str, key: str, seq: int, image: str) -> None:
+    conn.execute(
+        "INSERT INTO sync_deferred (kind, key, seq, image) VALUES (?, ?, ?, ?) "
+        "ON CONFLICT (kind, key) DO UPDATE SET seq = excluded.seq, image = excluded.image "
+        "WHERE excluded.seq >= sync_deferred.seq",
+        (kind, key, seq, image),
+    )
+
+
+def _apply_deferred(conn: sqlite3.Connection, pending: set[tuple[str, str]]) -> None:
+    rows = conn.execute("SELECT kind, key, seq, image FROM sync_deferred").fetchall()
+    for kind, key, seq, image in rows:
+        if (kind, key) in pending:
+            continue
+        _apply_entry(conn, seq, kind, key, json.loads(image))
+        conn.execute("DELETE FROM sync_deferred WHERE kind = ? AND key = ?", (kind, key))
+
+
+def apply_changes(store: Store, entries: list[tuple[int, str, str, Any]], *, next_cursor: int) -> int:
+    """Apply a page of change-log entries and advance the cursor, in one transaction. An entity is brought
+    to an image only if the image is newer than what it has; one with unsent ops waits (deferred).
+    Applying the same page twice changes nothing. Returns how many entries changed something."""
+    changed = 0
+    with store.write() as session:
+        conn = _raw(session)
+        link = conn.execute("SELECT cursor FROM sync_link WHERE id = 1").fetchone()
+        if link is None:
+            raise Refused(msg("This desk is not enrolled with a central API."), code="not_enrolled")
+        pending = _pending_entities(conn)
+        for seq, kind, key, image in entries:
+            if seq <= link[0]:
+                continue
+            data = json.loads(image) if isinstance(image, str) else image
+            if (kind, key) in pending:
+                _defer(conn, kind, key, seq, image if isinstance(image, str) else canonical_json(image))
+                continue
+            changed += _apply_entry(conn, seq, kind, key, data)
+        conn.execute("UPDATE sync_link SET cursor = max(cursor, ?) WHERE id = 1", (next_cursor,))
+    return changed
+
+
+# -- desk: applying an image (raw SQLite: this runs for every pulled change) -----------------------------
+@cache
+def _table_columns(table: str) -> tuple[tuple[str, ...], frozenset[str]]:
+    """The table's column names and which of them hold date-times (from the models)."""
+    t = SQLModel.metadata.tables[table]
+    return tuple(c.name for c in t.columns), frozenset(
+        c.name
+        for c in t.columns
+        if isinstance(c.type, DateTime)
+        or getattr(c.type, "impl", None) is DateTime
+        or type(c.type).__name__ == "UTCDateTime"
+    )
+
+
+def _to_sqlite(value: Any, is_time: bool) -> Any:
+    if value is None or not is_time:
+        return value
+    return value[:10] + " " + value[11:26] if len(value) >= 26 else value.replace("T", " ")[:19]
+
+
+def _entity_seq(conn: sqlite3.Connection, kind: str, key: str) -> int:
+    row = conn.execute("SELECT seq FROM sync_entity WHERE kind = ? AND key = ?", (kind, key)).fetchone()
+    if row is not None:
+        return int(row[0])
+    link = conn.execute("SELECT snapshot_seq FROM sync_link WHERE id = 1").fetchone()
+    return int(link[0]) if link else 0
+
+
+def _apply_entry(conn: sqlite3.Connection, seq: int, kind: str, key: str, image: Any) -> int:
+    if seq <= _entity_seq(conn, kind, key):
+        return 0
+    APPLIERS[kind](conn, key, image)
+    conn.execute(
+        "INSERT INTO sync_entity (kind, key, seq) VALUES (?, ?, ?) "
+        "ON CONFLICT (kind, key) DO UPDATE SET seq = excluded.seq",
+        (kind, key, seq),
+    )
+    return 1
+
+
+@cache
+def _upsert_sql(
+    table: str,
+    cols: tuple[str, ...],
+    conflict: tuple[str, ...],
+    keep_if_empty: tuple[str, ...],
+    insert_only: tuple[str, ...],
+    returning: bool,
+) -> str:
+    sets = [
+        f"{c} = CASE WHEN excluded.{c} != '' THEN excluded.{c} ELSE {table}.{c} END"
+        if c in keep_if_empty
+        else f"{c} = excluded.{c}"
+        for c in cols
+        if c not in conflict and c not in insert_only
+    ] or [f"{conflict[0]} = excluded.{conflict[0]}"]  # DO NOTHING would return no id
+    sql = (
+        f'INSERT INTO "{table}" ({", ".join(cols)}) VALUES ({", ".join("?" * len(cols))}) '
+        f"ON CONFLICT ({', '.join(conflict)}) DO UPDATE SET {', '.join(sets)}"
+    )
+    return sql + (" RETURNING id" if returning else "")
+
+
+def _upsert(
+    conn: sqlite3.Connection,
+    table: str,
+    image: dict[str, Any],
+    conflict: tuple[str, ...],
+    extra: dict[str, Any] | None = None,
+    skip: tuple[str, ...] = ("id",),
+    keep_if_empty: tuple[str, ...] = (),
+    local_only: tuple[str, ...] = (),
+) -> int | None:
+    """Insert or update one row by its natural key; returns its local id. ``extra`` holds resolved foreign
+    keys; ``local_only`` columns get their defaults on insert and are never overwritten."""
+    names, times = _table_columns(table)
+    extra = dict(extra or {})
+    extra.update({k: v for k, v in _local_defaults(table, local_only).items() if k not in extra})
+    cols = tuple(c for c in names if c in image and c not in skip and c not in extra)
+    values = [_to_sqlite(image[c], c in times) for c in cols]
+    cols += tuple(extra)
+    values += list(extra.values())
+    returning = "id" in names
+    sql = _upsert_sql(table, cols, conflict, keep_if_empty, tuple(local_only), returning)
+    row = conn.execute(sql, values).fetchone() if returning else conn.execute(sql, values) and None
+    return int(row[0]) if row else None
+
+
+def _id_of(conn: sqlite3.Connection, table: str, column: str, value: Any) -> int | None:
+    if value is None:
+        return None
+    row = conn.execute(f'SELECT id FROM "{table}" WHERE {column} = ?', (value,)).fetchone()
+    if row is None:
+        raise StoreError(
+            msg(
+                "A change from the central API refers to {table} {value}, which this desk does not have.",
+                table=table,
+                value=str(value),
+            ),
+            code="sync_missing_parent",
+        )
+    return int(row[0])
+
+
+def _apply_order(conn: sqlite3.Connection, order_no: str, image: dict[str, Any] | None) -> None:
+    if image is None:
+        _delete_order(conn, order_no)
+        return
+    refs = {
+        "customer_id": _id_of(conn, "customer", "code", image["_customer"]),
+        "owner_id": _id_of(conn, "app_user", "name", image.get("_owner")),
+        "inspector_id": _id_of(conn, "app_user", "name", image.get("_inspector")),
+    }
+    order_id = _upsert(conn, "sales_order", image, ("order_no",), extra=refs, skip=("id", *refs))
+    assert order_id is not None
+    products: dict[str, int | None] = {}
+    line_nos = []
+    for line in image.get("_lines", []):
+        sku = line["_sku"]
+        if sku not in products:
+            products[sku] = _id_of(conn, "product", "sku", sku)
+        _upsert(
+            conn,
+            "order_line",
+            line,
+            ("order_id", "line_no"),
+            extra={"order_id": order_id, "product_id": products[sku]},
+            skip=("id", "order_id", "product_id"),
+        )
+        line_nos.append(line["line_no"])
+    conn.execute(
+        f"DELETE FROM order_line WHERE order_id = ? AND line_no NOT IN ({', '.join('?' * len(line_nos)) or 'NULL'})",
+        (order_id, *line_nos),
+    )
+    notes = image.get("_notes", [])
+    have = conn.execute("SELECT count(*) FROM order_note WHERE order_id = ?", (order_id,)).fetchone()[0]
+    if have != len(notes):
+        start = have if have < len(notes) else 0
+        if start == 0:
+            conn.execute("DELETE FROM order_note WHERE order_id = ?", (order_id,))
+        conn.executemany(
+            "INSERT INTO order_note (order_id, at, user_name, text) VALUES (?, ?, ?, ?)",
+            [(order_id, _to_sqlite(n["at"], True), n["user_name"], n["text"]) for n in notes[start:]],
+        )
+    for name, part in ORDER_PARTS.items():
+        if f"_{name}" in image:
+            part.apply(conn, order_id, image[f"_{name}"])
+
+
+def _delete_order(conn: sqlite3.Connection, order_no: str) -> None:
+    """The central API has no such order (a create it rejected): remove the desk's own copy and the rows
+    that hang off it."""
+    row = conn.execute("SELECT id FROM sales_order WHERE order_no = ?", (order_no,)).fetchone()
+    if row is None:
+        return
+    _delete_with_children(conn, "sales_order", int(row[0]))
+
+
+def _delete_with_children(conn: sqlite3.Connection, table: str, row_id: int) -> None:
+    for child, column in _children(conn, table):
+        for (cid,) in conn.execute(f'SELECT id FROM "{child}" WHERE {column} = ?', (row_id,)).fetchall():
+            _delete_with_children(conn, child, int(cid))
+    conn.execute(f'DELETE FROM "{table}" WHERE id = ?', (row_id,))
+
+
+def _children(conn: sqlite3.Connection, table: str) -> list[tuple[str, str]]:
+    out = []
+    for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall():
+        for fk in conn.execute(f'PRAGMA foreign_key_list("{name}")').fetchall():
+            if fk[2] == table:
+                out.append((name, fk[3]))
+    return out
+
+
+def _apply_customer(conn: sqlite3.Connection, code: str, image: dict[str, Any] | None) -> None:
+    if image is not None:
+        _upsert(conn, "customer", image, ("code",))
+
+
+def _apply_product(conn: sqlite3.Connection, sku: str, image: dict[str, Any] | None) -> None:
+    if image is None:
+        return
+    product_id = _upsert(conn, "product", image, ("sku",))
+    codes = []
+    for bc in image.get("_barcodes", []):
+        _upsert(conn, "productbarcode", bc, ("code",), extra={"product_id": product_id}, skip=("product_id",))
+        codes.append(bc["code"])
+    conn.execute(
+        f"DELETE FROM productbarcode WHERE product_id = ? AND code NOT IN ({', '.join('?' * len(codes)) or 'NULL'})",
+        (product_id, *codes),
+    )
+
+
+def _apply_user(conn: sqlite3.Connection, name: str, image: dict[str, Any] | None) -> None:
+    if image is None:
+        return
+    if image.get("badge_hash") is None:
+        image = {k: v for k, v in image.items() if k != "badge_hash"}
+    user_id = _upsert(
+        conn,
+        "app_user",
+        image,
+        ("name",),
+        keep_if_empty=("pin_hash",),
+        local_only=("failed_logins", "locked_until"),
+    )
+    conn.execute("DELETE FROM user_role WHERE user_id = ?", (user_id,))
+    conn.executemany(
+        "INSERT INTO user_role (user_id, role) VALUES (?, ?)", [(user_id, r) for r in image.get("_roles", [])]
+    )
+
+
+APPLIERS: dict[str, Callable[[sqlite3.Connection, str, Any], None]] = {
+    "user": _apply_user,
+    "customer": _apply_customer,
+    "product": _apply_product,
+    "order": _apply_order,
+}
+
+
+# -- desk: installing a snapshot -------------------------------------------------------------------------
+def install_snapshot(store: Store, snapshot: Path) -> int:
+    """Bring the desk to a snapshot in one transaction (set-based upserts by natural key, so it works for a
+    fresh desk and for one re-bootstrapping). The outbox must be empty: unsent work is pushed first.
+    Returns the change seq the desk now stands at."""
+    raw = store.engine.raw_connection()
+    try:
+        conn: sqlite3.Connection = raw.driver_connection  # type: ignore[assignment]
+        conn.execute("ATTACH DATABASE ? AS snap", (str(snapshot),))
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                seq = _install(conn)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        finally:
+            conn.execute("DETACH DATABASE snap")
+    except sqlite3.Error as exc:
+        from orderdesk.store import explain_db_error
+
+        raise explain_db_error(exc, store.location) from exc
+    finally:
+        raw.close()
+    return seq
+
+
+def _install(conn: sqlite3.Connection) -> int:
+    if conn.execute("SELECT 1 FROM main.outbox LIMIT 1").fetchone():
+        raise Refused(msg("Unsent changes must go up before a snapshot is loaded."), code="outbox_not_empty")
+    seq = int(conn.execute(f"SELECT seq FROM snap.{SNAPSHOT_META}").fetchone()[0])
+    for spec in SNAPSHOT_TABLES:
+        _install_table(conn, spec)
+    for spec in SNAPSHOT_REPLACED:
+        column, (parent, pkey) = next(iter(spec.refs.items()))
+        conn.execute(
+            f'DELETE FROM main."{spec.table}" WHERE {column} IN (SELECT m.id FROM main."{parent}" m '
+            f'JOIN snap."{parent}" s ON s.{pkey} = m.{pkey})'
+        )
+        _install_table(conn, spec)
+    conn.execute("DELETE FROM main.sync_entity")
+    conn.execute("DELETE FROM main.sync_deferred")
+    conn.execute(
+        "UPDATE main.sync_link SET cursor = ?, snapshot_seq = ?, needs_bootstrap = 0 WHERE id = 1", (seq, seq)
+    )
+    return seq
+
+
+def _local_defaults(table: str, columns: Iterable[str]) -> dict[str, Any]:
+    """Python-side defaults of desk-local columns (a new row needs them; an update never touches them)."""
+    t = SQLModel.metadata.tables[table]
+    out = {}
+    for name in columns:
+        default = t.c[name].default
+        out[name] = _sqlite_value(default.arg) if default is not None and default.is_scalar else None
+    return out
+
+
+def _snap_columns(conn: sqlite3.Connection, table: str) -> set[str]:
+    return {r[1] for r in conn.execute(f'PRAGMA snap.table_info("{table}")').fetchall()}
+
+
+def _install_table(conn: sqlite3.Connection, spec: TableSpec) -> None:
+    names, _ = _table_columns(spec.table)
+    available = _snap_columns(conn, spec.table)
+    plain = [
+        c for c in names if c in available and c != "id" and c not in spec.refs and c not in spec.local_only
+    ]
+    exprs = [f"s.{c}" for c in plain]
+    cols = list(plain)
+    local = _local_defaults(spec.table, spec.local_only)
+    for column, value in local.items():
+        cols.append(column)
+        exprs.append("NULL" if value is None else repr(value) if isinstance(value, int) else f"'{value}'")
+    for column, (parent, pkey) in spec.refs.items():
+        cols.append(column)
+        exprs.append(
+            f'(SELECT m.id FROM main."{parent}" m WHERE m.{pkey} = '
+            f'(SELECT p.{pkey} FROM snap."{parent}" p WHERE p.id = s.{column}))'
+        )
+    sql = f'INSERT INTO main."{spec.table}" ({", ".join(cols)}) SELECT {", ".join(exprs)} FROM snap."{spec.table}" s WHERE true'
+    if spec.key:
+        sets = []
+        for c in cols:
+            if c in spec.key or c in local:
+                continue
+            if c in spec.keep_if_empty:
+                sets.append(f"{c} = CASE WHEN excluded.{c} != '' THEN excluded.{c} ELSE {c} END")
+            else:
+                sets.append(f"{c} = excluded.{c}")
+        sql += f" ON CONFLICT ({', '.join(spec.key)}) DO " + (
+            f"UPDATE SET {', '.join(sets)}" if sets else "NOTHING"
+        )
+    conn.execute(sql)
+
+
+# -- desk: the supervisor's queue ------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Rejection:
+    """A rejected op as plain data for the screens and the CLI."""
+
+    op_id: str
+    command: str
+    order_no: str
+    user_name: str
+    code: str
+    reason: Msg
+    args: dict[str, Any]
+    created_at: datetime
+    decided_at: datetime
+
+    @property
+    def is_conflict(self) -> bool:
+        return self.code in ("edit_conflict", "state_conflict")
+
+
+def rejections(store: Store, *, include_resolved: bool = False, limit: int = 500) -> list[Rejection]:
+    with store.read() as session:
+        query = select(SyncOutcome).where(SyncOutcome.status == "rejected")
+        if not include_resolved:
+            query = query.where(col(SyncOutcome.resolved_at).is_(None))
+        rows = session.exec(query.order_by(col(SyncOutcome.decided_at).desc()).limit(limit)).all()
+        return [
+            Rejection(
+                r.op_id,
+                r.command,
+                r.order_no,
+                r.user_name,
+                r.code,
+                msg_from_json(r.reason),
+                json.loads(r.args or "{}"),
+                r.created_at,
+                r.decided_at,
+            )
+            for r in rows
+        ]
+
+
+def resolve_rejection(store: Store, op_id: str, *, user: str, resolution: str = "dismissed") -> None:
+    """Mark a rejection handled (a supervisor's note, desk-local: it changes no business data)."""
+    with store.write() as session:
+        row = session.get(SyncOutcome, op_id)
+        if row is None or row.status != "rejected":
+            raise Refused(msg("There is no rejected change {op_id}.", op_id=op_id), code="unknown_rejection")
+        row.resolved_at, row.resolved_by, row.resolution = store.clock(), user, resolution
+        session.add(row)
+
+
+def reapply_rejection(store: Store, op_id: str, *, user: str) -> object:
+    """Keep the desk's value of a rejected edit: run the edit again (now based on the current version, so it
+    wins in server order), then mark the rejection handled."""
+    from orderdesk.orders import edit_order, move_order
+
+    found = next((r for r in rejections(store) if r.op_id == op_id), None)
+    if found is None:
+        raise Refused(msg("There is no open rejected change {op_id}.", op_id=op_id), code="unknown_rejection")
+    if found.command == "edit_order":
+        result = edit_order(store, order_no=found.order_no, changes=found.args["changes"], user=user)
+    elif found.command == "move_order":
+        result = move_order(store, order_no=found.order_no, to=found.args["transition"], user=user)
+    else:
+        raise Refused(
+            msg("Only edits and moves can be applied again; dismiss this one."), code="not_reapplicable"
+        )
+    resolve_rejection(store, op_id, user=user, resolution="reapplied")
+    return result
+
+
+def note_sync(store: Store, *, ok: bool, error: Msg | None = None) -> None:
+    """Remember the last successful sync (desk clock, shown only) or the last error."""
+    with store.write() as session:
+        link = session.get(SyncLink, 1)
+        if link is None:
+            return
+        if ok:
+            link.last_sync_at, link.last_error = store.clock(), ""
+        else:
+            link.last_error = canonical_json(error.to_json()) if error else ""
+        session.add(link)
+
+
+def mark_needs_bootstrap(store: Store) -> None:
+    with store.write() as session:
+        link = session.get(SyncLink, 1)
+        if link is not None:
+            link.needs_bootstrap = True
+            session.add(link)
+
+
+@dataclass(frozen=True)
+class DeskSyncState:
+    """What the status line shows."""
+
+    enrolled: bool
+    server_url: str = ""
+    waiting: int = 0
+    rejected: int = 0
+    last_sync_at: datetime | None = None
+    last_error: Msg | None = None
+    cursor: int = 0
+
+
+def desk_sync_state(store: Store) -> DeskSyncState:
+    with store.read() as session:
+        link = session.get(SyncLink, 1)
+        if link is None:
+            return DeskSyncState(False)
+        waiting = session.exec(select(func.count()).select_from(OutboxRecord)).one()
+        rejected = session.exec(
+            select(func.count())
+            .select_from(SyncOutcome)
+            .where(SyncOutcome.status == "rejected", col(SyncOutcome.resolved_at).is_(None))
+        ).one()
+        return DeskSyncState(
+            True,
+            link.server_url,
+            int(waiting),
+            int(rejected),
+            link.last_sync_at,
+            msg_from_json(link.last_error) if link.last_error else None,
+            int(link.cursor),
+        )
+
+
+def iter_chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]

@@ -1,0 +1,353 @@
+"""The desk's side of sync: push the outbox in order, pull the change log, bootstrap from a snapshot.
+
+Everything here blocks (HTTP and SQLite); the TUI runs it in a thread worker, the CLI runs it directly.
+Transient failures (no network, timeouts, 5xx, a busy server) change nothing and are retried with backoff;
+an op leaves the outbox only in the same transaction that stores its outcome.
+"""
+
+from __future__ import annotations
+
+import random
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from orderdesk import replication as rep
+from orderdesk.errors import OrderdeskError
+from orderdesk.i18n import Msg, msg
+from orderdesk.store import Store
+from sync.protocol import MAX_OPS_PER_PUSH
+
+USER_AGENT = "orderdesk-desk/1"
+
+
+class Offline(OrderdeskError):
+    """The central API could not be reached (or kept failing) after retries; nothing was lost."""
+
+
+class SyncStuck(OrderdeskError):
+    """The central API refused in a way retrying cannot fix (a bad token, a damaged op): a person must act."""
+
+
+@dataclass
+class SyncReport:
+    pushed: int = 0
+    applied: int = 0
+    rejected: int = 0
+    pulled: int = 0
+    bootstrapped: bool = False
+    rekeyed: bool = False
+    error: Msg | None = None
+    rejections: list[str] = field(default_factory=list)  # op ids rejected in this run
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@dataclass
+class Backoff:
+    """Exponential backoff with jitter: 0.2 s, 0.4 s, … capped at ``cap``; ``attempts`` tries in all."""
+
+    attempts: int = 5
+    base: float = 0.2
+    cap: float = 10.0
+    sleep: Callable[[float], None] = time.sleep
+
+    def delays(self) -> list[float]:
+        return [
+            min(self.cap, self.base * 2**n) * (0.5 + random.random() / 2) for n in range(self.attempts - 1)
+        ]
+
+
+class _Transient(Exception):
+    def __init__(self, message: Msg) -> None:
+        super().__init__(message.msgid)
+        self.message = message
+
+
+class SyncClient:
+    """Sync one desk store with its central API."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        http: httpx.Client | None = None,
+        transport: httpx.BaseTransport | None = None,
+        backoff: Backoff | None = None,
+        batch: int = 200,
+        page: int = 2000,
+        timeout: float = 30.0,
+        stop: threading.Event | None = None,
+    ) -> None:
+        self.store = store
+        self.backoff = backoff or Backoff()
+        self.batch = max(1, min(batch, MAX_OPS_PER_PUSH))
+        self.page = page
+        self.stop = stop or threading.Event()
+        self._http = http or httpx.Client(
+            timeout=timeout, transport=transport, headers={"User-Agent": USER_AGENT}
+        )
+
+    def close(self) -> None:
+        self._http.close()
+
+    # -- HTTP with retries ------------------------------------------------------------------------------
+    def _link(self) -> Any:
+        link = rep.get_link(self.store)
+        if link is None:
+            raise SyncStuck(
+                msg("This desk is not enrolled: run `orderdesk desk enrol --server URL --code CODE`."),
+                code="not_enrolled",
+            )
+        return link
+
+    def _once(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        link = self._link()
+        headers = {"Authorization": f"Bearer {link.token}"}
+        try:
+            response = self._http.request(method, link.server_url + path, headers=headers, **kwargs)
+        except httpx.TransportError as exc:  # connect refused, reset, timeout, truncated response
+            raise _Transient(
+                msg(
+                    "Cannot reach the central API at {url}: {detail}",
+                    url=link.server_url,
+                    detail=type(exc).__name__,
+                )
+            ) from exc
+        if response.status_code >= 500:
+            raise _Transient(
+                msg("The central API is busy or failing (HTTP {status}).", status=response.status_code)
+            )
+        if response.status_code in (401, 403):
+            raise SyncStuck(_reason(response), code="auth")
+        return response
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        delays = self.backoff.delays()
+        while True:
+            try:
+                return self._once(method, path, **kwargs)
+            except _Transient as exc:
+                if not delays or self.stop.is_set():
+                    raise Offline(exc.message, code="offline") from exc
+                self.backoff.sleep(delays.pop(0))
+
+    # -- push ---------------------------------------------------------------------------------------------
+    def push(self, report: SyncReport | None = None) -> SyncReport:
+        """Send the outbox in order until it is empty (each decided op leaves it with its outcome)."""
+        report = report or SyncReport()
+        rekeys = 0
+        while not self.stop.is_set():
+            desk_id, epoch, ops = rep.pending_ops(self.store, limit=self.batch)
+            if not ops:
+                return report
+            body = {
+                "desk_id": desk_id,
+                "epoch": epoch,
+                "ops": [
+                    {
+                        "op_id": o.op_id,
+                        "seq": o.seq,
+                        "command": o.command,
+                        "args": o.args,
+                        "order_no": o.order_no,
+                        "base_version": o.base_version,
+                        "payload_hash": o.payload_hash,
+                        "user_name": o.user_name,
+                        "seen_seq": o.seen_seq,
+                    }
+                    for o in ops
+                ],
+            }
+            response = self._call("POST", "/v1/push", json=body)
+            data = _json(response)
+            results = data.get("results") or []
+            self._record(results, report)
+            if response.status_code == 200:
+                continue
+            error = data.get("error") or {}
+            code = error.get("code", "")
+            if code in ("seq_taken", "seq_gap", "unknown_epoch") and rekeys < 2:
+                # This file was copied or restored (or the server was): continue under a fresh epoch.
+                rekeys += 1
+                self._rekey(desk_id, code)
+                report.rekeyed = True
+                continue
+            raise SyncStuck(_reason(response), code=code or "push_refused")
+        return report
+
+    def _record(self, results: list[dict[str, Any]], report: SyncReport) -> None:
+        if not results:
+            return
+        rep.record_outcomes(self.store, results)
+        report.pushed += len(results)
+        for r in results:
+            if r["status"] == "applied":
+                report.applied += 1
+            else:
+                report.rejected += 1
+                report.rejections.append(r["op_id"])
+
+    def _rekey(self, desk_id: str, reason: str) -> None:
+        response = self._call("POST", "/v1/rekey", json={"desk_id": desk_id, "reason": reason})
+        if response.status_code != 200:
+            raise SyncStuck(_reason(response), code="rekey_failed")
+        data = response.json()
+        rep.adopt_epoch(self.store, epoch=int(data["epoch"]), desk_code=str(data["desk_code"]))
+
+    # -- pull ---------------------------------------------------------------------------------------------
+    def pull(self, report: SyncReport | None = None) -> SyncReport:
+        """Apply change-log pages until caught up; a too-old cursor leads to a fresh snapshot."""
+        report = report or SyncReport()
+        while not self.stop.is_set():
+            link = self._link()
+            response = self._call("GET", "/v1/changes", params={"after": link.cursor, "limit": self.page})
+            if response.status_code == 410:
+                rep.mark_needs_bootstrap(self.store)
+                self.bootstrap(report)
+                continue
+            if response.status_code != 200:
+                raise SyncStuck(_reason(response), code="pull_refused")
+            data = _json(response)
+            entries = [(int(s), k, key, img) for s, k, key, img in data["entries"]]
+            if not entries:
+                return report
+            rep.apply_changes(self.store, entries, next_cursor=int(data["next_after"]))
+            report.pulled += len(entries)
+        return report
+
+    # -- bootstrap ----------------------------------------------------------------------------------------
+    def bootstrap(self, report: SyncReport | None = None) -> SyncReport:
+        """Load a consistent snapshot, then pull from its seq. Unsent ops are pushed first, never dropped."""
+        report = report or SyncReport()
+        for _ in range(5):
+            self.push(report)
+            with tempfile.TemporaryDirectory(prefix="orderdesk-boot-") as folder:
+                path = Path(folder) / "snapshot.db"
+                self._download(path)
+                try:
+                    rep.install_snapshot(self.store, path)
+                except OrderdeskError as exc:
+                    if exc.code == "outbox_not_empty":  # someone worked meanwhile: push and try again
+                        continue
+                    raise
+            report.bootstrapped = True
+            return report
+        raise Offline(msg("The snapshot could not be loaded: the desk kept making new changes."), code="busy")
+
+    def _download(self, path: Path) -> None:
+        delays = self.backoff.delays()
+        link = self._link()
+        while True:
+            try:
+                with self._http.stream(
+                    "GET", link.server_url + "/v1/snapshot", headers={"Authorization": f"Bearer {link.token}"}
+                ) as response:
+                    if response.status_code in (401, 403):
+                        response.read()
+                        raise SyncStuck(_reason(response), code="auth")
+                    if response.status_code != 200:
+                        raise _Transient(
+                            msg("The snapshot failed (HTTP {status}).", status=response.status_code)
+                        )
+                    with path.open("wb") as fh:
+                        for chunk in response.iter_bytes(1 << 20):
+                            fh.write(chunk)
+                return
+            except (httpx.TransportError, _Transient) as exc:
+                if not delays or self.stop.is_set():
+                    message = (
+                        exc.message if isinstance(exc, _Transient) else msg("The snapshot download failed.")
+                    )
+                    raise Offline(message, code="offline") from exc
+                self.backoff.sleep(delays.pop(0))
+
+    # -- one full round -----------------------------------------------------------------------------------
+    def sync_once(self) -> SyncReport:
+        """Push, then pull (bootstrapping first if the desk has never loaded a snapshot). Never raises for
+        being offline: the report carries the error, and the status line shows it."""
+        report = SyncReport()
+        try:
+            link = self._link()
+            if link.needs_bootstrap:
+                self.bootstrap(report)
+            self.push(report)
+            self.pull(report)
+        except OrderdeskError as exc:
+            report.error = exc.message
+            rep.note_sync(self.store, ok=False, error=exc.message)
+            if isinstance(exc, SyncStuck) and exc.code == "not_enrolled":
+                raise
+            return report
+        rep.note_sync(self.store, ok=True)
+        return report
+
+
+def _json(response: httpx.Response) -> dict[str, Any]:
+    try:
+        data = response.json()
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _reason(response: httpx.Response) -> Msg:
+    error = _json(response).get("error") or {}
+    message = error.get("message")
+    if isinstance(message, dict):
+        return rep.msg_from_json(message)
+    return msg("The central API answered HTTP {status}.", status=response.status_code)
+
+
+def enrol(
+    store: Store,
+    *,
+    server_url: str,
+    code: str,
+    name: str = "",
+    transport: httpx.BaseTransport | None = None,
+    bootstrap: bool = True,
+) -> rep.Enrolment:
+    """Enrol this desk with a central API using a one-time code, then load the first snapshot."""
+    server_url = server_url.rstrip("/")
+    rep.check_enrollable(store)
+    with httpx.Client(timeout=30, transport=transport, headers={"User-Agent": USER_AGENT}) as http:
+        try:
+            response = http.post(server_url + "/v1/enrol", json={"code": code, "name": name})
+        except httpx.TransportError as exc:
+            raise Offline(
+                msg(
+                    "Cannot reach the central API at {url}: {detail}",
+                    url=server_url,
+                    detail=type(exc).__name__,
+                ),
+                code="offline",
+            ) from exc
+        if response.status_code != 200:
+            raise SyncStuck(_reason(response), code="enrol_refused")
+        data = response.json()
+    enrolment = rep.Enrolment(
+        desk_id=data["desk_id"],
+        desk_code=data["desk_code"],
+        epoch=int(data["epoch"]),
+        token=data["token"],
+        server_id=data["server_id"],
+    )
+    rep.link_desk(store, server_url=server_url, enrolment=enrolment)
+    if bootstrap:
+        client = SyncClient(store, transport=transport)
+        try:
+            client.bootstrap()
+            client.pull()
+            rep.note_sync(store, ok=True)
+        finally:
+            client.close()
+    return enrolment

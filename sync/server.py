@@ -1,0 +1,266 @@
+"""The central API: FastAPI over the same store and domain commands as the desks.
+
+Every route is a plain ``def`` (FastAPI runs it in its thread pool): the store's writes are blocking and are
+serialised by the database (SQLite's single writer, the advisory lock on PostgreSQL).
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from fastapi import Depends, FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, Response
+from starlette.background import BackgroundTask
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from orderdesk import replication as rep
+from orderdesk.errors import StoreError
+from orderdesk.i18n import msg
+from orderdesk.models import SyncDesk
+from orderdesk.store import Store
+from sync.protocol import (
+    MAX_BODY_BYTES,
+    MAX_PAGE,
+    ChangesResponse,
+    EnrolRequest,
+    EnrolResponse,
+    ErrorBody,
+    PushRequest,
+    PushResponse,
+    RekeyRequest,
+    RekeyResponse,
+    StatusResponse,
+)
+
+# Store errors that pass by themselves: the desk retries later and nothing was written.
+TRANSIENT_CODES = {"db_locked", "db_unreachable", "disk_full", "db_error"}
+ERRORS = {
+    400: {"model": ErrorBody, "description": "Malformed or truncated JSON"},
+    401: {"model": ErrorBody, "description": "No or unknown desk token"},
+    403: {"model": ErrorBody, "description": "Revoked desk, or a desk writing as another desk"},
+    409: {"model": ErrorBody, "description": "Protocol error: sequence gap or reuse, op hash mismatch"},
+    413: {"model": ErrorBody, "description": "Request body too large"},
+    503: {"model": ErrorBody, "description": "Busy or unavailable: retry with backoff"},
+}
+
+
+def _error(status: int, code: str, message: Any, **extra: Any) -> JSONResponse:
+    body = {"error": {"code": code, "message": message.to_json(), **extra}}
+    headers = {"Retry-After": "1"} if status == 503 else None
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class BodyLimit:
+    """Refuse request bodies over ``limit`` bytes with 413 before a route reads them."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length = dict(scope.get("headers") or []).get(b"content-length")
+        too_large = _error(
+            413, "too_large", msg("The request is larger than {limit} bytes.", limit=self.limit)
+        )
+        if length is not None and length.isdigit() and int(length) > self.limit:
+            await too_large(scope, receive, send)
+            return
+        seen = 0
+        started = False
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise _TooLarge
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, limited, tracking_send)
+        except _TooLarge:
+            if not started:
+                await too_large(scope, receive, send)
+
+
+def create_app(store: Store, *, max_body: int = MAX_BODY_BYTES) -> FastAPI:
+    """The central API over ``store`` (made a server store if it is not one yet)."""
+    rep.init_server(store)
+    rep.publish_local_changes(store)
+    app = FastAPI(
+        title="orderdesk central API",
+        version="1",
+        description="Desks push their ops and pull the change log. See docs/sync-protocol.md.",
+    )
+    app.state.store = store
+    app.add_middleware(BodyLimit, limit=max_body)
+
+    def current_store(request: Request) -> Store:
+        return request.app.state.store
+
+    @app.exception_handler(rep.SyncError)
+    def _sync_error(_request: Request, exc: rep.SyncError) -> JSONResponse:
+        return JSONResponse({"error": exc.to_json()}, status_code=exc.status)
+
+    @app.exception_handler(StoreError)
+    def _store_error(_request: Request, exc: StoreError) -> JSONResponse:
+        if exc.code in TRANSIENT_CODES:
+            return _error(503, exc.code, exc.message)
+        return _error(500, exc.code, exc.message)
+
+    @app.exception_handler(RequestValidationError)
+    def _bad_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = exc.errors()
+        if any(e.get("type") == "json_invalid" for e in errors):
+            return _error(400, "bad_json", msg("The request body is not valid JSON (truncated?)."))
+        detail = "; ".join(f"{'.'.join(map(str, e.get('loc', ())))}: {e.get('msg')}" for e in errors[:5])
+        return _error(400, "bad_request", msg("The request is malformed: {detail}", detail=detail))
+
+    def desk(request: Request) -> SyncDesk:
+        header = request.headers.get("authorization", "")
+        token = header[7:].strip() if header.lower().startswith("bearer ") else None
+        return rep.authenticate(current_store(request), token)
+
+    def same_desk(found: SyncDesk, desk_id: str) -> None:
+        if found.desk_id != desk_id:
+            raise rep.AuthError(
+                msg("This token belongs to another desk; a desk may only write as itself."),
+                code="wrong_desk",
+                status=403,
+            )
+
+    @app.get("/healthz", tags=["meta"])
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.post("/v1/enrol", response_model=EnrolResponse, responses=ERRORS, tags=["desks"])
+    def enrol(body: EnrolRequest, request: Request) -> EnrolResponse:
+        """Trade a one-time enrolment code for the desk's identity and token."""
+        e = rep.enrol_desk(current_store(request), code=body.code, name=body.name)
+        return EnrolResponse(
+            desk_id=e.desk_id, desk_code=e.desk_code, epoch=e.epoch, token=e.token, server_id=e.server_id
+        )
+
+    @app.get("/v1/status", response_model=StatusResponse, responses=ERRORS, tags=["desks"])
+    def status(request: Request, me: SyncDesk = Depends(desk)) -> StatusResponse:
+        """Where this desk stands: the last op decided in each epoch, and the change log's bounds."""
+        store = current_store(request)
+        info = rep.desk_status(store, me.desk_id)
+        return StatusResponse(
+            desk_id=me.desk_id,
+            current_epoch=me.current_epoch,
+            server_time=store.clock().isoformat(),
+            **info,
+        )
+
+    @app.post("/v1/rekey", response_model=RekeyResponse, responses=ERRORS, tags=["desks"])
+    def rekey(body: RekeyRequest, request: Request, me: SyncDesk = Depends(desk)) -> RekeyResponse:
+        """Open a new epoch for a desk whose file was copied or restored from a backup."""
+        same_desk(me, body.desk_id)
+        epoch, code = rep.rekey_desk(current_store(request), me.desk_id)
+        return RekeyResponse(epoch=epoch, desk_code=code)
+
+    @app.post("/v1/push", response_model=PushResponse, responses=ERRORS, tags=["sync"])
+    def push(body: PushRequest, request: Request, me: SyncDesk = Depends(desk)) -> Any:
+        """Decide ops in order, each in its own transaction. A retried op gets its stored outcome."""
+        same_desk(me, body.desk_id)
+        store = current_store(request)
+        results: list[dict[str, Any]] = []
+        for op in body.ops:
+            try:
+                result = rep.decide_op(
+                    store,
+                    me.desk_id,
+                    body.epoch,
+                    rep.OpIn(
+                        op_id=op.op_id,
+                        seq=op.seq,
+                        command=op.command,
+                        args=op.args,
+                        order_no=op.order_no,
+                        base_version=op.base_version,
+                        payload_hash=op.payload_hash,
+                        user_name=op.user_name,
+                        seen_seq=op.seen_seq,
+                    ),
+                )
+            except rep.SyncError as exc:
+                return JSONResponse({"error": exc.to_json(), "results": results}, status_code=exc.status)
+            except StoreError as exc:
+                if exc.code in TRANSIENT_CODES and results:
+                    # Those already decided are committed: hand them back, the rest is retried.
+                    body_json = {
+                        "error": {"code": exc.code, "message": exc.message.to_json()},
+                        "results": results,
+                    }
+                    return JSONResponse(body_json, status_code=503, headers={"Retry-After": "1"})
+                raise
+            results.append(result.to_json())
+        if body.ops:
+            rep.touch_desk(store, me.desk_id)
+        return {"results": results}
+
+    @app.get(
+        "/v1/changes",
+        response_model=ChangesResponse,
+        responses=ERRORS | {410: {"model": ErrorBody, "description": "Cursor too old: re-bootstrap"}},
+        tags=["sync"],
+    )
+    def changes(
+        request: Request,
+        after: int = Query(0, ge=0, description="The last seq this desk applied"),
+        limit: int = Query(1000, ge=1, le=MAX_PAGE),
+        _me: SyncDesk = Depends(desk),
+    ) -> Response:
+        """Change-log entries after ``after``, oldest first, in pages."""
+        page = rep.changes_after(current_store(request), after, limit=limit)
+        # Images are sent as stored (canonical JSON), never decoded and re-encoded.
+        entries = ",".join(
+            f"[{s},{json.dumps(k)},{json.dumps(key)},{img}]" for s, k, key, img in page.entries
+        )
+        text = (
+            f'{{"entries":[{entries}],"next_after":{json.dumps(page.next_after)},'
+            f'"high_water":{page.high_water},"floor":{page.floor}}}'
+        )
+        return Response(text, media_type="application/json")
+
+    @app.get(
+        "/v1/snapshot",
+        responses=ERRORS | {200: {"content": {"application/vnd.sqlite3": {}}, "description": "SQLite file"}},
+        tags=["sync"],
+    )
+    def snapshot(request: Request, _me: SyncDesk = Depends(desk)) -> FileResponse:
+        """A consistent SQLite copy of the business tables; header ``X-Orderdesk-Seq`` says which change
+        seq it is consistent with (pull from there)."""
+        folder = Path(tempfile.mkdtemp(prefix="orderdesk-snap-"))
+        path = folder / "snapshot.db"
+        seq = rep.write_snapshot(current_store(request), path)
+
+        def cleanup() -> None:
+            path.unlink(missing_ok=True)
+            folder.rmdir()
+
+        return FileResponse(
+            path,
+            media_type="application/vnd.sqlite3",
+            headers={"X-Orderdesk-Seq": str(seq)},
+            background=BackgroundTask(cleanup),
+        )
+
+    return app
