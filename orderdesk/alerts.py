@@ -30,7 +30,7 @@ import hashlib
 import json
 import time as _time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
@@ -78,11 +78,16 @@ def local_midnight(day: date, offset_hours: float) -> datetime:
 # -- chains ----------------------------------------------------------------------------------------------
 def chain_for(workflow: Workflow, alert: Alert) -> tuple[str, ...]:
     """The roles an alert climbs, level 0 first (an ``info`` alert's level 0 is a person, shown as "")."""
-    st = workflow.states.get(alert.state)
+    return chain_roles(workflow, alert.kind, alert.state, alert.topic)
+
+
+def chain_roles(workflow: Workflow, kind: str, state: str, topic: str = "") -> tuple[str, ...]:
+    """``chain_for`` from the alert's kind, state and topic."""
+    st = workflow.states.get(state)
     above = st.escalation if st else ()
-    if alert.kind == "ack":
-        return (alert.topic, *(r for r in above if r != alert.topic))
-    if alert.kind == "info":
+    if kind == "ack":
+        return (topic, *(r for r in above if r != topic))
+    if kind == "info":
         return ("", *above)
     owner = st.owner if st else "supervisor"
     return (owner, *(r for r in above if r != owner))
@@ -455,7 +460,9 @@ def run_alert_pass(
         cursor_values: dict[str, str] = {}
         try:
             with command(store, "alert_pass", user=SYSTEM) as ctx:
-                engine = _Engine(ctx, workflow, config, now, counts, samples, pass_key=f"{now.isoformat()}#{n}")
+                engine = _Engine(
+                    ctx, workflow, config, now, counts, samples, pass_key=f"{now.isoformat()}#{n}"
+                )
                 engine.examine(batch)
                 if last:
                     engine.escalate_due()
@@ -463,7 +470,9 @@ def run_alert_pass(
                     inside = _cursor(ctx.session)
                     if "audit_id" in inside:
                         engine.broadcast_moves(int(inside["audit_id"]))
-                    top = ctx.session.execute(text("SELECT coalesce(max(id), 0) FROM audit_record")).scalar_one()
+                    top = ctx.session.execute(
+                        text("SELECT coalesce(max(id), 0) FROM audit_record")
+                    ).scalar_one()
                     cursor_values = {
                         "time": now.isoformat(),
                         "audit_id": str(max(int(top), engine.last_audit)),
@@ -853,6 +862,23 @@ class _Engine:
                 self._count("ack_requests", rec.order_no)
 
 
+def parse_until(value: str, now: datetime) -> datetime:
+    """A snooze end typed by a person: ``+2h``, ``+30m``, ``+1d`` or an ISO time (UTC if no offset)."""
+    from orderdesk.errors import UsageError
+
+    text_ = value.strip().lower()
+    units = {"m": "minutes", "h": "hours", "d": "days"}
+    if text_.startswith("+") and text_[-1:] in units and text_[1:-1].replace(".", "", 1).isdigit():
+        return now + timedelta(**{units[text_[-1]]: float(text_[1:-1])})
+    try:
+        parsed = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise UsageError(
+            msg("Snooze until +2h, +30m, +1d or a time like 2026-11-22T08:00, not {value}.", value=value)
+        ) from None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed
+
+
 # -- actions people take (domain commands) ---------------------------------------------------------------
 def _load_alert(ctx: CommandContext, alert_id: int) -> Alert:
     alert = ctx.session.get(Alert, alert_id)
@@ -1214,8 +1240,15 @@ def assign_alert_owner(
     refresh_order_alerts(store, order_no, config=config)
 
 
-def refresh_order_alerts(store: Store, order_no: str, *, config: NotifyConfig | None = None) -> PassReport:
-    """Re-examine one order's alerts now (after an action that changes what it deserves)."""
+def refresh_order_alerts(
+    store: Store, order_no: str, *, config: NotifyConfig | None = None
+) -> PassReport | None:
+    """Re-examine one order's alerts now (after an action that changes what it deserves) — only where the
+    alert jobs run (on a desk that syncs, the server re-examines it when the change arrives)."""
+    from orderdesk.scheduler import run_alert_jobs_here
+
+    if not run_alert_jobs_here(store):
+        return None
     with store.read() as session:
         order_id = session.execute(
             text("SELECT id FROM sales_order WHERE order_no = :n"), {"n": order_no.strip().upper()}
@@ -1362,3 +1395,227 @@ __all__ = [
     "snooze_alert",
     "wanted_alerts",
 ]
+
+
+# -- the planner's triage (plain data, one page at a time) -----------------------------------------------
+@dataclass(frozen=True)
+class TriageFilter:
+    """What the triage list is narrowed to; None / "" = everything."""
+
+    state: str | None = None
+    owner: str | None = None  # the order's owner (user name)
+    channel: str | None = None
+    customer: str = ""  # code, or part of the name
+
+
+@dataclass(frozen=True)
+class TriageRow:
+    alert_id: int
+    alert_version: int
+    order_no: str
+    order_version: int
+    kind: str
+    topic: str
+    severity: str
+    status: str
+    state: str
+    state_label: Label
+    late_seconds: int  # > 0: how late; < 0: how long until it is due (amber promised dates)
+    level: int
+    target_role: str
+    target_user: str
+    owner: str  # the order's owner ("" if nobody is named)
+    mover: str
+    customer_code: str
+    customer_name: str
+    channel: str
+    amount: int
+    rush: bool
+    promised_date: date | None
+    escalate_at: datetime | None
+    snoozed_until: datetime | None
+    score: float
+    message: Msg
+    blocking: Msg | None  # the first failing guard of the next step, or who the order waits for
+    blocking_who: tuple[str, ...]
+
+
+# How bad an alert is, in points: 10 per day late (up to 30 days), 40 for a rush order, 25 for red, the
+# order's value (4 per digit of its amount in yuan), the customer (credit level A 15, B 8, C 3), and
+# acknowledged or snoozed alerts sink below the ones nobody has picked up yet.
+SCORE_SQL = (
+    "(min(max((julianday(:now) - julianday(a.due_at)) * 24, -72), 720) / 24.0 * 10"
+    " + o.rush * 40 + (a.severity = 'red') * 25 + length(CAST(o.amount / 100 AS TEXT)) * 4"
+    " + CASE c.credit_level WHEN 'A' THEN 15 WHEN 'B' THEN 8 WHEN 'C' THEN 3 ELSE 0 END"
+    " - (a.status <> 'open') * 200)"
+)
+
+
+def _triage_where(filters: TriageFilter) -> tuple[str, dict[str, Any]]:
+    where = ["a.closed_at IS NULL"]
+    params: dict[str, Any] = {}
+    if filters.state:
+        where.append("o.state = :state")
+        params["state"] = filters.state
+    if filters.owner:
+        where.append("u.name = :owner")
+        params["owner"] = filters.owner
+    if filters.channel:
+        where.append("o.channel = :channel")
+        params["channel"] = filters.channel
+    if filters.customer.strip():
+        where.append("(c.code = :ccode OR c.name LIKE :cname)")
+        params["ccode"] = filters.customer.strip()
+        params["cname"] = f"%{filters.customer.strip()}%"
+    return " AND ".join(where), params
+
+
+def triage(
+    store: Store,
+    *,
+    filters: TriageFilter | None = None,
+    limit: int = 50,
+    offset: int = 0,
+    config: NotifyConfig | None = None,
+    with_blocking: bool = True,
+) -> tuple[int, list[TriageRow]]:
+    """Open alerts ranked by how bad they are (``SCORE_SQL``), one page, with what blocks each order.
+
+    ``with_blocking=False`` leaves ``blocking`` empty (guards can be slow on a big desk: the triage screen
+    shows the page first and fills that column in with ``blocking_of``)."""
+    filters = filters or TriageFilter()
+    config = config or load_notify_config()
+    workflow = store.workflow
+    now = store.clock()
+    where, params = _triage_where(filters)
+    joins = (
+        "FROM alert a JOIN sales_order o ON o.id = a.order_id JOIN customer c ON c.id = o.customer_id "
+        "LEFT JOIN app_user u ON u.id = o.owner_id "
+    )
+    with store.read() as session:
+        if params:
+            total = int(session.execute(text(f"SELECT count(*) {joins} WHERE {where}"), params).scalar_one())
+        else:  # no filter on the order: count the live alerts alone (an index-only count)
+            total = int(
+                session.execute(text("SELECT count(*) FROM alert WHERE closed_at IS NULL")).scalar_one()
+            )
+        rows = session.execute(
+            text(
+                "SELECT a.id, a.version, a.order_no, o.version, a.kind, a.topic, a.severity, a.status, o.state, "
+                "a.due_at, a.level, a.target_role, a.target_user, coalesce(u.name, ''), a.mover, c.code, c.name, "
+                f"o.channel, o.amount, o.rush, o.promised_date, a.escalate_at, a.snoozed_until, {SCORE_SQL} "
+                f"{joins} WHERE {where} ORDER BY 24 DESC, a.id LIMIT :limit OFFSET :offset"
+            ),
+            {**params, "now": _sql_time(now), "limit": max(1, min(limit, 200)), "offset": max(0, offset)},
+        ).all()
+        alerts = {
+            a.id: a for a in session.exec(select(Alert).where(col(Alert.id).in_([int(r[0]) for r in rows])))
+        }
+        out: list[TriageRow] = []
+        for r in rows:
+            alert = alerts[int(r[0])]
+            due_at = _parse_time(r[9])
+            out.append(
+                TriageRow(
+                    alert_id=int(r[0]),
+                    alert_version=int(r[1]),
+                    order_no=r[2],
+                    order_version=int(r[3]),
+                    kind=r[4],
+                    topic=r[5],
+                    severity=r[6],
+                    status=r[7],
+                    state=r[8],
+                    state_label=_state_label(workflow, r[8]),
+                    late_seconds=int((now - due_at).total_seconds()),
+                    level=int(r[10]),
+                    target_role=r[11],
+                    target_user=r[12],
+                    owner=r[13],
+                    mover=r[14],
+                    customer_code=r[15],
+                    customer_name=r[16],
+                    channel=r[17],
+                    amount=int(r[18]),
+                    rush=bool(r[19]),
+                    promised_date=date.fromisoformat(r[20]) if r[20] else None,
+                    escalate_at=_parse_time(r[21]) if r[21] else None,
+                    snoozed_until=_parse_time(r[22]) if r[22] else None,
+                    score=float(r[23]),
+                    message=alert_message(alert, workflow, now, config),
+                    blocking=None,
+                    blocking_who=(),
+                )
+            )
+    if with_blocking:
+        found = blocking_of(store, [r.alert_id for r in out])
+        out = [replace(r, blocking=found[r.alert_id][0], blocking_who=found[r.alert_id][1]) for r in out]
+    return total, out
+
+
+def blocking_of(store: Store, alert_ids: Sequence[int]) -> dict[int, tuple[Msg | None, tuple[str, ...]]]:
+    """For each alert, what keeps its order from the next step (see ``blocking_for``)."""
+    from orderdesk.orders import get_order_row
+
+    workflow = store.workflow
+    out: dict[int, tuple[Msg | None, tuple[str, ...]]] = {}
+    with store.read() as session:
+        for alert in session.exec(select(Alert).where(col(Alert.id).in_(list(alert_ids)))):
+            order = get_order_row(session, alert.order_no)
+            out[alert.id or 0] = blocking_for(session, workflow, order, alert)
+    return out
+
+
+def next_step(workflow: Workflow, order: Any) -> Any:
+    """The transition that moves ``order`` forward: the first in file order from its state, on its route,
+    that is not an exception (hold / cancel, which leave every active state) and leads further on."""
+    order_of = {s: i for i, s in enumerate(workflow.states)}
+    here = order_of.get(order.state, -1)
+    everywhere = {s for s, st in workflow.states.items() if st.kind == "active"}
+    for t in workflow.transitions_from(order.state):
+        if t.returns_to_previous:
+            return t
+        target = workflow.states.get(t.to)
+        if target is None or target.kind == "hold" or everywhere <= t.sources:
+            continue
+        if t.route not in (None, "common", order.route):
+            continue
+        if order_of.get(t.to, -1) > here:
+            return t
+    return None
+
+
+def blocking_for(
+    session: Session, workflow: Workflow, order: Any, alert: Alert
+) -> tuple[Msg | None, tuple[str, ...]]:
+    """What keeps the order from its next step: the first failing guard, else who has to make the move."""
+    from orderdesk.guards import GUARDS
+
+    if alert.kind == "ack":
+        return msg("Waiting for {role} to acknowledge.", role=_role_label(workflow, alert.topic)), (
+            alert.topic,
+        )
+    if alert.kind == "info":
+        return msg("{user} must answer the question.", user=alert.mover), ()
+    step = next_step(workflow, order)
+    if step is None:
+        return None, ()
+    here = _state_label(workflow, order.state)
+    for guard in step.guards:
+        failure = GUARDS[guard](session, order, here)
+        if failure is not None:
+            return failure.message, failure.who
+    roles = tuple(sorted(step.roles - {"admin"})) or tuple(sorted(step.roles))
+    return (
+        msg(
+            "Waiting for {roles}: {step}",
+            step=Label(step.label_en, step.label_zh),
+            roles=" / ".join(str(_role_label(workflow, r)) for r in roles),
+        ),
+        roles,
+    )
+
+
+def _role_label(workflow: Workflow, role: str) -> Label:
+    r = workflow.roles.get(role)
+    return Label(r.label_en, r.label_zh) if r else Label(role, role)

@@ -23,6 +23,7 @@ import time
 import tomllib
 from array import array
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -34,10 +35,11 @@ from orderdesk.canonical import canonical_json
 from orderdesk.catalog import add_customer, add_product
 from orderdesk.clock import Clock, utcnow
 from orderdesk.commands import SYSTEM
-from orderdesk.errors import StoreError
+from orderdesk.errors import OrderdeskError, StoreError
 from orderdesk.i18n import msg
 from orderdesk.store import Store
 from orderdesk.users import add_user
+from orderdesk.workflow import default_workflow_path
 
 
 class DemoUser(NamedTuple):
@@ -275,22 +277,37 @@ def build_demo(
             code="db_exists",
         )
     _remove_db_files(path)
-    store = Store.open(path, create=True, clock=clock)
+    # The demo company runs the workflow orderdesk ships (not ORDERDESK_WORKFLOW): its states are below.
+    workflow_path = default_workflow_path()
+    store = Store.open(path, create=True, clock=clock, workflow_path=workflow_path)
     _no_fsync_while_building(store)
     try:
         now = clock().astimezone(UTC)
         workflow = store.workflow
         missing = [s for s in STATES if s not in workflow.states]
         if missing:
-            raise RuntimeError(f"the workflow has no state(s) {', '.join(missing)}; update orderdesk/demo.py")
+            raise OrderdeskError(
+                msg(
+                    "The demo desk needs the workflow states {states}, but {path} has no {missing}.",
+                    states=", ".join(STATES),
+                    path=str(workflow_path),
+                    missing=", ".join(missing),
+                ),
+                code="demo_workflow",
+            )
         timeouts = {s: float(workflow.states[s].timeout_hours) for s in STATES}
         rng = random.Random(seed)
-        user_ids = _make_users(store)
-        catalog = _make_products(store, random.Random(rng.getrandbits(64)), products)
-        estimate = _estimate_open_exposure(random.Random(rng.getrandbits(64)), catalog, orders)
-        book = _make_customers(store, random.Random(rng.getrandbits(64)), customers, estimate)
-        plan = _plan_orders(random.Random(rng.getrandbits(64)), orders, int(now.timestamp()), timeouts)
-        _write_orders(store, rng.getrandbits(64), plan, catalog, book, user_ids, now)
+        product_seed, estimate_seed, customer_seed, plan_seed, content_seed = (
+            rng.getrandbits(64) for _ in range(5)
+        )
+        # The orders' states and timelines need nothing from the catalogue: on a big desk a forked helper
+        # starts planning them now, while this process makes the users, products and customers.
+        with _order_source(_PlanArgs(plan_seed, orders, int(now.timestamp()), timeouts)) as source:
+            user_ids = _make_users(store)
+            catalog = _make_products(store, random.Random(product_seed), products)
+            estimate = _estimate_open_exposure(random.Random(estimate_seed), catalog, orders)
+            book = _make_customers(store, random.Random(customer_seed), customers, estimate)
+            _write_orders(store, source, content_seed, catalog, book, user_ids, now)
     except BaseException:
         store.close()
         _remove_db_files(path)
@@ -401,7 +418,7 @@ def _specs(family: dict[str, Any]) -> list[dict[str, Any]]:
 def _make_products(store: Store, rng: random.Random, count: int) -> _Catalog:
     """About ``count`` products through ``add_product``, each family keeping its share of the catalogue."""
     families = _load("products.toml")["families"]
-    # Every candidate product: (family index, spec, material).
+    # Every candidate product of each family: (spec, material or None, spec's index, number of specs).
     candidates: list[list[tuple[dict[str, Any], tuple[str, str, float] | None, int, int]]] = []
     for fam in families:
         specs = _specs(fam)
@@ -468,7 +485,7 @@ def _make_products(store: Store, rng: random.Random, count: int) -> _Catalog:
         carton_units = 0
         prefix = str(fam["gs1"])
         if hazard != "prohibited" and rng.random() < float(fam["ean"]):
-            item = ean_items.get(prefix, rng.randint(100, 3000)) + rng.randint(1, 7)
+            item = (ean_items[prefix] if prefix in ean_items else rng.randint(100, 3000)) + rng.randint(1, 7)
             if item <= 99_999:
                 ean_items[prefix] = item
                 ean = make_ean13(f"{prefix}{item:05d}")
@@ -789,10 +806,7 @@ def _plan_orders(rng: random.Random, n: int, now: int, timeouts: dict[str, float
     def stage(s: str, rush: bool) -> int:
         """Seconds a finished stage took."""
         # Most stages finish inside the timeout (about half of it); a few overrun it.
-        if rnd() < SLOW_STAGE_SHARE:
-            f = 1.05 + 1.45 * rnd()
-        else:
-            f = 0.05 + 0.45 * (rnd() + rnd())
+        f = 1.05 + 1.45 * rnd() if rnd() < SLOW_STAGE_SHARE else 0.05 + 0.45 * (rnd() + rnd())
         return int(t_seconds[s] * f * (0.6 if rush else 1.0))
 
     def elapsed(s: str) -> int:
@@ -806,10 +820,7 @@ def _plan_orders(rng: random.Random, n: int, now: int, timeouts: dict[str, float
         scale = 0.6 if rush else 1.0
         total = first = 0
         for k, seconds in enumerate(path_seconds[route][:end]):
-            if rnd() < SLOW_STAGE_SHARE:
-                f = 1.05 + 1.45 * rnd()
-            else:
-                f = 0.05 + 0.45 * (rnd() + rnd())
+            f = 1.05 + 1.45 * rnd() if rnd() < SLOW_STAGE_SHARE else 0.05 + 0.45 * (rnd() + rnd())
             d = int(seconds * f * scale)
             if k == 0:
                 first = d
@@ -976,8 +987,8 @@ def _waybill(rng: random.Random, channel: str) -> str:
 
 def _write_orders(
     store: Store,
+    source: _OrderSource,
     seed: int,
-    plan: _Plan,
     catalog: _Catalog,
     book: _Book,
     user_ids: dict[str, int],
@@ -985,13 +996,12 @@ def _write_orders(
 ) -> None:
     """Write the planned orders, their lines and one audit record each, in bulk.
 
-    The rows are made in chunks of ``BATCH_ORDERS`` (each chunk from its own seeded generator, so the result
-    does not depend on who makes it); a forked helper process makes them while this one hashes the audit
-    chain and inserts, when the platform can fork and the desk is big enough to be worth it.
+    ``source`` makes the rows in chunks of ``BATCH_ORDERS`` (each chunk from its own seeded generator, so
+    the result does not depend on who makes it); this process inserts them, 100,000 orders a transaction.
     """
     from orderdesk.models import Desk
 
-    n = len(plan.order)
+    n = source.plan_args.n
     if n == 0:
         return
     with store.read() as session:
@@ -1002,43 +1012,36 @@ def _write_orders(
         first_id = int(session.connection().exec_driver_sql(sql).scalar() or 0) + 1
         tip = session.connection().exec_driver_sql(_SQL_TIP).first()
     chain = (int(tip[0]), str(tip[1])) if tip else (0, audit.GENESIS)
-    maker = _OrderMaker(seed, plan, catalog, book, user_ids, now, code, first_id, first_no, chain)
-    chunks = range(0, n, BATCH_ORDERS)
-    source = _forked_chunks(maker, chunks) if n >= PARALLEL_MIN_ORDERS else map(maker.chunk, chunks)
+    chunks = source.chunks(_Context(seed, catalog, book, user_ids, now, code, first_id, first_no, chain))
     done = 0
     restore: list[str] = []
-    try:
-        while done < n:
-            end = min(n, done + TXN_ORDERS)
-            with store.write() as session:
-                cur = session.connection().connection.driver_connection.cursor()
-                cur.execute("PRAGMA cache_size = -262144")  # 256 MB while loading
-                if done == 0 and first_id == 1:
-                    restore = _suspend_indexes(cur)
-                tip = cur.execute(_SQL_TIP).fetchone()
-                if (tuple(tip) if tip else (0, audit.GENESIS)) != chain:
-                    raise RuntimeError("something else wrote to the demo desk while it was being built")
-                while done < end:
-                    orders, lines, records = next(source)
-                    cur.executemany(_SQL_ORDER, orders)
-                    cur.executemany(_SQL_LINE, lines)
-                    cur.executemany(_SQL_AUDIT, records)
-                    done += len(orders)
-                    chain = (records[-1][0], records[-1][-1])
-                # No outbox records for the bulk orders: seeding is a fixture, not a business change.
-                cur.execute("UPDATE desk SET next_order_no = ? WHERE id = 1", (first_no + done,))
-                cur.close()
-        if restore:
-            with store.write() as session:
-                cur = session.connection().connection.driver_connection.cursor()
-                cur.execute("PRAGMA cache_size = -262144")
-                for sql in restore:
-                    cur.execute(sql)
-                cur.close()
-    finally:
-        close = getattr(source, "close", None)
-        if close is not None:
-            close()
+    while done < n:
+        end = min(n, done + TXN_ORDERS)
+        with store.write() as session:
+            cur = session.connection().connection.driver_connection.cursor()
+            cur.execute("PRAGMA cache_size = -262144")  # 256 MB while loading
+            if done == 0 and first_id == 1:
+                restore = _suspend_indexes(cur)
+            tip = cur.execute(_SQL_TIP).fetchone()
+            if (tuple(tip) if tip else (0, audit.GENESIS)) != chain:
+                raise RuntimeError("something else wrote to the demo desk while it was being built")
+            while done < end:
+                orders, lines, records = next(chunks)
+                cur.executemany(_SQL_ORDER, orders)
+                cur.executemany(_SQL_LINE, lines)
+                cur.executemany(_SQL_AUDIT, records)
+                done += len(orders)
+                chain = (records[-1][0], records[-1][-1])
+            # No outbox records for the bulk orders: seeding is a fixture, not a business change.
+            cur.execute("UPDATE desk SET next_order_no = ? WHERE id = 1", (first_no + done,))
+            cur.close()
+    if restore:
+        with store.write() as session:
+            cur = session.connection().connection.driver_connection.cursor()
+            cur.execute("PRAGMA cache_size = -262144")
+            for sql in restore:
+                cur.execute(sql)
+            cur.close()
 
 
 _BULK_TABLES = ("sales_order", "order_line", "audit_record")
@@ -1088,69 +1091,135 @@ def _board_backfill() -> list[str]:
 _Chunk = tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], list[tuple[Any, ...]]]
 
 
-def _forked_chunks(maker: _OrderMaker, chunks: range) -> Iterator[_Chunk]:
-    """``maker.chunk`` for each chunk, made by a forked child process (inline where there is no fork)."""
-    import multiprocessing as mp
-    import pickle
+@dataclass(frozen=True)
+class _PlanArgs:
+    """What planning the orders needs: ``_plan_orders(random.Random(seed), n, now, timeouts)``."""
 
-    if "fork" not in mp.get_all_start_methods():
-        yield from map(maker.chunk, chunks)
-        return
-    ctx = mp.get_context("fork")
-    receiver, sender = ctx.Pipe(duplex=False)
-    child = ctx.Process(target=_produce, args=(maker, chunks, sender), name="orderdesk-demo", daemon=True)
-    child.start()
-    sender.close()
-    try:
-        for _ in chunks:
-            kind, payload = pickle.loads(receiver.recv_bytes())
+    seed: int
+    n: int
+    now: int
+    timeouts: dict[str, float]
+
+
+@dataclass(frozen=True)
+class _Context:
+    """What making the rows needs besides the plan (known once the catalogue and customers exist)."""
+
+    seed: int
+    catalog: _Catalog
+    book: _Book
+    user_ids: dict[str, int]
+    now: datetime
+    desk_code: str
+    first_id: int
+    first_no: int
+    chain: tuple[int, str]
+
+
+class _OrderSource:
+    """Plans the orders and makes their rows, in this process."""
+
+    def __init__(self, plan_args: _PlanArgs) -> None:
+        self.plan_args = plan_args
+
+    def chunks(self, context: _Context) -> Iterator[_Chunk]:
+        """Every chunk of rows, in order."""
+        a = self.plan_args
+        maker = _OrderMaker(_plan_orders(random.Random(a.seed), a.n, a.now, a.timeouts), context)
+        return map(maker.chunk, range(0, a.n, BATCH_ORDERS))
+
+    def close(self) -> None:
+        """Stop making rows (nothing to do in-process)."""
+
+
+class _ForkedOrderSource(_OrderSource):
+    """Plans the orders and makes their rows in a forked child, which starts planning at once; the rows
+    come back pickled through a pipe, which blocks the child when the parent falls behind."""
+
+    def __init__(self, plan_args: _PlanArgs) -> None:
+        import multiprocessing as mp
+
+        super().__init__(plan_args)
+        ctx = mp.get_context("fork")
+        self._rows, child_rows = ctx.Pipe(duplex=False)
+        child_context, self._context = ctx.Pipe(duplex=False)
+        self._child = ctx.Process(
+            target=_child_main,
+            args=(plan_args, child_context, child_rows),
+            name="orderdesk-demo",
+            daemon=True,
+        )
+        self._child.start()
+        child_rows.close()
+        child_context.close()
+
+    def chunks(self, context: _Context) -> Iterator[_Chunk]:
+        """Send the child ``context``, then yield what it makes."""
+        import pickle
+
+        # If the child already failed, the pipe is closed and its report is waiting in the rows pipe.
+        with suppress(OSError):
+            self._context.send_bytes(pickle.dumps(context, protocol=pickle.HIGHEST_PROTOCOL))
+        for _ in range(0, self.plan_args.n, BATCH_ORDERS):
+            kind, payload = pickle.loads(self._rows.recv_bytes())
             if kind == "error":
-                raise RuntimeError(f"making demo orders failed: {payload}")
+                raise RuntimeError(f"making the demo orders failed in the helper process:\n{payload}")
             yield payload
-    finally:
-        receiver.close()
-        if child.is_alive():
-            child.terminate()
-        child.join()
+
+    def close(self) -> None:
+        """End the child (it is done, or the build failed) and close the pipes."""
+        self._rows.close()
+        self._context.close()
+        if self._child.is_alive():
+            self._child.terminate()
+        self._child.join()
 
 
-def _produce(maker: _OrderMaker, chunks: range, sender: Any) -> None:
-    """The forked child: make every chunk and send it (the pipe blocks when the parent falls behind)."""
+def _child_main(plan_args: _PlanArgs, context_in: Any, rows_out: Any) -> None:
+    """The forked child: plan, wait for the context, then make and send every chunk."""
     import pickle
     import traceback
 
     try:
-        for start in chunks:
-            sender.send_bytes(pickle.dumps(("rows", maker.chunk(start)), protocol=pickle.HIGHEST_PROTOCOL))
+        a = plan_args
+        plan = _plan_orders(random.Random(a.seed), a.n, a.now, a.timeouts)
+        context = pickle.loads(context_in.recv_bytes())
+        maker = _OrderMaker(plan, context)
+        for start in range(0, a.n, BATCH_ORDERS):
+            rows_out.send_bytes(pickle.dumps(("rows", maker.chunk(start)), protocol=pickle.HIGHEST_PROTOCOL))
+    except EOFError:
+        pass  # the parent gave up before sending the context
     except BaseException:
-        sender.send_bytes(pickle.dumps(("error", traceback.format_exc())))
+        rows_out.send_bytes(pickle.dumps(("error", traceback.format_exc())))
     finally:
-        sender.close()
+        rows_out.close()
+
+
+@contextmanager
+def _order_source(plan_args: _PlanArgs) -> Iterator[_OrderSource]:
+    """A forked source for a big desk where the platform can fork, else an in-process one; always closed."""
+    import multiprocessing as mp
+
+    forked = plan_args.n >= PARALLEL_MIN_ORDERS and "fork" in mp.get_all_start_methods()
+    source = _ForkedOrderSource(plan_args) if forked else _OrderSource(plan_args)
+    try:
+        yield source
+    finally:
+        source.close()
 
 
 class _OrderMaker:
     """Turns planned orders into rows for sales_order and order_line, plus each audit record's detail."""
 
-    def __init__(
-        self,
-        seed: int,
-        plan: _Plan,
-        catalog: _Catalog,
-        book: _Book,
-        user_ids: dict[str, int],
-        now: datetime,
-        desk_code: str,
-        first_id: int,
-        first_no: int,
-        chain: tuple[int, str],
-    ) -> None:
-        self.seed, self.plan, self.catalog, self.book = seed, plan, catalog, book
-        self.audit_id, self.prev_hash = chain  # the audit chain's tip; ``chunk`` must be called in order
-        self.wang, self.zhou = user_ids["wang"], user_ids["zhou"]
-        self.at = now.astimezone(UTC)
+    def __init__(self, plan: _Plan, context: _Context) -> None:
+        c = context
+        self.seed, self.plan, self.catalog, self.book = c.seed, plan, c.catalog, c.book
+        self.audit_id, self.prev_hash = c.chain  # the audit chain's tip; ``chunk`` must be called in order
+        self.wang, self.zhou = c.user_ids["wang"], c.user_ids["zhou"]
+        self.at = c.now.astimezone(UTC)
         self.at_sql = f"{self.at:%Y-%m-%d %H:%M:%S.%f}"  # as SQLAlchemy stores it
         self.now = int(self.at.timestamp())
-        self.desk_code, self.first_id, self.first_no = desk_code, first_id, first_no
+        self.desk_code, self.first_id, self.first_no = c.desk_code, c.first_id, c.first_no
         self.days = _Days()
         self._reach: dict[tuple[int, int], tuple[frozenset[str], int]] = {}
 

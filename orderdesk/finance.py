@@ -43,6 +43,11 @@ from orderdesk.store import Store
 
 FINANCE_ROLES = frozenset({"finance"})  # who invoices and records payments (admin always may)
 BUCKETS = ("0-30", "31-60", "61-90", "90+")
+HOLD_STATUS = {
+    "pending": Label("waiting", "待处理"),
+    "kept": Label("kept on hold", "继续冻结"),
+    "released": Label("released", "已放行"),
+}
 PAGE_MAX = 200
 
 

@@ -413,6 +413,7 @@ class SyncChange(SQLModel, table=True):
     kind: str = Field(max_length=12)  # order | customer | product | user
     key: str = Field(max_length=64)
     image: str  # canonical JSON
+    event: str = ""  # canonical JSON: the command, user, args and desk of the op (on one entry per op)
     op_id: str | None = Field(default=None, max_length=36)
     desk_id: str = Field(default="", max_length=36)  # where the change came from ("" = the server itself)
     at: datetime

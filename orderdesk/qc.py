@@ -41,6 +41,7 @@ from orderdesk.workflow import Transition
 # Periods of the yield report are calendar days in China Standard Time, where the desks are.
 BUSINESS_TZ = timezone(timedelta(hours=8))
 UNASSIGNED = "-"  # the queue filter for orders nobody is assigned to inspect
+RESULT_LABELS = {"passed": Label("passed", "合格"), "failed": Label("failed", "不合格")}
 MEASUREMENTS_MAX = 500
 
 

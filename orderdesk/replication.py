@@ -617,7 +617,14 @@ class OpResult:
 
 
 def _append_change(
-    session: Session, kind: str, key: str, *, op_id: str | None, desk_id: str, now: datetime
+    session: Session,
+    kind: str,
+    key: str,
+    *,
+    op_id: str | None,
+    desk_id: str,
+    now: datetime,
+    event: dict[str, Any] | None = None,
 ) -> int | None:
     image = DUMPERS[kind](session, key)
     server = session.get(SyncServer, 1)
@@ -627,7 +634,14 @@ def _append_change(
     session.add(server)
     session.add(
         SyncChange(
-            seq=seq, kind=kind, key=key, image=canonical_json(image), op_id=op_id, desk_id=desk_id, at=now
+            seq=seq,
+            kind=kind,
+            key=key,
+            image=canonical_json(image),
+            event=canonical_json(event) if event else "",
+            op_id=op_id,
+            desk_id=desk_id,
+            at=now,
         )
     )
     return seq
@@ -656,12 +670,33 @@ def _publish(
     op_id: str | None,
     desk_id: str,
     now: datetime,
+    event: dict[str, Any] | None = None,
 ) -> int | None:
+    """Append the images of ``touched``; the op's event (what was done, by whom, via which desk) rides on
+    the entry of its order, or else on the first entry, so every desk's timeline shows it once."""
     last = None
-    for kind, key in sorted(set(touched), key=lambda t: (_KIND_ORDER.get(t[0], 9), t[1])):
+    ordered = sorted(set(touched), key=lambda t: (_KIND_ORDER.get(t[0], 9), t[1]))
+    carrier = next((t for t in ordered if event and t == ("order", event.get("order_no"))), None)
+    carrier = carrier or next((t for t in ordered if t[0] in DUMPERS), None)
+    for kind, key in ordered:
         if kind in DUMPERS:
-            last = _append_change(session, kind, key, op_id=op_id, desk_id=desk_id, now=now)
+            ev = event if (kind, key) == carrier else None
+            last = _append_change(session, kind, key, op_id=op_id, desk_id=desk_id, now=now, event=ev)
     return last
+
+
+def _event(
+    command: str, user: str, order_no: str, args: dict[str, Any], at: datetime, desk_id: str, code: str
+) -> dict[str, Any]:
+    return {
+        "command": command,
+        "user": user,
+        "order_no": order_no,
+        "detail": args,
+        "at": _jsonable(at),
+        "desk_id": desk_id,
+        "desk_code": code,
+    }
 
 
 def _stored(row: SyncOp, session: Session) -> OpResult:
@@ -782,7 +817,8 @@ def decide_op(store: Store, desk_id: str, epoch: int, op: OpIn) -> OpResult:
         )
         if rejection is None:
             touched |= set(touches_of(op.command, op.args, op.order_no))
-            row.change_seq = _publish(session, touched, op_id=op.op_id, desk_id=desk_id, now=now)
+            event = _event(op.command, op.user_name, op.order_no, op.args, now, desk_id, stream.desk_code)
+            row.change_seq = _publish(session, touched, op_id=op.op_id, desk_id=desk_id, now=now, event=event)
             if row.change_seq is not None:
                 _record_fields(
                     session,
@@ -848,8 +884,14 @@ def publish_local_changes(store: Store, *, batch: int = 1000) -> int:
             now = store.clock()
             for r in rows:
                 args = json.loads(r.args)
+                event = _event(r.command, r.user_name, r.order_no, args, r.created_at, "", SERVER_DESK_CODE)
                 seq = _publish(
-                    session, touches_of(r.command, args, r.order_no), op_id=None, desk_id="", now=now
+                    session,
+                    touches_of(r.command, args, r.order_no),
+                    op_id=None,
+                    desk_id="",
+                    now=now,
+                    event=event,
                 )
                 if seq is not None:
                     _record_fields(
@@ -862,9 +904,9 @@ def publish_local_changes(store: Store, *, batch: int = 1000) -> int:
 # -- central API: the change log and snapshots -----------------------------------------------------------
 @dataclass(frozen=True)
 class ChangePage:
-    """Entries as (seq, kind, key, image JSON text): images are sent as stored, never re-encoded."""
+    """Entries as (seq, kind, key, image JSON, event JSON or ""): sent as stored, never re-encoded."""
 
-    entries: list[tuple[int, str, str, str]]
+    entries: list[tuple[int, str, str, str, str]]
     high_water: int
     floor: int
 
@@ -895,12 +937,12 @@ def changes_after(store: Store, after: int, *, limit: int = DEFAULT_PAGE) -> Cha
                 floor=floor,
             )
         rows = session.exec(
-            select(SyncChange.seq, SyncChange.kind, SyncChange.key, SyncChange.image)
+            select(SyncChange.seq, SyncChange.kind, SyncChange.key, SyncChange.image, SyncChange.event)
             .where(col(SyncChange.seq) > after)
             .order_by(col(SyncChange.seq))
             .limit(max(1, min(limit, 10_000)))
         ).all()
-        return ChangePage([(int(s), k, key, img) for s, k, key, img in rows], high, floor)
+        return ChangePage([(int(s), k, key, img, ev) for s, k, key, img, ev in rows], high, floor)
 
 
 def prune_change_log(store: Store, *, keep_after: int) -> int:
@@ -1166,6 +1208,14 @@ def record_outcomes(store: Store, results: list[dict[str, Any]]) -> int:
                 )
             )
             session.delete(row)
+            if res["status"] == "applied" and res.get("change_seq"):
+                # A server image older than this op's own change is already out of date here: the desk
+                # shows the op's effect, and the pull brings the image with it.
+                for kind, key in touches_of(row.command, json.loads(row.args), row.order_no):
+                    conn.execute(
+                        "DELETE FROM sync_deferred WHERE kind = ? AND key = ? AND seq < ?",
+                        (kind, key, int(res["change_seq"])),
+                    )
             for entry in res.get("refresh") or []:
                 _defer(conn, entry["kind"], entry["key"], int(entry["seq"]), canonical_json(entry["image"]))
         session.flush()
@@ -1210,31 +1260,72 @@ def _apply_deferred(conn: sqlite3.Connection, pending: set[tuple[str, str]]) -> 
     for kind, key, seq, image in rows:
         if (kind, key) in pending:
             continue
-        _apply_entry(conn, seq, kind, key, json.loads(image))
+        _apply_entry(conn, seq, kind, key, json.loads(image), as_of=True)
         conn.execute("DELETE FROM sync_deferred WHERE kind = ? AND key = ?", (kind, key))
 
 
-def apply_changes(store: Store, entries: list[tuple[int, str, str, Any]], *, next_cursor: int) -> int:
-    """Apply a page of change-log entries and advance the cursor, in one transaction. An entity is brought
-    to an image only if the image is newer than what it has; one with unsent ops waits (deferred).
-    Applying the same page twice changes nothing. Returns how many entries changed something."""
+def apply_changes(store: Store, entries: list[tuple[Any, ...]], *, next_cursor: int) -> int:
+    """Apply a page of change-log entries (seq, kind, key, image[, event]) and advance the cursor, in one
+    transaction. An entity is brought to an image only if the image is newer than what it has; one with
+    unsent ops waits (deferred). Another desk's event is added to this desk's audit trail, so the order's
+    timeline shows it. Applying the same page twice changes nothing. Returns how many entries changed
+    something."""
     changed = 0
     with store.write() as session:
         conn = _raw(session)
         link = conn.execute("SELECT cursor FROM sync_link WHERE id = 1").fetchone()
         if link is None:
             raise Refused(msg("This desk is not enrolled with a central API."), code="not_enrolled")
+        me = conn.execute("SELECT desk_id FROM desk WHERE id = 1").fetchone()[0]
         pending = _pending_entities(conn)
-        for seq, kind, key, image in entries:
+        events = []
+        for seq, kind, key, image, *rest in entries:
             if seq <= link[0]:
                 continue
+            event = rest[0] if rest else None
+            if event:
+                event = json.loads(event) if isinstance(event, str) else event
+                if event.get("desk_id") != me:
+                    events.append(event)
             data = json.loads(image) if isinstance(image, str) else image
             if (kind, key) in pending:
                 _defer(conn, kind, key, seq, image if isinstance(image, str) else canonical_json(image))
                 continue
             changed += _apply_entry(conn, seq, kind, key, data)
+        _append_audit(conn, events)
         conn.execute("UPDATE sync_link SET cursor = max(cursor, ?) WHERE id = 1", (next_cursor,))
     return changed
+
+
+def _append_audit(conn: sqlite3.Connection, events: list[dict[str, Any]]) -> None:
+    """Chain other desks' events onto this desk's audit trail (raw: a pull may carry thousands)."""
+    if not events:
+        return
+    from orderdesk.audit import GENESIS, record_hash
+
+    tip = conn.execute("SELECT id, hash FROM audit_record ORDER BY id DESC LIMIT 1").fetchone()
+    next_id, prev = (tip[0] + 1, tip[1]) if tip else (1, GENESIS)
+    rows = []
+    for ev in events:
+        at = datetime.fromisoformat(ev["at"]).astimezone(UTC)
+        detail = canonical_json({**(ev.get("detail") or {}), "via": ev.get("desk_code") or "HQ"})
+        user, order_no, command = ev.get("user", ""), ev.get("order_no", ""), ev.get("command", "")
+        digest = record_hash(
+            id=next_id,
+            at=at,
+            user_name=user,
+            order_no=order_no,
+            command=command,
+            detail=detail,
+            prev_hash=prev,
+        )
+        rows.append((next_id, _sqlite_value(at), user, order_no, command, detail, prev, digest))
+        next_id, prev = next_id + 1, digest
+    conn.executemany(
+        "INSERT INTO audit_record (id, at, user_name, order_no, command, detail, prev_hash, hash) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        rows,
+    )
 
 
 # -- desk: applying an image (raw SQLite: this runs for every pulled change) -----------------------------
@@ -1265,8 +1356,13 @@ def _entity_seq(conn: sqlite3.Connection, kind: str, key: str) -> int:
     return int(link[0]) if link else 0
 
 
-def _apply_entry(conn: sqlite3.Connection, seq: int, kind: str, key: str, image: Any) -> int:
-    if seq <= _entity_seq(conn, kind, key):
+def _apply_entry(
+    conn: sqlite3.Connection, seq: int, kind: str, key: str, image: Any, *, as_of: bool = False
+) -> int:
+    """Bring one entity to ``image`` if it is newer than what the desk has. ``as_of``: the image is the
+    state "as of" seq (a refresh after a rejection), so it also wins over an entry with that same seq."""
+    current = _entity_seq(conn, kind, key)
+    if seq < current or (seq == current and not as_of):
         return 0
     APPLIERS[kind](conn, key, image)
     conn.execute(
@@ -1371,16 +1467,20 @@ def _apply_order(conn: sqlite3.Connection, order_no: str, image: dict[str, Any] 
         f"DELETE FROM order_line WHERE order_id = ? AND line_no NOT IN ({', '.join('?' * len(line_nos)) or 'NULL'})",
         (order_id, *line_nos),
     )
-    notes = image.get("_notes", [])
-    have = conn.execute("SELECT count(*) FROM order_note WHERE order_id = ?", (order_id,)).fetchone()[0]
-    if have != len(notes):
-        start = have if have < len(notes) else 0
-        if start == 0:
-            conn.execute("DELETE FROM order_note WHERE order_id = ?", (order_id,))
-        conn.executemany(
-            "INSERT INTO order_note (order_id, at, user_name, text) VALUES (?, ?, ?, ?)",
-            [(order_id, _to_sqlite(n["at"], True), n["user_name"], n["text"]) for n in notes[start:]],
-        )
+    # Notes only grow: usually the desk holds a prefix of the image's and only the tail is new. Anything
+    # else (a note the desk made itself, now back with the server's time) is replaced wholesale.
+    target = [(_to_sqlite(n["at"], True), n["user_name"], n["text"]) for n in image.get("_notes", [])]
+    have = conn.execute(
+        "SELECT at, user_name, text FROM order_note WHERE order_id = ? ORDER BY at, id", (order_id,)
+    ).fetchall()
+    start = len(have)
+    if have != target[: len(have)]:
+        conn.execute("DELETE FROM order_note WHERE order_id = ?", (order_id,))
+        start = 0
+    conn.executemany(
+        "INSERT INTO order_note (order_id, at, user_name, text) VALUES (?, ?, ?, ?)",
+        [(order_id, *n) for n in target[start:]],
+    )
     for name, part in ORDER_PARTS.items():
         if f"_{name}" in image:
             part.apply(conn, order_id, image[f"_{name}"])
@@ -1397,8 +1497,12 @@ def _delete_order(conn: sqlite3.Connection, order_no: str) -> None:
 
 def _delete_with_children(conn: sqlite3.Connection, table: str, row_id: int) -> None:
     for child, column in _children(conn, table):
-        for (cid,) in conn.execute(f'SELECT id FROM "{child}" WHERE {column} = ?', (row_id,)).fetchall():
-            _delete_with_children(conn, child, int(cid))
+        has_id = any(r[1] == "id" for r in conn.execute(f'PRAGMA table_info("{child}")'))
+        if has_id:
+            for (cid,) in conn.execute(f'SELECT id FROM "{child}" WHERE {column} = ?', (row_id,)).fetchall():
+                _delete_with_children(conn, child, int(cid))
+        else:
+            conn.execute(f'DELETE FROM "{child}" WHERE {column} = ?', (row_id,))
     conn.execute(f'DELETE FROM "{table}" WHERE id = ?', (row_id,))
 
 
@@ -1607,17 +1711,23 @@ def resolve_rejection(store: Store, op_id: str, *, user: str, resolution: str = 
 
 
 def reapply_rejection(store: Store, op_id: str, *, user: str) -> object:
-    """Keep the desk's value of a rejected edit: run the edit again (now based on the current version, so it
-    wins in server order), then mark the rejection handled."""
+    """Keep the desk's value of a rejected edit (or retry a rejected move): the original user's intent is run
+    again — now based on the current version, so it wins in server order — with the supervisor who decided
+    named in the reason, then the rejection is marked handled."""
     from orderdesk.orders import edit_order, move_order
 
     found = next((r for r in rejections(store) if r.op_id == op_id), None)
     if found is None:
         raise Refused(msg("There is no open rejected change {op_id}.", op_id=op_id), code="unknown_rejection")
+    reason = f"sync conflict resolved by {user}"
     if found.command == "edit_order":
-        result = edit_order(store, order_no=found.order_no, changes=found.args["changes"], user=user)
+        result = edit_order(
+            store, order_no=found.order_no, changes=found.args["changes"], user=found.user_name, reason=reason
+        )
     elif found.command == "move_order":
-        result = move_order(store, order_no=found.order_no, to=found.args["transition"], user=user)
+        result = move_order(
+            store, order_no=found.order_no, to=found.args["transition"], user=found.user_name, reason=reason
+        )
     else:
         raise Refused(
             msg("Only edits and moves can be applied again; dismiss this one."), code="not_reapplicable"

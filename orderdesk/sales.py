@@ -68,6 +68,18 @@ from orderdesk.store import Store
 from orderdesk.views import OrderDetail
 
 PICK_MAX = 20  # suggestions in a customer or product lookup
+# How a change request's status and the fields it touches read to a person.
+CHANGE_STATUS = {
+    "pending": Label("waiting for a decision", "待审批"),
+    "approved": Label("approved", "已批准"),
+    "rejected": Label("rejected", "已驳回"),
+}
+CHANGE_FIELDS_LABELS = {
+    "quantity": Label("quantity", "数量"),
+    "sku": Label("SKU", "物料"),
+    "address": Label("ship-to", "收货地址"),
+    "date": Label("promised date", "交期"),
+}
 SHIPPED_STATES = ("shipped", "in_transit", "delivered", "closed")
 _HISTORY_FOR_DEFAULTS = 20  # a returning customer's usual address and packaging: from this many orders
 
@@ -1259,7 +1271,7 @@ def decide_change(
                 msg(
                     "Change request #{id} was already decided ({status}) by {user}.",
                     id=request_id,
-                    status=msg(request.status),
+                    status=CHANGE_STATUS.get(request.status, Label(request.status, request.status)),
                     user=request.decided_by,
                 ),
                 code="already_decided",

@@ -43,6 +43,7 @@ from orderdesk.barcodes import (
     OrderScan,
     classify_scan,
     gtin_check_digit,
+    is_valid_gtin,
 )
 from orderdesk.commands import Actor, CommandContext, clean_text, command, load_actor
 from orderdesk.errors import OrderdeskError, Refused, StoreError
@@ -77,7 +78,7 @@ BATCH_MAX = 40  # OrderLine.batch
 RELEASE_ROLES: dict[str, tuple[str, ...]] = {"hazardous": ("supervisor", "admin"), "prohibited": ("admin",)}
 # Guards of the ship step the packing itself satisfies; the others are shown up front as blockers.
 PACKING_GUARDS = frozenset({"all_lines_scanned", "waybill_recorded"})
-_WAYBILL_RE = re.compile(r"[A-Z0-9][A-Z0-9-]{5,38}[A-Z0-9]")
+_WAYBILL_RE = re.compile(r"[A-Z0-9][A-Z0-9-]{6,38}[A-Z0-9]")
 _LOCAL_WAYBILL_RE = re.compile(r"LC([A-Z0-9]{1,4})-([0-9]{9})([0-9])")
 _ORDER_TAIL_RE = re.compile(r"[0-9]{1,7}")
 # Well-known waybill prefixes, so a label says whose waybill it carries.
@@ -558,15 +559,24 @@ def carrier_of(waybill: str) -> str:
 
 
 def looks_like_waybill(text: str) -> bool:
-    """Letters, digits and dashes, 7 to 40 long: the shape of carriers' waybill numbers."""
-    return bool(_WAYBILL_RE.fullmatch(text.strip().upper()))
+    """The shape of carriers' waybill numbers: 8 to 40 letters, digits and dashes, at least 8 of them digits
+    and at most 6 letters (SF…, JDVA…, YT…, EA…CN, all-digit ones). A valid EAN-13 with a Chinese GS1
+    prefix (690-699) is a product, never a waybill."""
+    number = text.strip().upper()
+    if not _WAYBILL_RE.fullmatch(number):
+        return False
+    digits = sum(c.isdigit() for c in number)
+    letters = sum(c.isalpha() for c in number)
+    if digits < 8 or letters > 6:
+        return False
+    return not (number.isdigit() and is_valid_gtin(number) and "690" <= number.zfill(14)[1:4] <= "699")
 
 
 def _clean_waybill(text: str) -> str:
     waybill = text.strip().upper()
     if not looks_like_waybill(waybill):
         raise Refused(
-            msg("{code} is not a waybill number: expected 7 to 40 letters and digits.", code=text.strip()),
+            msg("{code} is not a waybill number: expected 8 to 40 letters and digits.", code=text.strip()),
             code="bad_waybill",
         )
     if waybill.startswith("LC") and _LOCAL_WAYBILL_RE.fullmatch(waybill) and not is_local_waybill(waybill):

@@ -22,11 +22,18 @@ from textual.worker import Worker, WorkerState
 
 from orderdesk.errors import OrderdeskError
 from orderdesk.i18n import _, current_language, set_language
+from screens.alert_inbox import start_alert_jobs, stop_alert_jobs
 from screens.base import ReportsWorkerErrors, desk_app, localize_bindings
+from screens.board import StatusBoardScreen
+from screens.finance_desk import FinanceDeskScreen
 from screens.login import LoginScreen
 from screens.order_detail import OrderDetailScreen
 from screens.orders import OrderBrowserScreen
+from screens.qc_desk import QCDeskScreen
+from screens.sales_desk import SalesDeskScreen
+from screens.scan_to_ship import ScanToShipScreen
 from screens.session import DeskSession, DeskUser
+from screens.triage import TriageScreen
 
 if TYPE_CHECKING:
     from orderdesk.clock import Clock
@@ -38,12 +45,12 @@ HomeScreenFactory = Callable[[DeskSession], Screen[Any]]
 # A role's home screen, keyed by the role's ``home`` in the workflow file. Register a new desk with one
 # line, e.g. ``HOME_SCREENS["warehouse"] = ScanToShipScreen``; unknown homes fall back to the browser.
 HOME_SCREENS: dict[str, HomeScreenFactory] = {
-    "sales": OrderBrowserScreen,
-    "qc": OrderBrowserScreen,
-    "warehouse": OrderBrowserScreen,
-    "finance": OrderBrowserScreen,
-    "planner": OrderBrowserScreen,
-    "supervisor": OrderBrowserScreen,
+    "sales": SalesDeskScreen,
+    "qc": QCDeskScreen,
+    "warehouse": ScanToShipScreen,
+    "finance": FinanceDeskScreen,
+    "planner": TriageScreen,
+    "supervisor": StatusBoardScreen,
     "admin": OrderBrowserScreen,
 }
 
@@ -122,6 +129,7 @@ class OrderdeskApp(ReportsWorkerErrors, App[None]):
         self.push_screen(LoginScreen(user=self.initial_user))
 
     def on_unmount(self) -> None:
+        stop_alert_jobs(self)
         if self.store is not None:
             self.store.close()
 
@@ -181,6 +189,7 @@ class OrderdeskApp(ReportsWorkerErrors, App[None]):
         """Start a session for ``user`` and show their role's home screen in place of the login."""
         assert self.store is not None and self.workflow is not None
         self.session = DeskSession(self.store, self.workflow, user, self.db_path)
+        start_alert_jobs(self)  # the desk runs the alert jobs unless a central server does (issue 5)
         self.switch_screen(home_screen(self.session))
 
     async def _reset_to(self, screen: Screen[Any]) -> None:

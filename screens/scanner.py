@@ -21,6 +21,7 @@ widget around it.
 
 from __future__ import annotations
 
+import itertools
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -149,7 +150,7 @@ class ScanAssembler:
             dropped += "".join(c for c, _ in chars[:start])
             chars = chars[start:]
         times = [t for _, t in chars] + [at]
-        typed = any(b - a > self.burst_gap for a, b in zip(times, times[1:], strict=False))
+        typed = any(b - a > self.burst_gap for a, b in itertools.pairwise(times))
         return Assembled("".join(c for c, _ in chars), typed, dropped)
 
     def _scan_start(self, chars: list[tuple[str, float]], end: float) -> int:
@@ -159,7 +160,7 @@ class ScanAssembler:
         while i > 0 and times[i] - times[i - 1] <= self.burst_gap:
             i -= 1
         # chars[i:] arrived as one fast run; chars[i - 1] came before it after a pause.
-        if 0 < i and len(chars) - i >= self.min_burst and times[i] - times[i - 1] >= self.human_gap:
+        if i > 0 and len(chars) - i >= self.min_burst and times[i] - times[i - 1] >= self.human_gap:
             return i
         return 0
 
@@ -221,7 +222,9 @@ class ScannerInput(Widget, can_focus=True):
             self._consume(event)
             self.assembler.char(event.character, event.time, hotkeys=self.hotkeys and not self.typing)
             if self.assembler.lone is not None:
-                self.set_timer(self.assembler.lone_key_delay, lambda: self.post_message(self._DecideLone(event.time)))
+                self.set_timer(
+                    self.assembler.lone_key_delay, lambda: self.post_message(self._DecideLone(event.time))
+                )
             self.refresh()
         elif key in MODIFIER_KEYS:
             self._consume(event)  # a modifier on its own types nothing

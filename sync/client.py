@@ -7,6 +7,7 @@ an op leaves the outbox only in the same transaction that stores its outcome.
 
 from __future__ import annotations
 
+import contextlib
 import random
 import tempfile
 import threading
@@ -217,7 +218,7 @@ class SyncClient:
             if response.status_code != 200:
                 raise SyncStuck(_reason(response), code="pull_refused")
             data = _json(response)
-            entries = [(int(s), k, key, img) for s, k, key, img in data["entries"]]
+            entries = [(int(s), k, key, img, ev) for s, k, key, img, ev in data["entries"]]
             if not entries:
                 return report
             rep.apply_changes(self.store, entries, next_cursor=int(data["next_after"]))
@@ -283,12 +284,17 @@ class SyncClient:
             self.pull(report)
         except OrderdeskError as exc:
             report.error = exc.message
-            rep.note_sync(self.store, ok=False, error=exc.message)
+            self._note(ok=False, error=exc.message)
             if isinstance(exc, SyncStuck) and exc.code == "not_enrolled":
                 raise
             return report
-        rep.note_sync(self.store, ok=True)
+        self._note(ok=True)
         return report
+
+    def _note(self, *, ok: bool, error: Msg | None = None) -> None:
+        # Best effort: when the desk's own file is busy or full, the report still carries the news.
+        with contextlib.suppress(OrderdeskError):
+            rep.note_sync(self.store, ok=ok, error=error)
 
 
 def _json(response: httpx.Response) -> dict[str, Any]:

@@ -54,10 +54,6 @@ def _error(status: int, code: str, message: Any, **extra: Any) -> JSONResponse:
     return JSONResponse(body, status_code=status, headers=headers)
 
 
-class _TooLarge(Exception):
-    pass
-
-
 class BodyLimit:
     """Refuse request bodies over ``limit`` bytes with 413 before a route reads them."""
 
@@ -75,28 +71,33 @@ class BodyLimit:
         if length is not None and length.isdigit() and int(length) > self.limit:
             await too_large(scope, receive, send)
             return
+        # Read the whole body first (it is small by definition) so an oversized one is refused before any
+        # route sees a byte of it, whether or not the client sent a Content-Length.
+        chunks: list[bytes] = []
         seen = 0
-        started = False
-
-        async def limited() -> Message:
-            nonlocal seen
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.limit:
-                    raise _TooLarge
-            return message
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, limited, tracking_send)
-        except _TooLarge:
-            if not started:
+            if message["type"] != "http.request":
+                return  # the client went away
+            chunk = message.get("body", b"")
+            seen += len(chunk)
+            if seen > self.limit:
                 await too_large(scope, receive, send)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
 
 
 def create_app(store: Store, *, max_body: int = MAX_BODY_BYTES) -> FastAPI:
@@ -232,7 +233,8 @@ def create_app(store: Store, *, max_body: int = MAX_BODY_BYTES) -> FastAPI:
         page = rep.changes_after(current_store(request), after, limit=limit)
         # Images are sent as stored (canonical JSON), never decoded and re-encoded.
         entries = ",".join(
-            f"[{s},{json.dumps(k)},{json.dumps(key)},{img}]" for s, k, key, img in page.entries
+            f"[{s},{json.dumps(k)},{json.dumps(key)},{img},{ev or 'null'}]"
+            for s, k, key, img, ev in page.entries
         )
         text = (
             f'{{"entries":[{entries}],"next_after":{json.dumps(page.next_after)},'

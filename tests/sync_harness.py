@@ -162,8 +162,12 @@ class PgCluster:
             self.as_user = ["runuser", "-u", "postgres", "--"]
             shutil.chown(self.dir, "postgres")
         self._run("initdb", "-D", str(self.dir / "data"), "-U", "postgres", "--auth=trust", "-E", "UTF8")
-        opts = f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200"
-        self._run("pg_ctl", "-D", str(self.dir / "data"), "-l", str(self.dir / "log"), "-o", opts, "-w", "start")
+        opts = (
+            f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200"
+        )
+        self._run(
+            "pg_ctl", "-D", str(self.dir / "data"), "-l", str(self.dir / "log"), "-o", opts, "-w", "start"
+        )
         self._n = 0
 
     def _run(self, tool: str, *args: str) -> None:
@@ -196,10 +200,28 @@ def seed_server(store: Store) -> None:
     rep.init_server(store)
     for name, roles in USERS.items():
         add_user(store, name=name, roles=roles, pin="0000" if name == "admin" else "1234")
-    add_customer(store, code="C001", name="苏州精工机械有限公司", address="苏州工业园区", credit_limit=2_000_000_000)
-    add_customer(store, code="C002", name="宁波海拓贸易有限公司", address="宁波鄞州区", credit_limit=2_000_000_000)
-    add_product(store, sku="HX-M8", name="六角螺栓 M8x40", unit_price=150, barcodes=["6901234567892"], stock_on_hand=5000)
-    add_product(store, sku="BR-6204", name="深沟球轴承 6204", unit_price=1250, barcodes=["4006381333931"], stock_on_hand=5)
+    add_customer(
+        store, code="C001", name="苏州精工机械有限公司", address="苏州工业园区", credit_limit=2_000_000_000
+    )
+    add_customer(
+        store, code="C002", name="宁波海拓贸易有限公司", address="宁波鄞州区", credit_limit=2_000_000_000
+    )
+    add_product(
+        store,
+        sku="HX-M8",
+        name="六角螺栓 M8x40",
+        unit_price=150,
+        barcodes=["6901234567892"],
+        stock_on_hand=5000,
+    )
+    add_product(
+        store,
+        sku="BR-6204",
+        name="深沟球轴承 6204",
+        unit_price=1250,
+        barcodes=["4006381333931"],
+        stock_on_hand=5,
+    )
     from orderdesk.orders import create_order, edit_order, move_order
 
     create_order(store, customer="C001", lines=[("HX-M8", 10)], user="wang", route="from_stock")

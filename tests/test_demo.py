@@ -84,7 +84,9 @@ def _snapshot(path: Path) -> dict[str, list[tuple[Any, ...]]]:
             "customers": conn.execute("SELECT * FROM customer ORDER BY id").fetchall(),
             "products": conn.execute("SELECT * FROM product ORDER BY id").fetchall(),
             "barcodes": conn.execute("SELECT * FROM productbarcode ORDER BY code").fetchall(),
-            "audit": conn.execute("SELECT id, at, order_no, detail, hash FROM audit_record ORDER BY id").fetchall(),
+            "audit": conn.execute(
+                "SELECT id, at, order_no, detail, hash FROM audit_record ORDER BY id"
+            ).fetchall(),
         }
     finally:
         conn.close()
@@ -144,7 +146,9 @@ def test_channels_lines_and_amounts(db: sqlite3.Connection) -> None:
     rows = _orders(db)
     channels = Counter(r["channel"] for r in rows)
     assert set(channels) == {"taobao", "jd", "miniprogram", "wholesale", "alibaba", "offline"}
-    lines = db.execute("SELECT order_id, count(*), sum(quantity * unit_price) FROM order_line GROUP BY order_id")
+    lines = db.execute(
+        "SELECT order_id, count(*), sum(quantity * unit_price) FROM order_line GROUP BY order_id"
+    )
     per_order = {order_id: (n, total) for order_id, n, total in lines}
     assert len(per_order) == ORDERS
     assert {n for n, _ in per_order.values()} == {1, 2, 3, 4, 5}
@@ -163,8 +167,27 @@ def test_customers_look_chinese_and_complete(db: sqlite3.Connection) -> None:
     english = [r for r in rows if r["name"].isascii()]
     assert len(chinese) >= 40 and 1 <= len(english) <= 6
     for r in chinese:
-        assert r["address"].startswith(("广东省", "浙江省", "江苏省", "上海市", "北京市", "天津市", "重庆市", "山东省",
-                                        "河北省", "河南省", "湖北省", "湖南省", "四川省", "陕西省", "辽宁省", "福建省", "安徽省"))
+        assert r["address"].startswith(
+            (
+                "广东省",
+                "浙江省",
+                "江苏省",
+                "上海市",
+                "北京市",
+                "天津市",
+                "重庆市",
+                "山东省",
+                "河北省",
+                "河南省",
+                "湖北省",
+                "湖南省",
+                "四川省",
+                "陕西省",
+                "辽宁省",
+                "福建省",
+                "安徽省",
+            )
+        )
         assert "号" in r["address"] and r["region"]
         phone = r["phone"]
         mobile = len(phone) == 11 and phone.isdigit() and phone[0] == "1" and phone[1] in "3456789"
@@ -223,7 +246,9 @@ def test_overdue_rush_and_late_orders(db: sqlite3.Connection, store: Store) -> N
     assert 0.03 * len(open_rows) <= len(overdue) <= 0.2 * len(open_rows)
     today = (NOW + timedelta(hours=8)).date().isoformat()
     late = [
-        r for r in open_rows if r["state"] != "delivered" and r["promised_date"] and r["promised_date"] < today
+        r
+        for r in open_rows
+        if r["state"] != "delivered" and r["promised_date"] and r["promised_date"] < today
     ]
     assert late
     rush = [r for r in _orders(db) if r["rush"]]
@@ -236,7 +261,9 @@ def test_times_are_consistent(db: sqlite3.Connection) -> None:
         created, since = _utc(r["created_at"]), _utc(r["state_since"])
         assert created <= since <= NOW, r["order_no"]
         assert since <= _utc(r["updated_at"]) <= NOW
-        if r["state"] == "draft" or (r["state"] in ("on_hold", "cancelled") and r["held_from_state"] == "draft"):
+        if r["state"] == "draft" or (
+            r["state"] in ("on_hold", "cancelled") and r["held_from_state"] == "draft"
+        ):
             assert r["signed_date"] is None
         elif r["state"] not in ("cancelled",):
             assert r["signed_date"] is not None
@@ -260,7 +287,7 @@ def test_flags_match_the_state(db: sqlite3.Connection, store: Store) -> None:
             assert not r["tech_approved"] and not r["materials_kitted"] and r["qc_result"] == ""
         if mto and state in (*MTO_AFTER_REVIEW, "ready_to_ship", *SHIPPED_AND_LATER):
             assert r["tech_approved"], r["order_no"]
-        if mto and state in MTO_AFTER_REVIEW[1:] + ("ready_to_ship", *SHIPPED_AND_LATER):
+        if mto and state in (*MTO_AFTER_REVIEW[1:], "ready_to_ship", *SHIPPED_AND_LATER):
             assert r["materials_kitted"], r["order_no"]
         if mto and state in ("qc_pending", "qc_failed", "ready_to_ship", *SHIPPED_AND_LATER):
             assert r["inspector_id"] == zhou, r["order_no"]
@@ -288,12 +315,16 @@ def test_audit_chain_verifies_and_every_order_has_its_record(db: sqlite3.Connect
         count, breaks = audit.verify(session)
     assert breaks == []
     assert count == len(DEMO_USERS) + 50 + 300 + ORDERS
-    seeded = Counter(row[0] for row in db.execute("SELECT order_no FROM audit_record WHERE command = 'demo_seed'"))
+    seeded = Counter(
+        row[0] for row in db.execute("SELECT order_no FROM audit_record WHERE command = 'demo_seed'")
+    )
     assert len(seeded) == ORDERS and set(seeded.values()) == {1}
     # Seeding is a fixture: the outbox holds the users, customers and products, not the bulk orders.
     assert db.execute("SELECT count(*) FROM outbox WHERE order_no != ''").fetchone()[0] == 0
     assert db.execute("SELECT count(*) FROM outbox").fetchone()[0] == len(DEMO_USERS) + 50 + 300
-    detail = json.loads(db.execute("SELECT detail FROM audit_record WHERE order_no = 'SO-DM-0000042'").fetchone()[0])
+    detail = json.loads(
+        db.execute("SELECT detail FROM audit_record WHERE order_no = 'SO-DM-0000042'").fetchone()[0]
+    )
     order = db.execute("SELECT state FROM sales_order WHERE order_no = 'SO-DM-0000042'").fetchone()
     assert detail["state"] == order["state"] and detail["lines"]
 
@@ -303,7 +334,9 @@ def test_indexes_triggers_and_board_tallies_as_on_a_fresh_desk(
 ) -> None:
     fresh = Store.open(tmp_path / "fresh.db", create=True, clock=_clock())
     fresh.close()
-    schema = "SELECT type, name, sql FROM sqlite_master WHERE type IN ('index', 'trigger') ORDER BY type, name"
+    schema = (
+        "SELECT type, name, sql FROM sqlite_master WHERE type IN ('index', 'trigger') ORDER BY type, name"
+    )
     with sqlite3.connect(tmp_path / "fresh.db") as conn:
         assert [tuple(r) for r in db.execute(schema)] == conn.execute(schema).fetchall()
     tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
@@ -319,10 +352,20 @@ def test_users_log_in_with_the_listed_pins(store: Store) -> None:
         actor = login(store, name=user.name, pin=user.pin)
         assert actor.roles == frozenset({user.role})
     assert login(store, badge="B-LIU").name == "liu"
-    assert {u.role for u in DEMO_USERS} == {"admin", "sales", "qc", "warehouse", "finance", "planner", "supervisor"}
+    assert {u.role for u in DEMO_USERS} == {
+        "admin",
+        "sales",
+        "qc",
+        "warehouse",
+        "finance",
+        "planner",
+        "supervisor",
+    }
 
 
-def test_order_show_on_a_generated_number(store: Store, demo_db: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_order_show_on_a_generated_number(
+    store: Store, demo_db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     detail = show_order(store, "SO-DM-0000123", viewer="admin")
     assert detail.order_no == "SO-DM-0000123" and detail.lines and detail.timeline
     assert detail.timeline[0].command == "demo_seed"
@@ -356,4 +399,16 @@ def test_a_failed_build_leaves_no_half_desk(tmp_path: Path, monkeypatch: pytest.
     path = tmp_path / "desk.db"
     with pytest.raises(RuntimeError):
         build_demo(path, orders=5, customers=2, products=5, clock=_clock())
+    assert not path.exists()
+
+
+def test_a_failure_in_the_forked_helper_is_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(self: object, begin: int) -> None:
+        raise ValueError("out of paper")
+
+    monkeypatch.setattr(demo, "PARALLEL_MIN_ORDERS", 0)
+    monkeypatch.setattr(demo._OrderMaker, "chunk", broken)
+    path = tmp_path / "desk.db"
+    with pytest.raises(RuntimeError, match="out of paper"):
+        build_demo(path, orders=20, customers=2, products=5, clock=_clock())
     assert not path.exists()

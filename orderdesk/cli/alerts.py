@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -60,21 +59,6 @@ def _console() -> Any:
     from rich.console import Console
 
     return Console()
-
-
-def parse_until(value: str, now: datetime) -> datetime:
-    """``+2h``, ``+30m``, ``+1d`` or an ISO time (UTC if no offset)."""
-    text = value.strip().lower()
-    units = {"m": "minutes", "h": "hours", "d": "days"}
-    if text.startswith("+") and text[-1:] in units and text[1:-1].replace(".", "", 1).isdigit():
-        return now + timedelta(**{units[text[-1]]: float(text[1:-1])})
-    try:
-        parsed = datetime.fromisoformat(value.strip())
-    except ValueError:
-        raise UsageError(
-            msg("--until takes +2h, +30m, +1d or a time like 2026-11-22T08:00, not {value}.", value=value)
-        ) from None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed
 
 
 @alerts_app.command("check")
@@ -206,7 +190,7 @@ def snooze_cmd(
     db: DbOpt = None,
 ) -> None:
     """Quiet an alert until a time, for a reason; then it comes back."""
-    from orderdesk.alerts import snooze_alert
+    from orderdesk.alerts import parse_until, snooze_alert
 
     store = _store(db)
     change = snooze_alert(
@@ -261,7 +245,7 @@ def deliveries_cmd(
     from rich.table import Table
 
     table = Table(title=_("Deliveries"))
-    for header in ("#", _("Channel"), _("To"), _("Order"), _("Status"), _("Tries"), _("Last error")):
+    for header in ("#", _("Via"), _("To"), _("Order"), _("Status"), _("Tries"), _("Last error")):
         table.add_column(header, no_wrap=header != _("Last error"))
     for r in rows:
         table.add_row(
@@ -343,7 +327,7 @@ def board_renderable(board: Board) -> Any:
     due.add_row(f"{board.red:,}", f"{board.amber:,}", f"{board.green:,}", f"{board.undated:,}")
     alerts = Table(title=_("Open alerts"), expand=False)
     alerts.add_column(_("Level"))
-    alerts.add_column(_("Open"), justify="right")
+    alerts.add_column(_("Unacknowledged"), justify="right")
     alerts.add_column(_("Next escalation in"), justify="right")
     for lv in board.levels:
         alerts.add_row(

@@ -147,7 +147,9 @@ def entry_messages(result: Any) -> list[str]:
 
 # -- order change, changes, approve-change, reject-change, versions ----------------------------------------------
 def _change_text(view: Any) -> str:
-    fields = ", ".join(_(f) for f in view.fields)
+    from orderdesk.sales import CHANGE_FIELDS_LABELS, CHANGE_STATUS
+
+    fields = ", ".join(str(CHANGE_FIELDS_LABELS[f]) for f in view.fields)
     impact = view.impact
     yes, no = _("yes"), _("no")
     return _(
@@ -157,7 +159,7 @@ def _change_text(view: Any) -> str:
         order_no=view.order_no,
         fields=fields,
         cls=str(view.class_label),
-        status=_(view.status),
+        status=str(CHANGE_STATUS[view.status]),
         started=yes if impact.get("production_started") else no,
         issued=yes if impact.get("materials_issued") else no,
         roles=" / ".join(view.approve_roles),
@@ -330,7 +332,7 @@ def qc_record(
     order_no: Annotated[str, typer.Argument(help="Order number.")],
     user: UserOpt,
     passed: Annotated[
-        bool | None, typer.Option("--pass/--fail", help="The verdict on the lines not named.")
+        bool | None, typer.Option("--pass/--fail", help="--pass: every line passed; --fail: the --defect lines failed.")
     ] = None,
     defect: Annotated[
         list[str] | None, typer.Option("--defect", help="SKU=D01,D03: that line failed with these defects.")
@@ -350,7 +352,7 @@ def qc_record(
     as_json: JsonOpt = False,
 ) -> None:
     """Record an inspection: --pass moves the order to ready to ship, --fail back to rework with the reason."""
-    from orderdesk.qc import Verdict, inspection_plan, record_inspection
+    from orderdesk.qc import RESULT_LABELS, Verdict, inspection_plan, record_inspection
 
     if passed is None:
         raise UsageError(msg("Say --pass or --fail."))
@@ -387,7 +389,7 @@ def qc_record(
         verdicts.append(
             Verdict(
                 line=line.line_no,
-                passed=not failed and bool(passed or not defects),
+                passed=not failed,
                 samples=counts.get(line.sku, 0),
                 defects=defects.get(line.sku, ()),
                 measurements=measures.get(line.sku, ""),
@@ -415,7 +417,7 @@ def qc_record(
                 "Inspection #{seq} of {order_no}: {result}.",
                 seq=view.seq,
                 order_no=view.order_no,
-                result=_(view.result),
+                result=str(RESULT_LABELS[view.result]),
             )
             + (f" {view.reason}" if view.reason else "")
         )
@@ -471,7 +473,7 @@ def qc_history(
     order_no: Annotated[str, typer.Argument(help="Order number.")], db: DbOpt = None, as_json: JsonOpt = False
 ) -> None:
     """Every inspection of an order, first to last."""
-    from orderdesk.qc import inspection_history
+    from orderdesk.qc import RESULT_LABELS, inspection_history
 
     views = inspection_history(_store(db), order_no)
     if as_json:
@@ -481,13 +483,13 @@ def qc_history(
         typer.echo(_("{order_no} has not been inspected yet.", order_no=order_no.upper()))
     for v in views:
         typer.echo(
-            f"#{v.seq} {v.at:%Y-%m-%d %H:%M} {v.inspector} {_(v.result)}"
+            f"#{v.seq} {v.at:%Y-%m-%d %H:%M} {v.inspector} {RESULT_LABELS[v.result]}"
             + (f" · {v.reason}" if v.reason else "")
         )
         for f in v.findings:
             sample = f" #{f.sample_no}" if f.sample_no else f" ({f.samples})"
             typer.echo(
-                f"    {f.sku}{sample} {_('passed') if f.passed else _('failed')} {','.join(f.defects)} {f.measurements}".rstrip()
+                f"    {f.sku}{sample} {RESULT_LABELS['passed' if f.passed else 'failed']} {','.join(f.defects)} {f.measurements}".rstrip()
             )
 
 
@@ -637,7 +639,7 @@ def invoice_list(
         _json([v.to_json() for v in views])
         return
     table = Table(title=_("Invoices: {count}", count=len(views)))
-    for header in (_("Invoice"), _("Date"), _("Customer"), _("Total"), _("Open")):
+    for header in (_("Invoice"), _("Date"), _("Customer"), _("Total"), _("Unpaid")):
         table.add_column(header)
     for v in views:
         table.add_row(
@@ -758,6 +760,8 @@ def _queue_json(items: list[Any]) -> list[dict[str, Any]]:
 def _queue_print(items: list[Any], title: str) -> None:
     from rich.table import Table
 
+    from orderdesk.finance import HOLD_STATUS
+
     from orderdesk.money import format_money
 
     table = Table(title=title)
@@ -770,7 +774,7 @@ def _queue_print(items: list[Any], title: str) -> None:
             format_money(i.amount),
             format_money(i.exposure),
             format_money(i.credit_limit),
-            _(i.status),
+            str(HOLD_STATUS.get(i.status, i.status)),
         )
     _print(table)
 

@@ -95,6 +95,7 @@ def upgrade() -> None:
         sa.Column("kind", AutoString(length=12), nullable=False),
         sa.Column("key", AutoString(length=64), nullable=False),
         sa.Column("image", AutoString(), nullable=False),
+        sa.Column("event", AutoString(), nullable=False),
         sa.Column("op_id", AutoString(length=36), nullable=True),
         sa.Column("desk_id", AutoString(length=36), nullable=False),
         sa.Column("at", UTCDateTime(), nullable=False),

@@ -106,9 +106,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
     )
     op.create_index("ix_alert_order_id", "alert", ["order_id"])
-    op.execute(
-        "CREATE UNIQUE INDEX ux_alert_open ON alert (order_id, kind, topic) WHERE closed_at IS NULL"
-    )
+    op.execute("CREATE UNIQUE INDEX ux_alert_open ON alert (order_id, kind, topic) WHERE closed_at IS NULL")
     op.execute("CREATE INDEX ix_alert_escalate ON alert (escalate_at) WHERE status = 'open'")
     op.execute("CREATE INDEX ix_alert_snoozed ON alert (snoozed_until) WHERE status = 'snoozed'")
     op.create_index("ix_alert_live", "alert", ["status", "level", "escalate_at"])

@@ -1,0 +1,532 @@
+"""Scan-to-ship: the warehouse's home screen, made for a person with a barcode scanner and twenty minutes of
+training. Scan the order, scan the items, choose the box, ship; a big ✓ or ✗ answers every scan.
+
+Every scan and key goes into one queue, handled in order by one thread worker at a time that runs the
+core's ``PackingStation`` (domain commands: each scan is committed before its ✓ is shown) and posts an
+``Outcome``; handlers on the event loop only draw. Nothing here touches the database on the event loop, and
+nothing imports the core's database modules until a worker needs them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shlex
+import subprocess
+import time
+import uuid
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Static
+
+from orderdesk.i18n import Msg, _, current_language
+from screens.base import ReportsWorkerErrors, StatusLine, fit, localize_bindings
+from screens.scanner import ScannerInput, scanner_settings
+
+if TYPE_CHECKING:
+    from orderdesk.scanning import PackingStation, PackingView, StationOutcome
+    from screens.session import DeskSession
+
+# Big glyphs, 5 rows: readable from a step away.
+GLYPHS = {
+    "ok": ("        ██", "       ██ ", " ██   ██  ", "  ██ ██   ", "   ███    "),
+    "error": (" ██    ██ ", "  ██  ██  ", "   ████   ", "  ██  ██  ", " ██    ██ "),
+    "notice": ("    ██    ", "    ██    ", "    ██    ", "          ", "    ██    "),
+    "idle": ("          ", "  ▄▄▄▄▄▄  ", "  █ ▌▐ █  ", "  ▀▀▀▀▀▀  ", "          "),
+}
+W_NO, W_SKU, W_QTY, W_SCANNED, W_STATUS, W_NAME_MIN = 2, 12, 6, 9, 8, 10
+ERROR_BELL_GAP = 0.15  # s between the two beeps of a ✗
+
+
+@dataclass(frozen=True)
+class Job:
+    """One thing for the station to do, in arrival order."""
+
+    kind: str  # scan | command | resume
+    text: str = ""
+    arg: str | None = None
+    typed: bool = False
+    key: str = ""  # idempotency key: a retried job never counts twice
+    at: float = 0.0  # when its Enter arrived (monotonic), for the latency trace
+
+
+def sound_settings(environ: dict[str, str] | None = None) -> dict[str, str]:
+    """``ORDERDESK_SOUND`` (bell | off), ``ORDERDESK_SOUND_OK`` / ``ORDERDESK_SOUND_ERROR`` (commands)."""
+    env = os.environ if environ is None else environ
+    return {
+        "mode": env.get("ORDERDESK_SOUND", "bell").strip().lower() or "bell",
+        "ok": env.get("ORDERDESK_SOUND_OK", "").strip(),
+        "error": env.get("ORDERDESK_SOUND_ERROR", "").strip(),
+    }
+
+
+class ScanToShipScreen(ReportsWorkerErrors, Screen[None]):
+    """The packing desk: scan an order, scan its items, choose the packing, ship and print the label."""
+
+    CSS_PATH = "scan_to_ship.tcss"
+    AUTO_FOCUS = "#scanner"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("f9", "ship", "Ship", id="scan.ship"),
+        Binding("f4", "undo", "Undo", id="scan.undo"),
+        Binding("f3", "type_code", "Type", id="scan.type"),
+        Binding("f6", "park", "Set aside", id="scan.next"),
+        Binding("f8", "reset", "Start over", id="scan.reset"),
+        Binding("f7", "reprint", "Reprint label", id="scan.reprint", show=False),
+        Binding("f2", "switch_language", "中文/EN", id="scan.switch_language"),
+    ]
+
+    @dataclass
+    class Outcome(Message):
+        outcome: StationOutcome
+        at: float
+
+    @dataclass
+    class StationReady(Message):
+        presets: tuple[tuple[str, str, str], ...]  # (id, label_en, label_zh)
+        require_preset: bool
+
+    class Drained(Message):
+        """The queue is empty and the worker has finished."""
+
+    @dataclass
+    class LabelDone(Message):
+        order_no: str
+        path: Path | None
+        printed: bool
+        error: Msg | None
+
+    def __init__(self, session: DeskSession) -> None:
+        super().__init__()
+        self.session = session
+        self.jobs: deque[Job] = deque()
+        self.draining = False
+        self.station: PackingStation | None = None  # made and used by the worker thread only
+        self.view: PackingView | None = None
+        self.presets: tuple[tuple[str, str, str], ...] = ()
+        self.require_preset = True
+        self.last_outcome: StationOutcome | None = None
+        self.last_shipped = ""
+        self.sound = sound_settings()
+        self._after_drain: list[Any] = []
+        self._trace_path = os.environ.get("ORDERDESK_SCAN_TRACE", "").strip()
+        self._trace: dict[str, list[float]] = {"latency_ms": [], "stall_ms": []}
+        self._tick_last = 0.0
+        localize_bindings(self)
+
+    # -- layout ----------------------------------------------------------------------------------------
+    def compose(self) -> ComposeResult:
+        yield Static(id="scan-order")
+        yield Static(id="scan-meta")
+        table: DataTable[Any] = DataTable(id="scan-lines", cursor_type="row", zebra_stripes=True)
+        table.can_focus = False  # every key belongs to the scanner line
+        yield table
+        with Horizontal(id="verdict", classes="-idle"):
+            yield Static(id="verdict-glyph")
+            yield Static(id="verdict-text")
+        yield Static(id="scan-next")
+        yield ScannerInput(id="scanner", prompt=_("Scan") + " ▸", **scanner_settings())
+        yield StatusLine(self.session, self.session.db_path.name)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self._show_view(None)
+        self._show_verdict("idle", _("Opening…"), "", None)
+        self.enqueue(Job("resume"))
+        if self._trace_path:
+            self._tick_last = time.monotonic()
+            self.set_interval(0.005, self._tick)
+
+    def on_screen_resume(self) -> None:
+        self.query_one(ScannerInput).focus()
+
+    def on_unmount(self) -> None:
+        if self._trace_path:
+            with contextlib.suppress(OSError):
+                Path(self._trace_path).write_text(json.dumps(self._trace), encoding="utf-8")
+
+    # -- the queue -------------------------------------------------------------------------------------
+    def enqueue(self, job: Job) -> None:
+        """Add a job; start the worker unless one is already draining the queue."""
+        self.jobs.append(job)
+        if not self.draining:
+            self.draining = True
+            self.drain()
+
+    @work(thread=True, exit_on_error=False, group="scan")
+    def drain(self) -> None:
+        """Handle queued jobs one by one, in order, and post each outcome; never touches widgets."""
+        try:
+            station = self._station()
+            while True:
+                try:
+                    job = self.jobs.popleft()
+                except IndexError:
+                    break
+                try:
+                    outcome = self._run(station, job)
+                except Exception as exc:  # a bug must not lose the rest of the queue
+                    outcome = self._crash(station, exc)
+                self.post_message(self.Outcome(outcome, job.at))
+                station.after()
+        finally:
+            self.post_message(self.Drained())
+
+    def _station(self) -> PackingStation:
+        if self.station is None:
+            from orderdesk.scanning import PackingStation
+
+            self.station = PackingStation(self.session.store, self.session.user.name)
+            self.post_message(
+                self.StationReady(
+                    tuple((p.id, p.label_en, p.label_zh) for p in self.station.presets),
+                    self.station.settings.require_preset,
+                )
+            )
+        return self.station
+
+    @staticmethod
+    def _run(station: PackingStation, job: Job) -> StationOutcome:
+        if job.kind == "resume":
+            return station.resume()
+        if job.kind == "command":
+            return station.command(job.text, job.arg, idem_key=job.key)
+        return station.scan(job.text, typed=job.typed, idem_key=job.key)
+
+    @staticmethod
+    def _crash(station: PackingStation, exc: Exception) -> StationOutcome:
+        from orderdesk.errors import OrderdeskError
+        from orderdesk.i18n import msg
+        from orderdesk.scanning import StationOutcome
+
+        station.seq += 1
+        detail = (
+            exc.message
+            if isinstance(exc, OrderdeskError)
+            else msg("{detail}", detail=str(exc) or type(exc).__name__)
+        )
+        return StationOutcome(False, msg("Something went wrong"), detail, station.view, "error", station.seq)
+
+    @on(Drained)
+    def _drained(self) -> None:
+        self.draining = False
+        if self.jobs:
+            self.draining = True
+            self.drain()
+            return
+        pending, self._after_drain = self._after_drain, []
+        for action in pending:
+            self.call_later(action)
+
+    @on(StationReady)
+    def _station_ready(self, event: StationReady) -> None:
+        self.presets = event.presets
+        self.require_preset = event.require_preset
+        self._show_next()
+
+    # -- input -----------------------------------------------------------------------------------------
+    @on(ScannerInput.Scanned)
+    def _scanned(self, event: ScannerInput.Scanned) -> None:
+        event.stop()
+        if event.discarded:
+            self.notify(_("Ignored {text} typed before the scan.", text=event.discarded[:40]), timeout=4)
+        self.enqueue(Job("scan", event.text, typed=event.typed, key=str(uuid.uuid4()), at=event.at))
+
+    @on(ScannerInput.Hotkey)
+    def _hotkey(self, event: ScannerInput.Hotkey) -> None:
+        event.stop()
+        self._command("PRESET_KEY", event.key)
+
+    def _command(self, name: str, arg: str | None = None) -> None:
+        self.enqueue(Job("command", name, arg, key=str(uuid.uuid4()), at=time.monotonic()))
+
+    def action_undo(self) -> None:
+        self._command("UNDO")
+
+    def action_ship(self) -> None:
+        self._command("SHIP")
+
+    def action_reset(self) -> None:
+        self._command("CANCEL")
+
+    def action_park(self) -> None:
+        self._command("NEXT")
+
+    def action_type_code(self) -> None:
+        self.query_one(ScannerInput).start_typing()
+
+    def action_reprint(self) -> None:
+        if not self.last_shipped:
+            self.notify(_("No label printed here yet."), timeout=4)
+            return
+        self.make_label(self.last_shipped, None)
+
+    def action_switch_language(self) -> None:
+        # Never rebuild the screen with scans still queued: switch once they are all handled.
+        if self.draining or self.jobs:
+            self._after_drain.append(self.app.action_switch_language)
+        else:
+            self.call_later(self.app.action_switch_language)
+
+    # -- outcomes --------------------------------------------------------------------------------------
+    @on(Outcome)
+    def _outcome(self, event: Outcome) -> None:
+        outcome = event.outcome
+        self.last_outcome = outcome
+        self.view = outcome.view
+        with self.app.batch_update():
+            self._show_view(outcome.view, outcome.line_no)
+            kind = "ok" if outcome.ok else "error" if outcome.ok is False else "notice"
+            if outcome.kind == "info" and outcome.ok is None:
+                kind = "idle"
+            who = self.session.role_labels(outcome.who) if outcome.who else ""
+            self._show_verdict(kind, str(outcome.title), str(outcome.detail or ""), who, outcome.seq)
+        scanner = self.query_one(ScannerInput)
+        scanner.hotkeys = outcome.view is not None and bool(self.presets)
+        self._beep(outcome.ok)
+        if outcome.shipment is not None:
+            self.last_shipped = outcome.shipment.order_no
+            self.make_label(outcome.shipment.order_no, outcome.shipment.label)
+        if self._trace_path and event.at:
+            at = event.at
+            self.call_after_refresh(lambda: self._trace["latency_ms"].append((time.monotonic() - at) * 1000))
+
+    def _show_view(self, view: PackingView | None, line_no: int | None = None) -> None:
+        head = self.query_one("#scan-order", Static)
+        meta = self.query_one("#scan-meta", Static)
+        width = max(20, self.app.size.width - 2)
+        if view is None:
+            head.update(fit(_("No order open"), width, style="bold"))
+            meta.update(fit(_("Scan the order barcode on the pick list."), width, style="dim"))
+        else:
+            text = Text(view.order_no, style="bold")
+            text.append(f"  {view.customer}")
+            text.append(f"  {view.state_label}", style="dim")
+            if view.rush:
+                text.append("  " + _("RUSH"), style="bold red")
+            head.update(fit(text.plain, width, style="bold") if text.cell_len > width else text)
+            parts = [
+                _("Scanned {units}/{total}", units=view.units_scanned, total=view.units_total),
+                _("Packing: {preset}", preset=self._preset_name(view.packing_preset) or "—"),
+                _("Waybill: {waybill}", waybill=view.waybill or "—"),
+            ]
+            multiplier = self.last_outcome.multiplier if self.last_outcome else 1
+            if multiplier > 1:
+                parts.append(f"×{multiplier}")
+            meta.update(fit("  ·  ".join(parts), width))
+        self._fill_lines(view, line_no)
+        self._show_next()
+
+    def _preset_name(self, preset_id: str) -> str:
+        for pid, en, zh in self.presets:
+            if pid == preset_id:
+                return f"{pid} {zh if current_language() == 'zh' else en}"
+        return preset_id
+
+    def _columns(self) -> list[tuple[str, str, int]]:
+        table = self.query_one("#scan-lines", DataTable)
+        width = table.size.width or self.app.size.width
+        fixed = W_NO + W_SKU + W_QTY + W_SCANNED + W_STATUS
+        name = max(W_NAME_MIN, width - fixed - 2 * 6 - 1)
+        return [
+            ("no", "#", W_NO),
+            ("sku", _("SKU"), W_SKU),
+            ("name", _("Name"), name),
+            ("qty", _("Qty"), W_QTY),
+            ("scanned", _("Scanned"), W_SCANNED),
+            ("status", "", W_STATUS),
+        ]
+
+    def _fill_lines(self, view: PackingView | None, line_no: int | None) -> None:
+        table = self.query_one("#scan-lines", DataTable)
+        keys = [str(line.line_no) for line in view.lines] if view else []
+        same = (
+            view is not None
+            and table.row_count == len(keys)
+            and getattr(table, "_order_no", None) == view.order_no
+            and len(table.columns) == 6
+        )
+        if not same:
+            table.clear(columns=True)
+            for key, label, width in self._columns():
+                justify = "right" if key in ("qty", "scanned") else "left"
+                table.add_column(Text(label, justify=justify), width=width, key=key)
+            table._order_no = view.order_no if view else None  # type: ignore[attr-defined]
+        columns = self._columns()
+        for line in view.lines if view else ():
+            cells = self._cells(line, columns[2][2])
+            key = str(line.line_no)
+            if same:
+                for column in ("scanned", "status"):
+                    table.update_cell(key, column, cells[column])
+            else:
+                table.add_row(*(cells[c] for c, _label, _w in columns), key=key)
+        if view is not None and line_no is not None and str(line_no) in keys:
+            table.move_cursor(row=keys.index(str(line_no)), animate=False)
+
+    @staticmethod
+    def _cells(line: Any, name_width: int) -> dict[str, Text]:
+        if line.done:
+            status, style = "✓ " + _("done"), "bold green"
+        elif line.blocked:
+            status, style = "⚠ " + _("hazard"), "bold red"
+        elif line.hazard != "none":
+            status, style = "⚠ " + _("released"), "yellow"
+        else:
+            status, style = "", ""
+        scanned_style = "bold green" if line.done else "bold" if line.scanned else ""
+        return {
+            "no": Text(str(line.line_no)),
+            "sku": fit(line.sku, W_SKU),
+            "name": fit(line.name, name_width),
+            "qty": Text(str(line.quantity), justify="right"),
+            "scanned": Text(f"{line.scanned}/{line.quantity}", style=scanned_style, justify="right"),
+            "status": fit(status, W_STATUS, style=style),
+        }
+
+    def _show_verdict(
+        self, kind: str, title: str, detail: str, who: str | None, seq: int | None = None
+    ) -> None:
+        box = self.query_one("#verdict", Horizontal)
+        for name in ("ok", "error", "notice", "idle"):
+            box.set_class(name == kind, f"-{name}")
+        self.query_one("#verdict-glyph", Static).update("\n".join(GLYPHS[kind]))
+        text = Text(title, style="bold")
+        if seq is not None:
+            text.append(f"  #{seq:04d}", style="dim")
+        if detail:
+            text.append("\n" + detail)
+        if who:
+            text.append("\n" + _("Who must act: {who}", who=who), style="bold")
+        self.query_one("#verdict-text", Static).update(text)
+
+    def _show_next(self) -> None:
+        view = self.view
+        line = self.query_one("#scan-next", Static)
+        width = max(20, self.app.size.width - 2)
+        if view is None:
+            line.update(fit(_("Next: scan an order barcode, or type its number and press Enter."), width))
+            return
+        if view.complete and view.blockers:
+            blocker = view.blockers[0]
+            who = self.session.role_labels(blocker.who)
+            line.update(
+                fit(
+                    _("Cannot ship: {reason} ({who})", reason=str(blocker.message), who=who),
+                    width,
+                    style="bold red",
+                )
+            )
+        elif not view.complete:
+            line.update(
+                fit(_("Next: scan the items. Still needed: {items}", items=view.still_needed()), width)
+            )
+        elif self.require_preset and not view.packing_preset:
+            keys = " · ".join(
+                f"{pid} {zh if current_language() == 'zh' else en}" for pid, en, zh in self.presets[:9]
+            )
+            line.update(
+                fit(_("Next: choose the packing (number key): {presets}", presets=keys), width, style="bold")
+            )
+        elif not view.waybill:
+            line.update(
+                fit(
+                    _("Next: scan the carrier's waybill, or press F9 to ship with the local carrier."),
+                    width,
+                    style="bold",
+                )
+            )
+        else:
+            line.update(fit(_("Next: press F9 or scan SHIP to ship."), width, style="bold"))
+
+    # -- sound -----------------------------------------------------------------------------------------
+    def _beep(self, ok: bool | None) -> None:
+        mode = self.sound["mode"]
+        if mode == "off" or ok is None:
+            return
+        command = self.sound["ok" if ok else "error"]
+        if command:
+            self.play(command)
+            return
+        self.app.bell()
+        if not ok:
+            self.set_timer(ERROR_BELL_GAP, self.app.bell)
+
+    @work(thread=True, exit_on_error=False, group="sound")
+    def play(self, command: str) -> None:
+        """Run the configured sound command in a thread, so the screen never waits for it."""
+        # A missing or broken player must not stop the packing.
+        with contextlib.suppress(OSError, ValueError, subprocess.TimeoutExpired):
+            subprocess.run(shlex.split(command), capture_output=True, timeout=5, check=False)
+
+    # -- labels ----------------------------------------------------------------------------------------
+    @work(thread=True, exit_on_error=False, group="label")
+    def make_label(self, order_no: str, label: Any) -> None:
+        """Write the shipping label into the labels folder and print it if a print command is set."""
+        from orderdesk.errors import OrderdeskError
+        from orderdesk.labels import print_file
+        from orderdesk.scanning import ShippingSettings, label_file_name, shipping_label, write_label
+
+        store = self.session.store
+        try:
+            settings = ShippingSettings.from_env()
+            data = label if label is not None else shipping_label(store, order_no, settings=settings)
+            folder = settings.labels_folder(store.path)
+            path = write_label(
+                data,
+                folder / label_file_name(data.order_no, data.waybill, settings.label_format),
+                settings.label_format,
+            )
+        except OrderdeskError as exc:
+            self.post_message(self.LabelDone(order_no, None, False, exc.message))
+            return
+        if not settings.print_command:
+            self.post_message(self.LabelDone(order_no, path, False, None))
+            return
+        try:
+            print_file(path, settings.print_command)
+        except OrderdeskError as exc:
+            self.post_message(self.LabelDone(order_no, path, False, exc.message))
+            return
+        self.post_message(self.LabelDone(order_no, path, True, None))
+
+    @on(LabelDone)
+    def _label_done(self, event: LabelDone) -> None:
+        if event.error is not None:
+            where = _(" Saved as {path}.", path=str(event.path)) if event.path else ""
+            self.notify(
+                _(
+                    "Label for {order_no} not printed: {reason}",
+                    order_no=event.order_no,
+                    reason=str(event.error),
+                )
+                + where,
+                severity="error",
+                timeout=15,
+            )
+            self.app.bell()
+        elif event.printed:
+            self.notify(_("Label for {order_no} printed.", order_no=event.order_no), timeout=5)
+        else:
+            self.notify(
+                _("Label for {order_no} saved: {path}", order_no=event.order_no, path=str(event.path)),
+                timeout=8,
+            )
+
+    # -- benchmark trace -------------------------------------------------------------------------------
+    def _tick(self) -> None:
+        now = time.monotonic()
+        late = (now - self._tick_last - 0.005) * 1000
+        self._tick_last = now
+        if late > 1:
+            self._trace["stall_ms"].append(round(late, 2))

@@ -1,0 +1,203 @@
+# ruff: noqa: F811 - pytest fixtures are imported from tests/sync_fixtures.py
+"""Two desks changing the same things: state moves (first to arrive wins, the loser is told why), free-text
+edits (last writer wins in server order; a stale edit of a field someone else changed waits for a person),
+stock deltas that may not go below zero, and pulls that are idempotent — on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import pytest
+
+from orderdesk import replication as rep
+from orderdesk.catalog import add_customer
+from orderdesk.errors import Refused
+from orderdesk.orders import add_note, edit_order, move_order, show_order
+from orderdesk.stock import adjust_stock
+from tests.sync_fixtures import any_world, pg_cluster, pg_template, sqlite_template, world  # noqa: F401
+from tests.sync_harness import READY_ORDER, World, business_state, table_count
+
+
+def converge(w: World) -> None:
+    for name in ("a", "b", "a"):
+        w.sync(name)
+    for name in w.desks:
+        assert rep.outbox_count(w.desks[name]) == 0
+        assert business_state(w.desks[name]) == business_state(w.store)
+
+
+def stock_of(store, sku: str) -> int:  # type: ignore[no-untyped-def]
+    with store.read() as session:
+        return int(
+            session.connection()
+            .exec_driver_sql("SELECT stock_on_hand FROM product WHERE sku = ?", (sku,))
+            .scalar_one()
+        )
+
+
+@pytest.mark.parametrize("first", ["ship", "cancel"])
+def test_two_desks_ship_and_cancel_the_same_order(any_world: World, first: str) -> None:
+    w = any_world
+    move_order(w.desks["a"], order_no=READY_ORDER, to="ship", user="liu")
+    move_order(w.desks["b"], order_no=READY_ORDER, to="cancel", user="wang")
+    winner, loser = ("a", "b") if first == "ship" else ("b", "a")
+    w.sync(winner)
+    report = w.sync(loser)
+    assert report.rejected == 1 and report.applied == 0
+    [rejection] = rep.rejections(w.desks[loser])
+    assert rejection.code == "state_conflict" and rejection.is_conflict
+    expected = "Shipped" if first == "ship" else "Cancelled"
+    text = str(rejection.reason)
+    assert f"already moved to {expected}" in text and "first change to reach the central API wins" in text
+    assert rejection.reason.render("zh") != text  # the loser's desk shows it in its user's language
+    converge(w)
+    state = "shipped" if first == "ship" else "cancelled"
+    assert {show_order(d, READY_ORDER).state for d in [w.store, *w.desks.values()]} == {state}
+    assert rep.rejections(w.desks[winner]) == []
+    assert rep.desk_sync_state(w.desks[loser]).rejected == 1
+
+
+def test_stale_edit_of_the_same_field_is_kept_as_a_conflict(any_world: World) -> None:
+    w = any_world
+    edit_order(
+        w.desks["a"], order_no=READY_ORDER, changes={"ship_address": "上海市浦东新区 1 号"}, user="wang"
+    )
+    edit_order(w.desks["b"], order_no=READY_ORDER, changes={"ship_address": "杭州市西湖区 2 号"}, user="wang")
+    w.sync("a")
+    report = w.sync("b")
+    assert report.rejected == 1
+    [conflict] = rep.rejections(w.desks["b"])
+    assert conflict.code == "edit_conflict"
+    assert "上海市浦东新区 1 号" in str(conflict.reason) and "杭州市西湖区 2 号" in str(conflict.reason)
+    converge(w)
+    assert show_order(w.desks["b"], READY_ORDER).ship_address == "上海市浦东新区 1 号"
+    # The supervisor keeps desk b's address: it is applied again, now based on the current version.
+    rep.reapply_rejection(w.desks["b"], conflict.op_id, user="sun")
+    assert rep.rejections(w.desks["b"]) == []
+    converge(w)
+    assert show_order(w.store, READY_ORDER).ship_address == "杭州市西湖区 2 号"
+
+
+def test_edit_after_seeing_the_other_change_is_last_writer_wins(world: World) -> None:
+    edit_order(world.desks["a"], order_no=READY_ORDER, changes={"notes": "第一版"}, user="wang")
+    world.sync("a")
+    world.sync("b")  # b has seen a's notes
+    edit_order(world.desks["b"], order_no=READY_ORDER, changes={"notes": "第二版"}, user="wang")
+    edit_order(
+        world.desks["a"], order_no=READY_ORDER, changes={"notes": "第三版"}, user="wang"
+    )  # a's own, later
+    assert world.sync("b").rejected == 0
+    assert world.sync("a").rejected == 1  # a had not seen b's edit: a conflict, not a silent overwrite
+    converge(world)
+    assert show_order(world.store, READY_ORDER).notes == "第二版"
+
+
+def test_concurrent_edits_of_different_fields_both_apply(world: World) -> None:
+    edit_order(world.desks["a"], order_no=READY_ORDER, changes={"notes": "易碎"}, user="wang")
+    edit_order(world.desks["b"], order_no=READY_ORDER, changes={"ship_address": "广州市天河区"}, user="wang")
+    assert world.sync("a").applied == 1
+    assert world.sync("b").applied == 1
+    converge(world)
+    detail = show_order(world.store, READY_ORDER)
+    assert (detail.notes, detail.ship_address) == ("易碎", "广州市天河区")
+
+
+def test_concurrent_edits_to_the_same_value_are_not_a_conflict(world: World) -> None:
+    for desk in ("a", "b"):
+        edit_order(world.desks[desk], order_no=READY_ORDER, changes={"notes": "同一个值"}, user="wang")
+    assert world.sync("a").applied == 1
+    assert world.sync("b").applied == 1
+
+
+def test_dismissed_conflict_keeps_the_central_value(world: World) -> None:
+    edit_order(world.desks["a"], order_no=READY_ORDER, changes={"waybill": "SF-A"}, user="liu")
+    edit_order(world.desks["b"], order_no=READY_ORDER, changes={"waybill": "SF-B"}, user="liu")
+    world.sync("a")
+    world.sync("b")
+    [conflict] = rep.rejections(world.desks["b"])
+    rep.resolve_rejection(world.desks["b"], conflict.op_id, user="sun")
+    assert rep.rejections(world.desks["b"]) == []
+    assert len(rep.rejections(world.desks["b"], include_resolved=True)) == 1
+    converge(world)
+    assert show_order(world.desks["b"], READY_ORDER).waybill == "SF-A"
+
+
+def test_stock_deltas_from_two_desks_never_go_below_zero(any_world: World) -> None:
+    w = any_world
+    assert stock_of(w.store, "BR-6204") == 5
+    adjust_stock(w.desks["a"], sku="BR-6204", delta=-3, user="liu", reason="破损")
+    adjust_stock(w.desks["b"], sku="BR-6204", delta=-3, user="liu", reason="领用")
+    with pytest.raises(Refused):
+        adjust_stock(w.desks["b"], sku="BR-6204", delta=-3, user="liu")  # the desk itself refuses too
+    w.sync("a")
+    report = w.sync("b")
+    assert report.rejected == 1 and rep.rejections(w.desks["b"])[0].code == "stock_below_zero"
+    adjust_stock(w.desks["b"], sku="BR-6204", delta=10, user="liu")
+    adjust_stock(w.desks["a"], sku="BR-6204", delta=-1, user="liu")
+    converge(w)
+    assert stock_of(w.store, "BR-6204") == 5 - 3 + 10 - 1
+    assert all(stock_of(d, "BR-6204") == 11 for d in w.desks.values())
+
+
+def test_pulling_the_same_page_twice_changes_nothing(world: World) -> None:
+    add_note(world.desks["a"], order_no=READY_ORDER, text="一次", user="liu")
+    edit_order(world.desks["a"], order_no=READY_ORDER, changes={"notes": "x"}, user="wang")
+    world.sync("a")
+    page = rep.changes_after(world.store, rep.get_link(world.desks["b"]).cursor)  # type: ignore[union-attr]
+    assert page.entries
+    b = world.desks["b"]
+    rep.apply_changes(b, page.entries, next_cursor=page.next_after or 0)
+    before = (business_state(b), table_count(b, "audit_record"), table_count(b, "order_note"))
+    rep.apply_changes(b, page.entries, next_cursor=page.next_after or 0)
+    # Even with the cursor moved back, images are applied only if newer: nothing changes.
+    with b.write() as session:
+        session.connection().exec_driver_sql("UPDATE sync_link SET cursor = 0")
+    assert rep.apply_changes(b, page.entries, next_cursor=page.next_after or 0) == 0
+    assert business_state(b)["order:" + READY_ORDER] == before[0]["order:" + READY_ORDER]
+    assert table_count(b, "order_note") == before[2]
+
+
+def test_other_desks_changes_show_in_the_timeline_once(world: World) -> None:
+    add_note(world.desks["a"], order_no=READY_ORDER, text="来自仓库一", user="liu")
+    world.sync("a")
+    world.sync("b")
+    world.sync("b")
+    timeline = show_order(world.desks["b"], READY_ORDER).timeline
+    notes = [e for e in timeline if e.command == "add_note"]
+    assert [(e.user_name, e.detail["text"], e.detail["via"]) for e in notes] == [("liu", "来自仓库一", "D1")]
+    from orderdesk import audit
+
+    with world.desks["b"].read() as session:
+        assert audit.verify(session)[1] == []  # the chain stays intact with the pulled events in it
+    # The desk that made it does not get its own event twice.
+    assert [e.command for e in show_order(world.desks["a"], READY_ORDER).timeline].count("add_note") == 1
+
+
+def test_a_desk_keeps_its_own_unsent_change_while_pulling_others(world: World) -> None:
+    a, b = world.desks["a"], world.desks["b"]
+    edit_order(b, order_no=READY_ORDER, changes={"ship_address": "b 的地址"}, user="wang")
+    add_note(a, order_no=READY_ORDER, text="a 的备注", user="liu")
+    world.sync("a")
+    world.client("b").pull()  # only pull: b's edit is still waiting
+    assert show_order(b, READY_ORDER).ship_address == "b 的地址"  # not overwritten by the older image
+    world.client("b").push()
+    assert show_order(b, READY_ORDER).ship_address == "b 的地址"
+    converge(world)
+    detail = show_order(b, READY_ORDER)
+    assert detail.ship_address == "b 的地址" and "a 的备注" in [n.detail.get("text") for n in detail.timeline]
+
+
+def test_customers_and_users_made_on_a_desk_reach_the_others(world: World) -> None:
+    add_customer(world.desks["a"], code="C900", name="厦门新客户", user="wang")
+    converge(world)
+    assert "customer:C900" in business_state(world.desks["b"])
+
+
+def test_a_command_the_server_does_not_know_stays_queued(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    add_note(world.desks["a"], order_no=READY_ORDER, text="x", user="liu")
+    monkeypatch.delitem(rep.REPLAYS, "add_note")
+    report = world.client("a").sync_once()
+    assert report.error is not None and "does not know the command add_note" in str(report.error)
+    assert rep.outbox_count(world.desks["a"]) == 1  # not lost, not rejected: waiting for a newer server
+    monkeypatch.undo()
+    assert world.sync("a").applied == 1

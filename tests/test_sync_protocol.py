@@ -1,0 +1,231 @@
+# ruff: noqa: F811 - pytest fixtures are imported from tests/sync_fixtures.py
+"""The central API's HTTP surface, against a real server on loopback: enrolment, tokens, size limits,
+malformed bodies, the push rules (same op twice, out of order, changed content) and the OpenAPI page."""
+
+from __future__ import annotations
+
+import json
+import socket
+from typing import Any
+
+import httpx
+import pytest
+
+from orderdesk import replication as rep
+from orderdesk.orders import add_note, edit_order
+from orderdesk.store import Store
+from sync.client import SyncStuck, enrol
+from tests.sync_fixtures import any_world, pg_cluster, pg_template, sqlite_template, world  # noqa: F401
+from tests.sync_harness import READY_ORDER, World, table_count
+
+WRITES = ("sync_op", "sync_change", "audit_record", "sales_order", "order_note")
+
+
+def counts(store: Store) -> dict[str, int]:
+    return {t: table_count(store, t) for t in WRITES}
+
+
+def token(world: World, desk: str) -> str:
+    link = rep.get_link(world.desks[desk])
+    assert link is not None
+    return link.token
+
+
+def push_body(world: World, desk: str) -> dict[str, Any]:
+    desk_id, epoch, ops = rep.pending_ops(world.desks[desk])
+    return {
+        "desk_id": desk_id,
+        "epoch": epoch,
+        "ops": [
+            {
+                "op_id": o.op_id,
+                "seq": o.seq,
+                "command": o.command,
+                "args": o.args,
+                "order_no": o.order_no,
+                "base_version": o.base_version,
+                "payload_hash": o.payload_hash,
+                "user_name": o.user_name,
+                "seen_seq": o.seen_seq,
+            }
+            for o in ops
+        ],
+    }
+
+
+def post(world: World, path: str, *, desk: str | None = "a", **kwargs: Any) -> httpx.Response:
+    headers = kwargs.pop("headers", {})
+    if desk:
+        headers["Authorization"] = f"Bearer {token(world, desk)}"
+    return httpx.post(world.server.url + path, headers=headers, timeout=30, **kwargs)
+
+
+def test_same_push_twice_returns_the_stored_outcomes_and_applies_nothing_twice(world: World) -> None:
+    add_note(world.desks["a"], order_no=READY_ORDER, text="第一次", user="liu")
+    edit_order(world.desks["a"], order_no=READY_ORDER, changes={"notes": "易碎"}, user="wang")
+    body = push_body(world, "a")
+    first = post(world, "/v1/push", json=body)
+    assert first.status_code == 200
+    after_first = counts(world.store)
+    second = post(world, "/v1/push", json=body)
+    assert second.status_code == 200
+    assert second.json()["results"] == first.json()["results"]
+    assert counts(world.store) == after_first
+    assert [r["status"] for r in first.json()["results"]] == ["applied", "applied"]
+
+
+def test_out_of_order_push_is_refused_with_where_the_desk_stands(world: World) -> None:
+    for n in range(3):
+        add_note(world.desks["a"], order_no=READY_ORDER, text=f"n{n}", user="liu")
+    body = push_body(world, "a")
+    before = counts(world.store)
+    late = {**body, "ops": body["ops"][2:]}  # op 3 first: ops 1 and 2 are missing
+    response = post(world, "/v1/push", json=late)
+    assert response.status_code == 409
+    error = response.json()["error"]
+    assert error["code"] == "seq_gap" and error["expected_seq"] == 1
+    assert counts(world.store) == before
+    status = httpx.get(
+        world.server.url + "/v1/status", headers={"Authorization": f"Bearer {token(world, 'a')}"}
+    ).json()
+    assert status["streams"] == {"1": 0}
+    # In order, all three go through, and the stream says so.
+    assert post(world, "/v1/push", json=body).status_code == 200
+    status = httpx.get(
+        world.server.url + "/v1/status", headers={"Authorization": f"Bearer {token(world, 'a')}"}
+    ).json()
+    assert status["streams"] == {"1": 3}
+
+
+def test_same_op_id_with_different_content_is_a_protocol_error(world: World) -> None:
+    add_note(world.desks["a"], order_no=READY_ORDER, text="原文", user="liu")
+    body = push_body(world, "a")
+    assert post(world, "/v1/push", json=body).status_code == 200
+    before = counts(world.store)
+    forged = json.loads(json.dumps(body))
+    forged["ops"][0]["args"]["text"] = "改过"
+    forged["ops"][0]["payload_hash"] = rep.payload_hash("add_note", forged["ops"][0]["args"], None, "liu")
+    response = post(world, "/v1/push", json=forged)
+    assert response.status_code == 409 and response.json()["error"]["code"] == "op_conflict"
+    assert counts(world.store) == before
+
+
+def test_an_op_that_does_not_match_its_hash_is_refused(world: World) -> None:
+    add_note(world.desks["a"], order_no=READY_ORDER, text="原文", user="liu")
+    body = push_body(world, "a")
+    body["ops"][0]["args"]["text"] = "damaged on the way"
+    before = counts(world.store)
+    response = post(world, "/v1/push", json=body)
+    assert response.status_code == 409 and response.json()["error"]["code"] == "bad_hash"
+    assert counts(world.store) == before
+
+
+@pytest.mark.parametrize("cut", [1, 10, -1])
+def test_truncated_json_is_400_and_nothing_is_written(world: World, cut: int) -> None:
+    add_note(world.desks["a"], order_no=READY_ORDER, text="半截", user="liu")
+    raw = json.dumps(push_body(world, "a")).encode()
+    before = counts(world.store)
+    response = post(world, "/v1/push", content=raw[:cut], headers={"Content-Type": "application/json"})
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "bad_json"
+    assert counts(world.store) == before
+
+
+def test_a_body_that_is_valid_json_but_not_a_push_is_400(world: World) -> None:
+    before = counts(world.store)
+    response = post(world, "/v1/push", json={"desk_id": "x", "epoch": 1, "ops": [{"seq": "one"}]})
+    assert response.status_code == 400 and response.json()["error"]["code"] == "bad_request"
+    assert counts(world.store) == before
+
+
+def test_oversized_request_is_413_without_being_read(world: World) -> None:
+    before = counts(world.store)
+    response = post(
+        world,
+        "/v1/push",
+        content=b"[" + b"0," * 5_000_000 + b"0]",
+        headers={"Content-Type": "application/json"},
+    )
+    assert response.status_code == 413
+    assert counts(world.store) == before
+
+
+def test_oversized_chunked_request_is_413(world: World) -> None:
+    """No Content-Length (chunked): the limit is enforced on the bytes as they arrive."""
+
+    def chunks() -> Any:
+        for _ in range(100):
+            yield b" " * 100_000
+
+    before = counts(world.store)
+    response = post(world, "/v1/push", content=chunks(), headers={"Content-Type": "application/json"})
+    assert response.status_code == 413
+    assert counts(world.store) == before
+
+
+def test_no_token_unknown_token_revoked_desk_and_other_desk_are_refused(world: World) -> None:
+    add_note(world.desks["a"], order_no=READY_ORDER, text="谁", user="liu")
+    body = push_body(world, "a")
+    before = counts(world.store)
+    assert post(world, "/v1/push", desk=None, json=body).status_code == 401
+    bad = {"Authorization": "Bearer " + token(world, "a")[:-4] + "AAAA"}
+    assert post(world, "/v1/push", desk=None, json=body, headers=bad).status_code == 401
+    # Desk b's token, writing as desk a.
+    response = post(world, "/v1/push", desk="b", json=body)
+    assert response.status_code == 403 and response.json()["error"]["code"] == "wrong_desk"
+    assert httpx.get(world.server.url + "/v1/changes").status_code == 401
+    rep.revoke_desk(world.store, body["desk_id"])
+    response = post(world, "/v1/push", json=body)
+    assert response.status_code == 403 and response.json()["error"]["code"] == "revoked"
+    assert counts(world.store) == before
+    # The desk's own client reports it instead of retrying forever, and keeps the op.
+    report = world.client("a").sync_once()
+    assert report.error is not None and "revoked" in str(report.error)
+    assert rep.outbox_count(world.desks["a"]) == 1
+
+
+def test_enrolment_code_works_once_and_the_token_is_stored_hashed(world: World, tmp_path: Any) -> None:
+    code = rep.create_enrol_code(world.store, name="Warehouse 3")
+    desk = Store.open(tmp_path / "c.db", create=True)
+    enrolment = enrol(desk, server_url=world.server.url, code=code, name="Warehouse 3")
+    assert enrolment.desk_code not in ("D1", "D2")  # every desk numbers its orders with its own code
+    with world.store.read() as session:
+        hashes = session.connection().exec_driver_sql("SELECT token_hash FROM sync_desk").scalars().all()
+    assert enrolment.token not in hashes and all(len(h) == 64 for h in hashes)
+    assert {u.name for u in __import__("orderdesk.users", fromlist=["list_users"]).list_users(desk)} >= {
+        "admin"
+    }
+    again = Store.open(tmp_path / "d.db", create=True)
+    with pytest.raises(SyncStuck) as err:
+        enrol(again, server_url=world.server.url, code=code)
+    assert "unknown, used or expired" in str(err.value)
+    assert rep.get_link(again) is None
+    desk.close()
+    again.close()
+
+
+def test_openapi_is_published(world: World) -> None:
+    spec = httpx.get(world.server.url + "/openapi.json").json()
+    assert {"/v1/push", "/v1/changes", "/v1/snapshot", "/v1/enrol", "/v1/rekey", "/v1/status"} <= set(
+        spec["paths"]
+    )
+    assert httpx.get(world.server.url + "/docs").status_code == 200
+
+
+def test_the_server_serves_on_a_real_socket(world: World) -> None:
+    with socket.create_connection(("127.0.0.1", world.server.port), timeout=5) as s:
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        assert b"200 OK" in s.recv(1000)
+
+
+def test_push_and_pull_on_both_stores(any_world: World) -> None:
+    """The same properties hold with the central API on SQLite and on PostgreSQL."""
+    w = any_world
+    edit_order(w.desks["a"], order_no=READY_ORDER, changes={"notes": "小心轻放"}, user="wang")
+    body = push_body(w, "a")
+    first = post(w, "/v1/push", json=body).json()
+    assert post(w, "/v1/push", json=body).json() == first
+    w.sync("b")
+    from orderdesk.orders import show_order
+
+    assert show_order(w.desks["b"], READY_ORDER).notes == "小心轻放"
