@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import time as _time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
@@ -56,6 +57,7 @@ SNOOZE_MAX = timedelta(days=14)
 SAMPLE = 50  # order numbers listed per change in the pass's audit record
 CHUNK = 500
 PASS_BATCH = 5000  # orders per transaction in a catch-up pass
+QUIET_BOOKMARK = timedelta(minutes=2)
 
 
 # -- time helpers ----------------------------------------------------------------------------------------
@@ -356,23 +358,34 @@ def _candidates(
     last = _parse_time(cursor["time"]) if "time" in cursor and not full else None
     if last is not None and last > now:
         last = now  # the clock went back: nothing new crossed
-    ids: set[int] = set()
     hi_now = _sql_time(now)
+    # Every window is one indexed range; they go to SQLite as one compound statement (a pass on a quiet
+    # desk is mostly per-statement overhead otherwise).
+    parts: list[str] = []
+    params: dict[str, Any] = {}
+
+    def part(sql: str, values: dict[str, Any]) -> None:
+        n = len(parts)
+        for key, value in values.items():
+            sql = re.sub(rf":{key}\b", f":{key}_{n}", sql)
+            params[f"{key}_{n}"] = value
+        parts.append(sql)
+
     for st in workflow.states.values():
         if st.kind == "terminal" or st.timeout_hours <= 0:
             continue
         timeout = timedelta(hours=st.timeout_hours)
         for span, rush in ((timeout, False), (timeout * 2, False), (timeout * s.rush_stall_fraction, True)):
+            if full and not rush and span != timeout:
+                continue  # a full pass already has every overdue order from the first range
             sql = "SELECT id FROM sales_order WHERE state = :s AND state_since <= :hi"
-            params: dict[str, Any] = {"s": st.id, "hi": _sql_time(now - span)}
+            values: dict[str, Any] = {"s": st.id, "hi": _sql_time(now - span)}
             if last is not None:
                 sql += " AND state_since > :lo"
-                params["lo"] = _sql_time(last - span)
+                values["lo"] = _sql_time(last - span)
             if rush:
                 sql += " AND rush = 1"
-            elif full and span != timeout:
-                continue  # a full pass already has every overdue order from the first range
-            ids |= _ids(session, sql, params)
+            part(sql, values)
     promised_states = [
         st.id for st in workflow.states.values() if st.kind != "terminal" and st.id not in s.delivered_states
     ]
@@ -380,24 +393,24 @@ def _candidates(
     last_day = local_today(last, s.utc_offset_hours) if last is not None else None
     if promised_states and last_day != today:
         marks = ",".join(f":p{i}" for i in range(len(promised_states)))
-        params = {f"p{i}": st for i, st in enumerate(promised_states)}
+        values = {f"p{i}": st for i, st in enumerate(promised_states)}
         sql = f"SELECT id FROM sales_order WHERE state IN ({marks}) AND promised_date <= :hi"
-        params["hi"] = (today + timedelta(days=s.amber_days)).isoformat()
+        values["hi"] = (today + timedelta(days=s.amber_days)).isoformat()
         if last_day is not None:
             # amber: the window's far edge moved; red: the promised date is now behind us
             sql += " AND (promised_date > :lo_amber OR (promised_date >= :lo_red AND promised_date < :today))"
-            params["lo_amber"] = (last_day + timedelta(days=s.amber_days)).isoformat()
-            params["lo_red"] = last_day.isoformat()
-            params["today"] = today.isoformat()
-        ids |= _ids(session, sql, params)
+            values["lo_amber"] = (last_day + timedelta(days=s.amber_days)).isoformat()
+            values["lo_red"] = last_day.isoformat()
+            values["today"] = today.isoformat()
+        part(sql, values)
     if last is not None:
-        ids |= _ids(
-            session,
+        part(
             "SELECT id FROM sales_order WHERE updated_at >= :since",
             {"since": _sql_time(last - CHANGED_OVERLAP)},
         )
     else:
-        ids |= _ids(session, "SELECT DISTINCT order_id FROM alert WHERE closed_at IS NULL", {})
+        part("SELECT order_id FROM alert WHERE closed_at IS NULL", {})
+    ids = _ids(session, " UNION ".join(parts), params)
     escalations = (
         session.execute(
             text(
@@ -492,7 +505,9 @@ def run_alert_pass(
         except _Quiet:
             # Nothing about any alert changed: no business data, no audit record; only the engine's own
             # bookmark moves on, so the next pass does not look at the same orders again.
-            if cursor_values:
+            # (At most every QUIET_BOOKMARK: re-looking at a few minutes of changes costs less than a commit.)
+            marked = _parse_time(cursor["time"]) if "time" in cursor else None
+            if cursor_values and (marked is None or now - marked >= QUIET_BOOKMARK or now < marked):
                 with store.write() as session:
                     _set_cursor(session, cursor_values)
     return PassReport(

@@ -11,6 +11,8 @@ report.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -85,6 +87,19 @@ def ensure_tallies(store: Store) -> bool:
         for sql in REBUILD:
             session.execute(text(sql))
     return True
+
+
+@contextmanager
+def tallies_suspended(store: Store) -> Iterator[None]:
+    """For bulk loads (the demo desk, an import): drop the tally triggers, and rebuild the tallies in one
+    pass afterwards. Per-row triggers roughly double the time of a million-row ``executemany``."""
+    with store.write() as session:
+        for name in TRIGGERS:
+            session.execute(text(f"DROP TRIGGER IF EXISTS {name}"))
+    try:
+        yield
+    finally:
+        ensure_tallies(store)
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlmodel import select
 
+from orderdesk.barcodes import is_valid_gtin
 from orderdesk.commands import SYSTEM, Actor, clean_text, command, require_role
 from orderdesk.errors import Refused
 from orderdesk.i18n import msg
@@ -68,9 +69,11 @@ def add_product(
     stock_on_hand: int = 0,
     safety_stock: int = 0,
     lead_time_days: int = 7,
+    barcode_units: dict[str, int] | None = None,
     user: str | Actor = SYSTEM,
 ) -> None:
-    """Add a product with its barcodes. Price in fen."""
+    """Add a product with its barcodes. Price in fen. ``barcode_units`` says how many units one scan of a
+    code stands for (a carton code), default 1."""
     sku = clean_text(sku, field_name="SKU", max_len=40, required=True)
     name = clean_text(name, field_name="Product name", max_len=NAME_MAX, required=True)
     if hazard not in HAZARDS:
@@ -78,6 +81,19 @@ def add_product(
     if min(unit_price, stock_on_hand, safety_stock, lead_time_days) < 0:
         raise Refused(msg("Prices, stock and lead times cannot be negative."), code="bad_value")
     codes = [normalise_barcode(c) for c in (barcodes or []) if c.strip()]
+    for raw in barcodes or []:
+        digits = raw.strip()
+        if digits.isdigit() and len(digits) in (8, 12, 13, 14) and not is_valid_gtin(digits):
+            raise Refused(
+                msg("Barcode {code} has a wrong check digit; copy it again from the label.", code=digits),
+                code="bad_barcode",
+            )
+    units = {normalise_barcode(c): n for c, n in (barcode_units or {}).items()}
+    if any(c not in codes or not 1 <= n <= 100_000 for c, n in units.items()):
+        raise Refused(
+            msg("Units per scan must be from 1 to 100000, for one of the product's barcodes."),
+            code="bad_value",
+        )
     with command(store, "add_product", user=user) as ctx:
         require_role(ctx, {"planner", "admin"}, action="add products")
         if ctx.session.exec(select(Product).where(Product.sku == sku)).first():
@@ -103,7 +119,9 @@ def add_product(
         ctx.session.flush()
         for c in codes:
             kind = "gtin" if c.isdigit() and len(c) == 14 else "code128"
-            ctx.session.add(ProductBarcode(code=c, product_id=product.id or 0, kind=kind))
+            ctx.session.add(
+                ProductBarcode(code=c, product_id=product.id or 0, kind=kind, units=units.get(c, 1))
+            )
         ctx.record(
             args={
                 "sku": sku,
@@ -111,8 +129,11 @@ def add_product(
                 "unit": unit,
                 "unit_price": unit_price,
                 "barcodes": codes,
+                "barcode_units": units,
                 "hazard": hazard,
+                "hazard_note": hazard_note,
                 "stock_on_hand": stock_on_hand,
                 "safety_stock": safety_stock,
+                "lead_time_days": lead_time_days,
             }
         )

@@ -5,7 +5,10 @@ Everything is drawn from ``random.Random(seed)`` and the injected clock, so a se
 desk every time. Orders are planned in two passes: the first draws each order's state and timeline (how
 long it spent in every state so far, from the workflow's ``timeout_hours``), the orders are then numbered in
 the order they were created, and the second pass draws what they contain (customer, channel, lines) and
-writes them with ``executemany`` on the store's write connection, in batches, a few big transactions.
+writes them with ``executemany`` on the store's write connection, in batches, a few big transactions. On a
+big desk (``PARALLEL_MIN_ORDERS``, Linux) a forked helper process does the planning and drawing while this
+process makes the catalogue and then inserts; each chunk of orders has its own seeded generator, so the
+desk is the same either way.
 
 The bulk orders are a fixture, not business: each gets exactly one audit record (``demo_seed``) chained
 like ``audit.append`` does, so ``orderdesk audit --verify`` passes and every order has a timeline, but no
@@ -19,6 +22,7 @@ import math
 import os
 import random
 import sqlite3
+import sys
 import time
 import tomllib
 from array import array
@@ -196,11 +200,12 @@ CREDIT_LEVEL_TERMS: dict[str, tuple[str, ...]] = {
     "C": ("货到付款", "款到发货", "预付30%，发货前付清"),
     "D": ("款到发货",),
 }
-# Credit headroom over a customer's expected open orders, and the smallest limit (yuan), per level.
+# Credit limit as a share of what a customer's open orders rarely exceed, and the smallest limit (yuan),
+# per level: A and B customers almost never hit theirs; a few C customers do (credit holds to release).
 CREDIT_HEADROOM: dict[str, tuple[float, int]] = {
-    "A": (2.5, 500_000),
-    "B": (1.8, 200_000),
-    "C": (1.3, 50_000),
+    "A": (1.5, 500_000),
+    "B": (1.2, 200_000),
+    "C": (0.85, 50_000),
     "D": (0.0, 0),  # cash before shipment: finance releases each order
 }
 
@@ -633,21 +638,36 @@ def _address(
     return f"{city['province']}{city['city']}{district}{rng.choice(streets)}{rng.randint(1, 999)}号{extra}"
 
 
-def _estimate_open_exposure(rng: random.Random, catalog: _Catalog, orders: int) -> float:
-    """Roughly what all open orders (past draft, not yet closed or cancelled) will add up to, in fen."""
+@dataclass(frozen=True)
+class _Exposure:
+    """How many orders will be open (past draft, not closed or cancelled), and their amounts (fen)."""
+
+    open_orders: float
+    mean: float
+    mean_square: float
+
+    def limit_for(self, share: float) -> float:
+        """A credit limit that a customer placing ``share`` of the orders rarely exceeds (mean + 2 sd)."""
+        n = self.open_orders * share
+        return n * self.mean + 2 * math.sqrt(n * self.mean_square)
+
+
+def _estimate_open_exposure(rng: random.Random, catalog: _Catalog, orders: int) -> _Exposure:
+    """Sample order amounts the way the orders will be drawn, to size the customers' credit limits."""
     sample = 2000
     channels = list(CHANNEL_MIX)
     cum = _cumulative(list(CHANNEL_MIX.values()))
-    total = 0
+    total = squares = 0
     for _ in range(sample):
         channel = channels[_pick(rng.random, cum)]
-        for product, qty in _draw_lines(rng, catalog, channel, stock_route=False):
-            total += product.price * qty
+        amount = sum(p.price * q for p, q in _draw_lines(rng, catalog, channel, stock_route=False))
+        total += amount
+        squares += amount * amount
     owed = sum(w for s, w in STATE_MIX.items() if s not in ("draft", "cancelled", "closed"))
-    return orders * owed / sum(STATE_MIX.values()) * total / sample
+    return _Exposure(orders * owed / sum(STATE_MIX.values()), total / sample, squares / sample)
 
 
-def _make_customers(store: Store, rng: random.Random, count: int, open_exposure: float) -> _Book:
+def _make_customers(store: Store, rng: random.Random, count: int, exposure: _Exposure) -> _Book:
     """``count`` customers through ``add_customer``, credit limits sized to the orders they will place."""
     names = _load("names.toml")
     cities = names["cities"]
@@ -713,10 +733,10 @@ def _make_customers(store: Store, rng: random.Random, count: int, open_exposure:
                     profile[ch] *= 2.5
         seen.add(name)
         headroom, floor_yuan = CREDIT_HEADROOM[lvl]
-        expected = open_exposure * weights[i] / total_weight
         limit = 0
         if headroom:
-            limit = max(floor_yuan * 100, math.ceil(expected * headroom / 1_000_000) * 1_000_000)  # 10k yuan
+            needed = exposure.limit_for(weights[i] / total_weight) * headroom
+            limit = max(floor_yuan * 100, math.ceil(needed / 1_000_000) * 1_000_000)  # whole 10k yuan
         made.append(
             {
                 "code": f"C{i + 1:0{width}d}",
@@ -1014,7 +1034,7 @@ def _write_orders(
     chain = (int(tip[0]), str(tip[1])) if tip else (0, audit.GENESIS)
     chunks = source.chunks(_Context(seed, catalog, book, user_ids, now, code, first_id, first_no, chain))
     done = 0
-    restore: list[str] = []
+    restore: list[str] | None = None  # set once the bulk load's indexes and triggers are suspended
     while done < n:
         end = min(n, done + TXN_ORDERS)
         with store.write() as session:
@@ -1035,27 +1055,27 @@ def _write_orders(
             # No outbox records for the bulk orders: seeding is a fixture, not a business change.
             cur.execute("UPDATE desk SET next_order_no = ? WHERE id = 1", (first_no + done,))
             cur.close()
-    if restore:
+    if restore is not None:
         with store.write() as session:
             cur = session.connection().connection.driver_connection.cursor()
             cur.execute("PRAGMA cache_size = -262144")
             for sql in restore:
                 cur.execute(sql)
             cur.close()
+        _restore_tallies(store)
 
 
 _BULK_TABLES = ("sales_order", "order_line", "audit_record")
-_BOARD_TRIGGER = "board_tally_insert"
 
 
 def _suspend_indexes(cur: sqlite3.Cursor) -> list[str]:
-    """Drop the bulk tables' secondary indexes (and the board's insert trigger) for the load; return the SQL
-    that puts them back exactly as they were.
+    """Drop the bulk tables' secondary indexes and the board's tally triggers for the load; return the SQL
+    that puts the indexes back exactly as they were (``_restore_tallies`` puts the triggers back).
 
-    Building an index once, sorted, is several times faster than keeping it up to date row by row, and
-    ``board_tally_insert`` does two upserts per order. The trigger is only dropped when the migration that
-    made it also says how to recount its tallies from ``sales_order`` (its ``BACKFILL``), which is exact
-    here because the demo desk had no orders before; any other insert trigger stays and simply runs.
+    Building an index once, sorted, is several times faster than keeping it up to date row by row, and the
+    tally trigger does two upserts per order. The triggers are only dropped when ``orderdesk.board`` can put
+    them back and recount the tallies (exact here: the demo desk had no orders before); any other trigger
+    stays and simply runs.
     """
     placeholders = ",".join("?" * len(_BULK_TABLES))
     rows = cur.execute(
@@ -1063,29 +1083,35 @@ def _suspend_indexes(cur: sqlite3.Cursor) -> list[str]:
         f"AND tbl_name IN ({placeholders}) ORDER BY type, name",
         _BULK_TABLES,
     ).fetchall()
-    indexes = [(name, sql) for kind, name, sql in rows if kind == "index"]
-    restore = [sql for _, sql in indexes]
-    for name, _ in indexes:
-        cur.execute(f'DROP INDEX "{name}"')
-    trigger = next((sql for kind, name, sql in rows if kind == "trigger" and name == _BOARD_TRIGGER), None)
-    backfill = _board_backfill()
-    if trigger and backfill:
-        cur.execute(f'DROP TRIGGER "{_BOARD_TRIGGER}"')
-        restore += [*backfill, trigger]
+    restore = []
+    for kind, name, sql in rows:
+        if kind == "index":
+            cur.execute(f'DROP INDEX "{name}"')
+            restore.append(sql)
+    board = _board()
+    if board is not None:
+        for name in board.TRIGGERS:
+            cur.execute(f'DROP TRIGGER IF EXISTS "{name}"')
     return restore
 
 
-def _board_backfill() -> list[str]:
-    """The SQL that recounts the board's tallies from ``sales_order``, as its migration defines it."""
-    import importlib
+def _restore_tallies(store: Store) -> None:
+    """Put the board's tally triggers back and recount the tallies from ``sales_order``."""
+    board = _board()
+    if board is not None:
+        board.ensure_tallies(store)
 
+
+def _board() -> Any:
+    """``orderdesk.board`` if it offers what a bulk load needs (``TRIGGERS``, ``ensure_tallies``), else None."""
     try:
-        module = importlib.import_module("orderdesk.migrations.versions.0004_alerts")
+        from orderdesk import board
     except ImportError:
-        return []
-    backfill = getattr(module, "BACKFILL", None)
-    ok = isinstance(backfill, tuple | list) and all(isinstance(s, str) for s in backfill)
-    return list(backfill) if ok and backfill else []
+        return None
+    ok = isinstance(getattr(board, "TRIGGERS", None), dict) and callable(
+        getattr(board, "ensure_tallies", None)
+    )
+    return board if ok else None
 
 
 _Chunk = tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], list[tuple[Any, ...]]]
@@ -1197,10 +1223,12 @@ def _child_main(plan_args: _PlanArgs, context_in: Any, rows_out: Any) -> None:
 
 @contextmanager
 def _order_source(plan_args: _PlanArgs) -> Iterator[_OrderSource]:
-    """A forked source for a big desk where the platform can fork, else an in-process one; always closed."""
+    """A forked source for a big desk on Linux, else an in-process one; closed (the child ended) on exit."""
     import multiprocessing as mp
 
-    forked = plan_args.n >= PARALLEL_MIN_ORDERS and "fork" in mp.get_all_start_methods()
+    # Fork only on Linux: macOS has fork, but forking there is unsafe once system frameworks are loaded.
+    can_fork = sys.platform.startswith("linux") and "fork" in mp.get_all_start_methods()
+    forked = plan_args.n >= PARALLEL_MIN_ORDERS and can_fork
     source = _ForkedOrderSource(plan_args) if forked else _OrderSource(plan_args)
     try:
         yield source
@@ -1320,6 +1348,7 @@ class _OrderMaker:
             if edited and state == eff:
                 updated_at, updated_by = since + int((now - since) * uniform(0.1, 0.9)), edited
 
+            since_sql = days.sql(since)
             amount = 0
             detail_lines = []
             for line_no, (product, qty) in enumerate(lines, start=1):
@@ -1342,7 +1371,7 @@ class _OrderMaker:
                     bits & 1,
                     ROUTES[route],
                     state,
-                    days.sql(since),
+                    since_sql,
                     held,
                     version,
                     None if (state == "draft" and channel in RETAIL_CHANNELS) else wang,
@@ -1356,7 +1385,7 @@ class _OrderMaker:
                     choice(NOTES) if rnd() < 0.06 else "",
                     days.sql(created),
                     "wang",
-                    days.sql(updated_at),
+                    since_sql if updated_at == since else days.sql(updated_at),
                     updated_by,
                 )
             )

@@ -134,7 +134,8 @@ def _queue(store: Store, viewer: str | Actor, kind: str, limit: int) -> list[Que
         for o, c, info in rows:
             if c.id not in exposures:
                 exposures[c.id or 0] = credit_exposure(session, c.id or 0)
-            own = 0 if o.state in NOT_OWED_STATES else o.amount
+            owed = o.state not in NOT_OWED_STATES and o.held_from_state not in NOT_OWED_STATES
+            own = o.amount if owed else 0
             roles = (
                 split_roles(role_list(rules.credit_release_roles))
                 if kind == "credit"
@@ -862,7 +863,9 @@ def receivables_ageing(
         unallocated = dict(session.exec(pay_q.group_by(col(Payment.customer_id))).all())
         invoiced = select(InvoiceOrder.order_id).where(InvoiceOrder.order_id == SalesOrder.id).exists()
         open_q = select(SalesOrder.customer_id, func.sum(SalesOrder.amount)).where(
-            col(SalesOrder.state).not_in(NOT_OWED_STATES), ~invoiced
+            col(SalesOrder.state).not_in(NOT_OWED_STATES),
+            col(SalesOrder.held_from_state).not_in(NOT_OWED_STATES),
+            ~invoiced,
         )
         if cust_filter:
             open_q = open_q.where(SalesOrder.customer_id == cust_filter)

@@ -66,7 +66,10 @@ def credit_exposure(session: Session, customer_id: int, *, excluding_order: int 
     ).one()
     invoiced = select(InvoiceOrder.order_id).where(InvoiceOrder.order_id == SalesOrder.id).exists()
     query = select(func.coalesce(func.sum(SalesOrder.amount), 0)).where(
-        SalesOrder.customer_id == customer_id, col(SalesOrder.state).not_in(NOT_OWED_STATES), ~invoiced
+        SalesOrder.customer_id == customer_id,
+        col(SalesOrder.state).not_in(NOT_OWED_STATES),
+        col(SalesOrder.held_from_state).not_in(NOT_OWED_STATES),  # a draft on hold is not owed either
+        ~invoiced,
     )
     if excluding_order is not None:
         query = query.where(SalesOrder.id != excluding_order)

@@ -738,9 +738,12 @@ class HazardRelease(SQLModel, table=True):
 
 # Packed but not yet shipped quantities (stock check on every scan) and waybill look-ups stay fast on a
 # desk with a million orders: both partial, so they only hold the few live rows.
-Index(
+Index(  # covering, so SQLite prefers it to ix_order_line_product_id without statistics
     "ix_order_line_packed",
     OrderLine.product_id,
+    OrderLine.order_id,
+    OrderLine.scanned_qty,
+    OrderLine.shipped_qty,
     sqlite_where=_sql("scanned_qty > shipped_qty"),
     postgresql_where=_sql("scanned_qty > shipped_qty"),
 )

@@ -298,7 +298,7 @@ def apply_transition(
         raise Refused(msg("Order {order_no} has no earlier state to return to.", order_no=order.order_no))
     if workflow.states[target].kind == "hold":
         order.held_from_state = source
-    elif transition.to == "@previous":
+    else:  # leaving a hold (resumed or cancelled): nothing to return to any more
         order.held_from_state = ""
     order.state = target
     order.state_since = ctx.now

@@ -155,13 +155,9 @@ def find_customers(store: Store, text: str, *, limit: int = 8) -> list[CustomerP
                     found.setdefault(c.code, c)
 
         take(session.exec(select(Customer).where(Customer.code == text)).all())
-        digits = text.replace(" ", "").replace("-", "").removeprefix("+86")
-        if digits.isdigit():
-            take(
-                session.exec(
-                    select(Customer).where(_prefix_range(col(Customer.phone), digits)).limit(limit)
-                ).all()
-            )
+        is_phone = bool(phone_prefixes(text))
+        if is_phone:
+            take(_by_phone(session, text, limit))
         if len(found) < limit:
             take(
                 session.exec(
@@ -171,7 +167,7 @@ def find_customers(store: Store, text: str, *, limit: int = 8) -> list[CustomerP
                     .limit(limit)
                 ).all()
             )
-        if len(found) < limit and not digits.isdigit():
+        if len(found) < limit and not is_phone:
             take(
                 session.exec(
                     select(Customer)
@@ -183,15 +179,35 @@ def find_customers(store: Store, text: str, *, limit: int = 8) -> list[CustomerP
         return [CustomerPick(c.code, c.name, c.phone, c.contact, c.region) for c in found.values()]
 
 
-def find_customer_by_phone(store: Store, phone: str) -> list[CustomerPick]:
-    """Customers whose phone starts with ``phone`` (an index range scan: fast on 100,000 customers)."""
-    digits = phone.strip().replace(" ", "").replace("-", "").removeprefix("+86")
-    if not digits:
+def phone_prefixes(text: str) -> list[str]:
+    """The ways a typed phone number may start in the customer table: as typed, digits only, and for a
+    landline typed without its dash, with the dash after a 3- or 4-digit area code (``0571-8…``, ``028-8…``)."""
+    raw = "".join(text.split()).removeprefix("+86")
+    digits = raw.replace("-", "")
+    if not digits.isdigit():
         return []
+    out = [raw, digits]
+    if digits.startswith("0") and "-" not in raw:
+        out += [digits[:4] + "-" + digits[4:]] if len(digits) > 4 else []
+        out += [digits[:3] + "-" + digits[3:]] if len(digits) > 3 else []
+    return list(dict.fromkeys(out))
+
+
+def _by_phone(session: Session, text: str, limit: int) -> list[Customer]:
+    found: dict[str, Customer] = {}
+    for prefix in phone_prefixes(text):
+        for c in session.exec(
+            select(Customer).where(_prefix_range(col(Customer.phone), prefix)).limit(limit)
+        ).all():
+            if len(found) < limit:
+                found.setdefault(c.code, c)
+    return list(found.values())
+
+
+def find_customer_by_phone(store: Store, phone: str) -> list[CustomerPick]:
+    """Customers whose phone starts with ``phone`` (index range scans: fast on 100,000 customers)."""
     with store.read() as session:
-        rows = session.exec(
-            select(Customer).where(_prefix_range(col(Customer.phone), digits)).limit(PICK_MAX)
-        ).all()
+        rows = _by_phone(session, phone, PICK_MAX)
         return [CustomerPick(c.code, c.name, c.phone, c.contact, c.region) for c in rows]
 
 
@@ -464,6 +480,8 @@ def check_entry(
         duplicate = _find_duplicate(session, rules, cust.id or 0, key, now, None) if products else None
         address = cust.address if ship_address is None else ship_address
         link = _link_candidate(session, rules, cust.id or 0, address, now, None)
+        if link is not None and duplicate is not None and link.order_no == duplicate.order_no:
+            link = None  # the same order again is a duplicate question, not a linked order
         exposure = credit_exposure(session, cust.id or 0)
         chosen = promised or proposal.promised
         return EntryCheck(
@@ -613,6 +631,8 @@ def enter_order(
             parent_row = _check_parent(session, rules, order, parent, ctx.now)
         else:
             offer = _link_candidate(session, rules, cust.id or 0, order.ship_address, ctx.now, order.id)
+            if offer is not None and suspect is not None and offer.order_no == suspect.order_no:
+                offer = None
 
         # Promised date.
         if order.promised_date is None:
@@ -1206,9 +1226,7 @@ def request_change(
         require_fields(ctx, [CHANGE_FIELD_PERMISSION[f] for f in preview.fields])
         new_date = preview.proposed["promised_date"]
         if "date" in preview.fields and new_date and date.fromisoformat(new_date) < ctx.now.date():
-            raise Refused(
-                msg("The promised date {date} is in the past.", date=new_date), code="date_in_past"
-            )
+            raise Refused(msg("The promised date {date} is in the past.", date=new_date), code="date_in_past")
         info = _sales_info(ctx.session, order, user=ctx.actor.name, at=ctx.now)
         impact = {
             "state": order.state,
@@ -1502,9 +1520,12 @@ def is_short_lead(rules: Rules, promised: date | None, today: date, state: str) 
     )
 
 
-def sales_worklist(store: Store, *, viewer: str | Actor | None = None, limit: int = 50) -> list[WorkItem]:
+def sales_worklist(
+    store: Store, *, viewer: str | Actor | None = None, limit: int = 50, recent: bool = False
+) -> list[WorkItem]:
     """Open orders that need the sales desk: holds, approvals, short lead times, blocked rush orders, changes
-    waiting — most urgent first, at most ``limit`` (one page)."""
+    waiting — most urgent first, at most ``limit`` (one page). With ``recent`` the page is filled up with the
+    newest other open orders (no flags), so the desk can open, change or compare any of them."""
     rules = rules_for(store)
     workflow = store.workflow
     today = _today(store)
@@ -1548,6 +1569,16 @@ def sales_worklist(store: Store, *, viewer: str | Actor | None = None, limit: in
                 .limit(500)
             ).all()
         )
+        flagged = set(ids)
+        if recent:
+            ids.update(
+                session.exec(
+                    select(SalesOrder.id)
+                    .where(col(SalesOrder.state).not_in(terminal))
+                    .order_by(col(SalesOrder.id).desc())
+                    .limit(limit)
+                ).all()
+            )
         if not ids:
             return []
         rows = session.exec(
@@ -1594,7 +1625,7 @@ def sales_worklist(store: Store, *, viewer: str | Actor | None = None, limit: in
                 flags.append("rush_blocked")
             if short:
                 flags.append("short_lead")
-            if not flags:
+            if not flags and (o.id in flagged or not recent):
                 continue
             items.append(
                 WorkItem(
@@ -1623,7 +1654,14 @@ def sales_worklist(store: Store, *, viewer: str | Actor | None = None, limit: in
             "change_pending": 4,
             "short_lead": 5,
         }
-        items.sort(key=lambda i: (min(weight[f] for f in i.flags), i.promised_date or date.max, i.order_no))
+        items.sort(key=lambda i: i.order_no, reverse=True)  # the newest first among equals (sort is stable)
+        items.sort(
+            key=lambda i: (
+                (0, min(weight[f] for f in i.flags), i.promised_date or date.max, i.order_no)
+                if i.flags
+                else (1, 0, date.max, "")
+            )
+        )
         return items[:limit]
 
 

@@ -29,7 +29,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, update
+from sqlalchemy import bindparam, func, insert, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -422,27 +422,29 @@ def _open_session(
     return psess, order
 
 
-def _lines(session: Session, order_id: int) -> list[Any]:
-    return list(
-        session.exec(
-            select(
-                OrderLine.id,
-                OrderLine.line_no,
-                OrderLine.product_id,
-                OrderLine.quantity,
-                OrderLine.scanned_qty,
-                OrderLine.batch,
-                Product.sku,
-                Product.name,
-                Product.unit,
-                Product.hazard,
-                Product.hazard_note,
-            )
-            .join(Product, col(Product.id) == col(OrderLine.product_id))
-            .where(OrderLine.order_id == order_id)
-            .order_by(col(OrderLine.line_no))
-        ).all()
+_LINES = (
+    select(
+        OrderLine.id,
+        OrderLine.line_no,
+        OrderLine.product_id,
+        OrderLine.quantity,
+        OrderLine.scanned_qty,
+        OrderLine.batch,
+        Product.sku,
+        Product.name,
+        Product.unit,
+        Product.hazard,
+        Product.hazard_note,
     )
+    .join(Product, col(Product.id) == col(OrderLine.product_id))
+    .where(col(OrderLine.order_id) == bindparam("order_id"))
+    .order_by(col(OrderLine.line_no))
+)
+
+
+def _lines(session: Session, order_id: int) -> list[Any]:
+    # Statements on the scan path are built once: building them is a good part of a scan's time.
+    return list(session.exec(_LINES, params={"order_id": order_id}).all())
 
 
 def _releases(session: Session, order_id: int) -> dict[int, str]:
@@ -730,27 +732,30 @@ def open_for_packing(store: Store, *, order_no: str, user: str | Actor) -> tuple
     return replace(view, blockers=blockers), taken_from
 
 
+_PRODUCT_FIELDS = (
+    Product.id,
+    Product.sku,
+    Product.name,
+    Product.hazard,
+    Product.hazard_note,
+    Product.stock_on_hand,
+)
+_PRODUCT_BY_CODE = (
+    select(*_PRODUCT_FIELDS, ProductBarcode.units)
+    .join(ProductBarcode, col(ProductBarcode.product_id) == col(Product.id))
+    .where(col(ProductBarcode.code) == bindparam("code"))
+)
+_PRODUCT_BY_SKU = select(*_PRODUCT_FIELDS).where(col(Product.sku) == bindparam("sku"))
+
+
 def _product_for(session: Session, item: ItemScan) -> tuple[Any, int] | None:
     """The product a scanned code stands for and how many units one scan of it counts, or None."""
-    fields = (
-        Product.id,
-        Product.sku,
-        Product.name,
-        Product.hazard,
-        Product.hazard_note,
-        Product.stock_on_hand,
-    )
-    code = item.gtin or item.code
-    found = session.exec(
-        select(*fields, ProductBarcode.units)
-        .join(ProductBarcode, col(ProductBarcode.product_id) == col(Product.id))
-        .where(ProductBarcode.code == code)
-    ).first()
+    found = session.exec(_PRODUCT_BY_CODE, params={"code": item.gtin or item.code}).first()
     if found is not None:
         return found, max(1, int(found.units))
     if item.gtin is None:
         for sku in dict.fromkeys((item.code, item.code.upper())):
-            row = session.exec(select(*fields).where(Product.sku == sku)).first()
+            row = session.exec(_PRODUCT_BY_SKU, params={"sku": sku}).first()
             if row is not None:
                 return row, 1
     return None
@@ -800,18 +805,16 @@ def record_scan(
     source = "keyed" if source == "keyed" else "scanner"
     try:
         with command(store, "record_scan", user=user) as ctx:
-            if ctx.session.exec(select(Scan.id).where(Scan.idem_key == key)).first() is not None:
-                raise _Repeated(key)
             _require_packer(ctx, workflow)
-            psess, order = _open_session(ctx, order_no)
-            _check_packable(workflow, order)
+            head = _header(ctx, order_no)
+            _check_packable(workflow, head)
             today = local_today(ctx.now)
             scan = classify_scan(text, today=today)
             if isinstance(scan, InvalidScan):
                 raise Refused(scan.reason, code="invalid_scan")
             if not isinstance(scan, ItemScan):
                 raise Refused(msg("{code} is not a product barcode.", code=text), code="not_an_item")
-            rows = _lines(ctx.session, order.id or 0)
+            rows = _lines(ctx.session, head.order_id)
             found = _product_for(ctx.session, scan)
             if found is None:
                 raise Refused(
@@ -820,15 +823,15 @@ def record_scan(
                 )
             product, units = found
             mine = [r for r in rows if r.product_id == product.id]
-            still = ", ".join(
-                f"{r.sku} x{r.quantity - r.scanned_qty}" for r in rows if r.scanned_qty < r.quantity
-            )
             if not mine:
-                raise _refuse_not_in_order(order.order_no, product.sku, product.name, still)
+                still = ", ".join(
+                    f"{r.sku} x{r.quantity - r.scanned_qty}" for r in rows if r.scanned_qty < r.quantity
+                )
+                raise _refuse_not_in_order(head.order_no, product.sku, product.name, still)
             if product.hazard != "none":
                 released = ctx.session.exec(
                     select(HazardRelease.id).where(
-                        HazardRelease.order_id == order.id, HazardRelease.product_id == product.id
+                        HazardRelease.order_id == head.order_id, HazardRelease.product_id == product.id
                     )
                 ).first()
                 if released is None:
@@ -853,15 +856,7 @@ def record_scan(
                         ),
                         code="serial_multiple",
                     )
-                earlier = ctx.session.exec(
-                    select(Scan.order_no)
-                    .where(
-                        Scan.gtin == (scan.gtin or ""),
-                        Scan.serial == scan.serial,
-                        col(Scan.undone).is_(False),
-                    )
-                    .limit(1)
-                ).first()
+                earlier = _serial_holder(ctx.session, scan.gtin or "", scan.serial)
                 if earlier is not None:
                     raise _serial_refusal(product.sku, scan.serial, earlier)
             line = next((r for r in mine if r.quantity - r.scanned_qty >= qty), None)
@@ -879,13 +874,7 @@ def record_scan(
                 )
             packed = int(
                 ctx.session.exec(
-                    select(func.coalesce(func.sum(OrderLine.scanned_qty - OrderLine.shipped_qty), 0))
-                    .join(SalesOrder, col(SalesOrder.id) == col(OrderLine.order_id))
-                    .where(
-                        OrderLine.product_id == product.id,
-                        col(OrderLine.scanned_qty) > col(OrderLine.shipped_qty),
-                        col(SalesOrder.state).not_in(_terminal_states(workflow)),
-                    )
+                    _PACKED, params={"product_id": product.id, "terminal": _terminal_states(workflow)}
                 ).one()
             )
             if packed + qty > product.stock_on_hand:
@@ -902,49 +891,58 @@ def record_scan(
                     who=("planner",),
                 )
             batch = (scan.batch or "")[:20]
-            ctx.session.add(
-                Scan(
-                    idem_key=key,
-                    at=ctx.now,
-                    user_name=ctx.actor.name,
-                    order_id=order.id or 0,
-                    order_no=order.order_no,
-                    line_id=line.id,
-                    line_no=line.line_no,
-                    product_id=product.id,
-                    code=scan.code[:200],
-                    gtin=scan.gtin or "",
-                    batch=batch,
-                    expiry=scan.expiry,
-                    serial=scan.serial or "",
-                    qty=qty,
-                    multiplier=multiplier,
-                    source=source,
-                )
-            )
             try:
-                ctx.session.flush()
+                ctx.session.exec(
+                    _INSERT_SCAN,
+                    params={
+                        "idem_key": key,
+                        "at": ctx.now,
+                        "user_name": ctx.actor.name,
+                        "order_id": head.order_id,
+                        "order_no": head.order_no,
+                        "line_id": line.id,
+                        "line_no": line.line_no,
+                        "product_id": product.id,
+                        "code": scan.code[:200],
+                        "gtin": scan.gtin or "",
+                        "batch": batch,
+                        "expiry": scan.expiry,
+                        "serial": scan.serial or "",
+                        "qty": qty,
+                        "multiplier": multiplier,
+                        "source": source,
+                        "undone": False,
+                        "undone_by": "",
+                    },
+                )
             except IntegrityError:
-                # Another desk counted the same serial (or key) between our check and our write.
-                raise _serial_refusal(product.sku, scan.serial or "", "?") from None
+                # The same key was counted already (a retry), or another desk took the serial meanwhile.
+                if ctx.session.exec(select(Scan.id).where(Scan.idem_key == key)).first() is not None:
+                    raise _Repeated(key) from None
+                holder = _serial_holder(ctx.session, scan.gtin or "", scan.serial or "")
+                raise _serial_refusal(product.sku, scan.serial or "", holder or "?") from None
             new_batch = _line_batch(ctx.session, line.id, line.batch) if batch else line.batch
             scanned = line.scanned_qty + qty
+            ctx.session.exec(_COUNT_LINE, params={"line_id": line.id, "scanned": scanned, "batch": new_batch})
             ctx.session.exec(
-                update(OrderLine)
-                .where(col(OrderLine.id) == line.id)
-                .values(scanned_qty=scanned, batch=new_batch)
+                _BUMP_ORDER,
+                params={
+                    "order_id": head.order_id,
+                    "version": head.version + 1,
+                    "at": ctx.now,
+                    "by": ctx.actor.name,
+                },
             )
-            base = _bump(ctx, order)
             ctx.record(
-                order_no=order.order_no,
+                order_no=head.order_no,
                 args={
-                    "order_no": order.order_no,
+                    "order_no": head.order_no,
                     "code": scan.code,
                     "multiplier": multiplier,
                     "idem_key": key,
                     "source": source,
                 },
-                base_version=base,
+                base_version=head.version,
                 detail={
                     "line_no": line.line_no,
                     "sku": product.sku,
@@ -957,8 +955,14 @@ def record_scan(
                     "expiry": scan.expiry.isoformat() if scan.expiry else None,
                 },
             )
-            view = _view(
-                ctx.session, workflow, order, psess, lines=rows, changed={line.id: (scanned, new_batch)}
+            view = _header_view(
+                ctx.session,
+                workflow,
+                head,
+                rows,
+                changed={line.id: (scanned, new_batch)},
+                scans=head.scans + 1,
+                version=head.version + 1,
             )
             return ScanResult(
                 view, line.line_no, product.sku, product.name, qty, batch, scan.serial or "", scan.expiry
@@ -967,12 +971,133 @@ def record_scan(
         return _repeated_scan(store, key, user)
 
 
+_SERIAL_HOLDER = (
+    select(Scan.order_no)
+    .where(
+        col(Scan.gtin) == bindparam("gtin"),
+        col(Scan.serial) == bindparam("serial"),
+        col(Scan.undone).is_(False),
+    )
+    .limit(1)
+)
+_PACKED = (
+    select(func.coalesce(func.sum(OrderLine.scanned_qty - OrderLine.shipped_qty), 0))
+    .join(SalesOrder, col(SalesOrder.id) == col(OrderLine.order_id))
+    .where(
+        col(OrderLine.product_id) == bindparam("product_id"),
+        col(OrderLine.scanned_qty) > col(OrderLine.shipped_qty),  # the partial index ix_order_line_packed
+        col(SalesOrder.state).not_in(bindparam("terminal", expanding=True)),
+    )
+)
+_INSERT_SCAN = insert(Scan)
+_COUNT_LINE = (
+    update(OrderLine)
+    .where(col(OrderLine.id) == bindparam("line_id"))
+    .values(scanned_qty=bindparam("scanned"), batch=bindparam("batch"))
+)
+_BUMP_ORDER = (
+    update(SalesOrder)
+    .where(col(SalesOrder.id) == bindparam("order_id"))
+    .values(version=bindparam("version"), updated_at=bindparam("at"), updated_by=bindparam("by"))
+)
+_HEADER = (
+    select(
+        PackingSession.order_id,
+        PackingSession.user_name,
+        PackingSession.opened_at,
+        col(PackingSession.waybill).label("scanned_waybill"),
+        SalesOrder.order_no,
+        SalesOrder.state,
+        SalesOrder.rush,
+        SalesOrder.packing_preset,
+        SalesOrder.waybill,
+        SalesOrder.version,
+        col(Customer.name).label("customer"),
+        col(Customer.code).label("customer_code"),
+        select(func.count())
+        .select_from(Scan)
+        .where(col(Scan.order_id) == col(PackingSession.order_id), col(Scan.undone).is_(False))
+        .scalar_subquery()
+        .label("scans"),
+    )
+    .join(SalesOrder, col(SalesOrder.id) == col(PackingSession.order_id))
+    .join(Customer, col(Customer.id) == col(SalesOrder.customer_id))
+    .where(col(PackingSession.user_name) == bindparam("user"))
+)
+
+
+def _serial_holder(session: Session, gtin: str, serial: str) -> str | None:
+    """The order a serial number is counted on (scans not undone), or None."""
+    return session.exec(_SERIAL_HOLDER, params={"gtin": gtin, "serial": serial}).first()
+
+
+def _header(ctx: CommandContext, expected_order: str | None) -> Any:
+    """The caller's open order in one query: session, order and customer fields and the counted scans."""
+    head = ctx.session.exec(_HEADER, params={"user": ctx.actor.name}).first()
+    if head is None or (expected_order and head.order_no != expected_order.upper()):
+        _open_session(ctx, expected_order)  # raises the refusal that says what happened
+    return head
+
+
+def _header_view(
+    session: Session,
+    workflow: Workflow,
+    head: Any,
+    rows: list[Any],
+    *,
+    changed: Mapping[int, tuple[int, str]],
+    scans: int,
+    version: int,
+) -> PackingView:
+    released = _releases(session, head.order_id) if any(r.hazard != "none" for r in rows) else {}
+    waybill, source = (
+        (head.scanned_waybill, "scanned") if head.scanned_waybill else (head.waybill, "recorded")
+    )
+    return PackingView(
+        order_no=head.order_no,
+        customer=head.customer,
+        customer_code=head.customer_code,
+        state=head.state,
+        state_label=state_label(workflow, head.state),
+        rush=head.rush,
+        lines=tuple(
+            PackLine(
+                line_no=r.line_no,
+                sku=r.sku,
+                name=r.name,
+                unit=r.unit,
+                quantity=r.quantity,
+                scanned=changed.get(r.id, (r.scanned_qty, r.batch))[0],
+                batch=changed.get(r.id, (r.scanned_qty, r.batch))[1],
+                hazard=r.hazard,
+                hazard_note=r.hazard_note,
+                released_by=released.get(r.product_id, ""),
+            )
+            for r in rows
+        ),
+        scans=scans,
+        packing_preset=head.packing_preset,
+        waybill=waybill,
+        waybill_source=source if waybill else "",
+        opened_by=head.user_name,
+        opened_at=head.opened_at,
+        version=version,
+    )
+
+
 class _Repeated(Exception):
     """Raised inside a command whose idempotency key was already used: roll back and report the first."""
 
 
 def _terminal_states(workflow: Workflow) -> tuple[str, ...]:
-    return tuple(s for s, st in workflow.states.items() if st.kind == "terminal") or ("",)
+    found = _TERMINAL.get(id(workflow))
+    if found is None or found[0] is not workflow:
+        states = tuple(s for s, st in workflow.states.items() if st.kind == "terminal") or ("",)
+        found = _TERMINAL[id(workflow)] = (workflow, states)
+    return found[1]
+
+
+_TERMINAL: dict[int, tuple[Workflow, tuple[str, ...]]] = {}
 
 
 def _hazard_refusal(product: Any) -> Refused:

@@ -33,6 +33,7 @@ from screens.qc_desk import QCDeskScreen
 from screens.sales_desk import SalesDeskScreen
 from screens.scan_to_ship import ScanToShipScreen
 from screens.session import DeskSession, DeskUser
+from screens.sync_status import SyncStatusChanged, show_sync_status, start_sync, stop_sync, sync_commands
 from screens.triage import TriageScreen
 
 if TYPE_CHECKING:
@@ -72,6 +73,7 @@ class DeskCommands(Provider):
                 (_("Open home"), _("Back to your home screen"), app.action_go_home),
                 (_("Log out"), _("Leave the desk for the next person"), app.action_log_out),
             ]
+            commands += sync_commands(app)
         commands += [
             (_("Switch language"), _("中文 / English"), app.action_switch_language),
             (_("Quit"), _("Close orderdesk"), app.action_quit),
@@ -130,6 +132,7 @@ class OrderdeskApp(ReportsWorkerErrors, App[None]):
 
     def on_unmount(self) -> None:
         stop_alert_jobs(self)
+        stop_sync(self)
         if self.store is not None:
             self.store.close()
 
@@ -169,8 +172,13 @@ class OrderdeskApp(ReportsWorkerErrors, App[None]):
     @on(DeskOpened)
     def _desk_opened(self, event: DeskOpened) -> None:
         self.store, self.workflow, self._desk_opening = event.store, event.workflow, False
+        start_sync(self)  # background push/pull when the desk is enrolled with a central API (issue 4)
         if isinstance(self.screen, LoginScreen):
             self.screen.desk_ready()
+
+    @on(SyncStatusChanged)
+    def _sync_status(self, event: SyncStatusChanged) -> None:
+        show_sync_status(self, event)
 
     @on(DeskFailed)
     def _desk_failed(self, event: DeskFailed) -> None:

@@ -105,7 +105,15 @@ class StatusLine(Static):
     """
 
     def __init__(self, session: DeskSession | None, db_name: str, **kwargs: Any) -> None:
-        super().__init__(status_text(session, db_name), markup=False, **kwargs)
+        self._base_text = status_text(session, db_name)
+        super().__init__(self._base_text, markup=False, **kwargs)
+
+    def on_mount(self) -> None:
+        self.show_sync(getattr(self.app, "sync_text", ""))
+
+    def show_sync(self, text: str) -> None:
+        """Add the sync segment (online/offline, waiting, last sync, rejected: screens/sync_status.py)."""
+        self.update(f"{self._base_text} · {text}" if text else self._base_text)
 
 
 def status_text(session: DeskSession | None, db_name: str) -> str:

@@ -95,6 +95,8 @@ class FinanceDeskScreen(ReportsWorkerErrors, Screen[None]):
         self.session = session
         self.rows: dict[str, list[Row]] = {}
         self.busy = False
+        # A refusal stays in the hint line while its row is selected (reloads must not wipe it away).
+        self.notice: tuple[str, str | None, Text] | None = None
         localize_bindings(self)
 
     def compose(self) -> ComposeResult:
@@ -375,6 +377,11 @@ class FinanceDeskScreen(ReportsWorkerErrors, Screen[None]):
         row = self.current()
         hint = self.query_one("#fin-hint", Static)
         tab = self.tab
+        if self.notice is not None:
+            if self.notice[:2] == (tab, row.key if row else None):
+                hint.update(self.notice[2])
+                return
+            self.notice = None
         if row is None:
             hint.update(_("Nothing here.") if tab in self.rows else _("Loading…"))
             return
@@ -458,6 +465,7 @@ class FinanceDeskScreen(ReportsWorkerErrors, Screen[None]):
     @on(Done)
     def _done(self, event: Done) -> None:
         self.busy = False
+        self.notice = None
         self.notify(event.text, timeout=8)
         for tab in event.tabs:
             self.load(tab)
@@ -465,9 +473,10 @@ class FinanceDeskScreen(ReportsWorkerErrors, Screen[None]):
     @on(Refused)
     def _refused(self, event: Refused) -> None:
         self.busy = False
-        self.query_one("#fin-hint", Static).update(
-            Text(refusal_text(self.session, event.reason, event.who), style=RED)
-        )
+        row = self.current()
+        text = Text(refusal_text(self.session, event.reason, event.who), style=RED)
+        self.notice = (self.tab, row.key if row else None, text)
+        self.query_one("#fin-hint", Static).update(text)
 
     def action_release(self) -> None:
         self._credit(True)

@@ -142,7 +142,7 @@ class QCDeskScreen(ReportsWorkerErrors, Screen[None]):
     def _fill(self) -> None:
         table = self.query_one("#qc-queue", DataTable)
         current = self.current_order()
-        w_order, w_wait, w_insp, w_lines, w_prom = 15, 7, 8, 5, 10
+        w_order, w_wait, w_insp, w_lines, w_prom = 15, 7, 9, 5, 10
         w_cust = table_flex(table, self.app.size.width, w_order + w_wait + w_insp + w_lines + w_prom, 6)
         with self.app.batch_update():
             table.clear(columns=True)
@@ -150,7 +150,7 @@ class QCDeskScreen(ReportsWorkerErrors, Screen[None]):
             table.add_column(_("Customer"), width=w_cust, key="customer")
             table.add_column(Text(_("Waiting"), justify="right"), width=w_wait, key="waiting")
             table.add_column(_("Inspector"), width=w_insp, key="inspector")
-            table.add_column(Text(_("Lines"), justify="right"), width=w_lines, key="lines")
+            table.add_column(Text(_("Rows"), justify="right"), width=w_lines, key="lines")
             table.add_column(_("Promised"), width=w_prom, key="promised")
             for i in self.items[:PAGE]:
                 order = i.order_no + (" !" if i.rush else "") + (" ↻" if i.inspections else "")
@@ -790,14 +790,14 @@ class YieldScreen(ReportsWorkerErrors, Screen[None]):
             )
         )
         table = self.query_one("#yield-table", DataTable)
-        w_period, w_sku, w_n, w_pct = 9, 10, 7, 7
+        w_period, w_sku, w_n, w_pct = 9, 10, 9, 7
         w_name = table_flex(table, self.app.size.width, w_period + w_sku + 2 * w_n + w_pct, 6)
         with self.app.batch_update():
             table.clear(columns=True)
             table.add_column(_("Period"), width=w_period, key="period")
             table.add_column("SKU", width=w_sku, key="sku")
             table.add_column(_("Name"), width=w_name, key="name")
-            table.add_column(Text(_("Lines"), justify="right"), width=w_n, key="n")
+            table.add_column(Text(_("Inspected"), justify="right"), width=w_n, key="n")
             table.add_column(Text(_("1st pass"), justify="right"), width=w_n, key="good")
             table.add_column(Text(_("Yield"), justify="right"), width=w_pct, key="pct")
             for i, r in enumerate(event.rows):

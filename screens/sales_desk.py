@@ -147,7 +147,7 @@ class SalesDeskScreen(ReportsWorkerErrors, Screen[None]):
         from orderdesk.sales import sales_worklist
 
         try:
-            items = sales_worklist(self.session.store, viewer=self.session.user.name, limit=PAGE)
+            items = sales_worklist(self.session.store, viewer=self.session.user.name, limit=PAGE, recent=True)
         except OrderdeskError as exc:
             self.post_message(self.LoadFailed(exc.message))
             return
@@ -156,9 +156,10 @@ class SalesDeskScreen(ReportsWorkerErrors, Screen[None]):
     @on(Loaded)
     def _loaded(self, event: Loaded) -> None:
         self.items, self.loaded = event.items, True
+        attention = sum(1 for i in event.items if i.flags)
         self.query_one("#sales-title", Static).update(
-            _("Sales desk — {count} orders need attention", count=len(event.items))
-            if event.items
+            _("Sales desk — {count} orders need attention", count=attention)
+            if attention
             else _("Sales desk — nothing needs attention. n: new order")
         )
         self._fill()

@@ -45,7 +45,7 @@ GLYPHS = {
     "notice": ("    ██    ", "    ██    ", "    ██    ", "          ", "    ██    "),
     "idle": ("          ", "  ▄▄▄▄▄▄  ", "  █ ▌▐ █  ", "  ▀▀▀▀▀▀  ", "          "),
 }
-W_NO, W_SKU, W_QTY, W_SCANNED, W_STATUS, W_NAME_MIN = 2, 12, 6, 9, 8, 10
+W_NO, W_SKU, W_QTY, W_SCANNED, W_STATUS, W_NAME_MIN = 2, 12, 5, 9, 10, 10
 ERROR_BELL_GAP = 0.15  # s between the two beeps of a ✗
 
 
@@ -120,7 +120,7 @@ class ScanToShipScreen(ReportsWorkerErrors, Screen[None]):
         self.sound = sound_settings()
         self._after_drain: list[Any] = []
         self._trace_path = os.environ.get("ORDERDESK_SCAN_TRACE", "").strip()
-        self._trace: dict[str, list[float]] = {"latency_ms": [], "stall_ms": []}
+        self._trace: dict[str, list[Any]] = {"latency_ms": [], "stalls": []}
         self._tick_last = 0.0
         localize_bindings(self)
 
@@ -226,7 +226,7 @@ class ScanToShipScreen(ReportsWorkerErrors, Screen[None]):
             return
         pending, self._after_drain = self._after_drain, []
         for action in pending:
-            self.call_later(action)
+            action()
 
     @on(StationReady)
     def _station_ready(self, event: StationReady) -> None:
@@ -273,10 +273,11 @@ class ScanToShipScreen(ReportsWorkerErrors, Screen[None]):
 
     def action_switch_language(self) -> None:
         # Never rebuild the screen with scans still queued: switch once they are all handled.
+        # The app rebuilds this screen: run it on the app's queue, never on this screen's own.
         if self.draining or self.jobs:
-            self._after_drain.append(self.app.action_switch_language)
+            self._after_drain.append(lambda: self.app.call_later(self.app.action_switch_language))
         else:
-            self.call_later(self.app.action_switch_language)
+            self.app.call_later(self.app.action_switch_language)
 
     # -- outcomes --------------------------------------------------------------------------------------
     @on(Outcome)
@@ -529,4 +530,4 @@ class ScanToShipScreen(ReportsWorkerErrors, Screen[None]):
         late = (now - self._tick_last - 0.005) * 1000
         self._tick_last = now
         if late > 1:
-            self._trace["stall_ms"].append(round(late, 2))
+            self._trace["stalls"].append((now, round(late, 2)))

@@ -104,7 +104,7 @@ def desk(store: Store) -> Store:
         name="不锈钢法兰 DN50",
         unit="件",
         unit_price=8_800,
-        barcodes=["6909876543217", "FL-DN50-CTN"],
+        barcodes=["6909876543212", "FL-DN50-CTN"],
         stock_on_hand=200,
         safety_stock=20,
     )
@@ -114,7 +114,7 @@ def desk(store: Store) -> Store:
         name="防锈红漆 5L",
         unit="桶",
         unit_price=12_000,
-        barcodes=["6905555555557"],
+        barcodes=["6905555555552"],
         hazard="hazardous",
         hazard_note="UN1263 易燃液体",
         stock_on_hand=40,

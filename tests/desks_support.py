@@ -109,5 +109,14 @@ def row_texts(table: DataTable[Any], key: str) -> list[str]:
     return [str(c) for c in table.get_row(key)]
 
 
+def screen_text(app: OrderdeskApp) -> str:
+    """What the terminal shows right now, as plain text (one line per row)."""
+    from textual.strip import Strip
+
+    compositor = app.screen._compositor
+    chops = compositor._render_chops(compositor.size.region, lambda y: True)
+    return "\n".join(Strip.join(list(chop.values())).text for chop in chops)
+
+
 def today(clock: FixedClock) -> date:
     return clock().date()

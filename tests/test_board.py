@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import text
 
 from orderdesk.alerts import run_alert_pass
-from orderdesk.board import age_text, countdown_text, ensure_tallies, load_board
+from orderdesk.board import age_text, countdown_text, ensure_tallies, load_board, tallies_suspended
 from orderdesk.cli import main
 from orderdesk.clock import FixedClock
 from orderdesk.notify import NotifyConfig
@@ -136,6 +136,18 @@ def test_tallies_are_rebuilt_if_a_migration_dropped_the_triggers(desk: Store, cl
     order(desk)
     assert tally_matches_the_orders(desk) and counts(desk) == {"draft": 3}
     assert ensure_tallies(desk) is False
+
+
+def test_a_bulk_load_suspends_the_triggers_and_rebuilds_the_tallies(desk: Store, clock: FixedClock) -> None:
+    order(desk)
+    with tallies_suspended(desk):
+        order(desk)
+        order(desk, promised=None)
+        with desk.read() as session:
+            assert session.execute(text("SELECT sum(n) FROM board_tally")).scalar() == 1
+    assert tally_matches_the_orders(desk) and counts(desk) == {"draft": 3}
+    order(desk)  # the triggers are back
+    assert tally_matches_the_orders(desk)
 
 
 def test_board_json_and_rich_output(

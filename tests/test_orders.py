@@ -39,7 +39,7 @@ def refused(fn, **kwargs) -> Refused:
 def test_create_writes_order_audit_and_outbox_together(desk: Store) -> None:
     before = counts(desk)
     o = create_order(
-        desk, customer="C001", lines=[("HX-M8", 10), ("6909876543217", 2)], user="wang", channel="jd"
+        desk, customer="C001", lines=[("HX-M8", 10), ("6909876543212", 2)], user="wang", channel="jd"
     )
     after = counts(desk)
     assert after["sales_order"] == before["sales_order"] + 1

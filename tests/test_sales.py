@@ -258,7 +258,11 @@ def test_lookups_by_code_name_phone_and_product(desk: Store) -> None:
     assert [c.code for c in find_customers(desk, "138 0000")] == ["C001"]
     assert [c.code for c in find_customer_by_phone(desk, "0755")] == ["C003"]
     assert find_customer_by_phone(desk, "999") == []
-    assert [p.sku for p in find_products(desk, "6909876543217")] == ["FL-DN50"]  # a barcode scan
+    add_customer(desk, code="C020", name="杭州座机客户", phone="0571-88886666")
+    for typed in ("0571-8888", "05718888", "+86 0571 8888"):
+        assert [c.code for c in find_customer_by_phone(desk, typed)] == ["C020"], typed
+        assert [c.code for c in find_customers(desk, typed)] == ["C020"], typed
+    assert [p.sku for p in find_products(desk, "6909876543212")] == ["FL-DN50"]  # a barcode scan
     assert [p.sku for p in find_products(desk, "法兰")] == ["FL-DN50"]
     assert find_products(desk, "BR")[0].stock_on_hand == 3
 
