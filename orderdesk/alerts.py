@@ -43,7 +43,7 @@ from orderdesk.commands import SYSTEM, Actor, CommandContext, clean_text, comman
 from orderdesk.errors import Refused
 from orderdesk.i18n import Label, Msg, msg
 from orderdesk.models import REASON_MAX, Alert, AlertCursor, AlertEvent, AuditRecord
-from orderdesk.notify import NotifyConfig, _sql_time, enqueue, load_notify_config, users_with_roles
+from orderdesk.notify import NotifyConfig, bind_time, enqueue, is_sqlite, load_notify_config, users_with_roles
 from orderdesk.store import Store
 from orderdesk.workflow import Workflow
 
@@ -65,6 +65,12 @@ def _parse_time(value: Any) -> datetime:
     if isinstance(value, datetime):
         return value if value.tzinfo else value.replace(tzinfo=UTC)
     return datetime.fromisoformat(str(value)).replace(tzinfo=UTC)
+
+
+def _date(value: Any) -> date | None:
+    if value is None or value == "":
+        return None
+    return value if isinstance(value, date) else date.fromisoformat(str(value))
 
 
 def local_today(now: datetime, offset_hours: float) -> date:
@@ -358,7 +364,7 @@ def _candidates(
     last = _parse_time(cursor["time"]) if "time" in cursor and not full else None
     if last is not None and last > now:
         last = now  # the clock went back: nothing new crossed
-    hi_now = _sql_time(now)
+    hi_now = bind_time(session, now)
     # Every window is one indexed range; they go to SQLite as one compound statement (a pass on a quiet
     # desk is mostly per-statement overhead otherwise).
     parts: list[str] = []
@@ -379,12 +385,12 @@ def _candidates(
             if full and not rush and span != timeout:
                 continue  # a full pass already has every overdue order from the first range
             sql = "SELECT id FROM sales_order WHERE state = :s AND state_since <= :hi"
-            values: dict[str, Any] = {"s": st.id, "hi": _sql_time(now - span)}
+            values: dict[str, Any] = {"s": st.id, "hi": bind_time(session, now - span)}
             if last is not None:
                 sql += " AND state_since > :lo"
-                values["lo"] = _sql_time(last - span)
+                values["lo"] = bind_time(session, last - span)
             if rush:
-                sql += " AND rush = 1"
+                sql += " AND rush"
             part(sql, values)
     promised_states = [
         st.id for st in workflow.states.values() if st.kind != "terminal" and st.id not in s.delivered_states
@@ -406,7 +412,7 @@ def _candidates(
     if last is not None:
         part(
             "SELECT id FROM sales_order WHERE updated_at >= :since",
-            {"since": _sql_time(last - CHANGED_OVERLAP)},
+            {"since": bind_time(session, last - CHANGED_OVERLAP)},
         )
     else:
         part("SELECT order_id FROM alert WHERE closed_at IS NULL", {})
@@ -616,7 +622,7 @@ class _Engine:
                 r[1],
                 r[2],
                 _parse_time(r[3]),
-                date.fromisoformat(r[4]) if r[4] else None,
+                _date(r[4]),
                 bool(r[5]),
                 r[6],
             )
@@ -1459,11 +1465,16 @@ class TriageRow:
 # order's value (4 per digit of its amount in yuan), the customer (credit level A 15, B 8, C 3), and
 # acknowledged or snoozed alerts sink below the ones nobody has picked up yet.
 SCORE_SQL = (
-    "(min(max((julianday(:now) - julianday(a.due_at)) * 24, -72), 720) / 24.0 * 10"
-    " + o.rush * 40 + (a.severity = 'red') * 25 + length(CAST(o.amount / 100 AS TEXT)) * 4"
+    "({late_days} * 10"
+    " + CASE WHEN o.rush THEN 40 ELSE 0 END + CASE WHEN a.severity = 'red' THEN 25 ELSE 0 END"
+    " + length(CAST(o.amount / 100 AS TEXT)) * 4"
     " + CASE c.credit_level WHEN 'A' THEN 15 WHEN 'B' THEN 8 WHEN 'C' THEN 3 ELSE 0 END"
-    " - (a.status <> 'open') * 200)"
+    " - CASE WHEN a.status <> 'open' THEN 200 ELSE 0 END)"
 )
+LATE_DAYS = {  # days late, clamped to [-3, 30]
+    "sqlite": "(min(max((julianday(:now) - julianday(a.due_at)) * 24, -72), 720) / 24.0)",
+    "postgresql": "(LEAST(GREATEST(EXTRACT(EPOCH FROM (CAST(:now AS timestamptz) - a.due_at)) / 3600.0, -72), 720) / 24.0)",
+}
 
 
 def _triage_where(filters: TriageFilter) -> tuple[str, dict[str, Any]]:
@@ -1508,6 +1519,7 @@ def triage(
         "LEFT JOIN app_user u ON u.id = o.owner_id "
     )
     with store.read() as session:
+        score = SCORE_SQL.format(late_days=LATE_DAYS["sqlite" if is_sqlite(session) else "postgresql"])
         if params:
             total = int(session.execute(text(f"SELECT count(*) {joins} WHERE {where}"), params).scalar_one())
         else:  # no filter on the order: count the live alerts alone (an index-only count)
@@ -1518,10 +1530,15 @@ def triage(
             text(
                 "SELECT a.id, a.version, a.order_no, o.version, a.kind, a.topic, a.severity, a.status, o.state, "
                 "a.due_at, a.level, a.target_role, a.target_user, coalesce(u.name, ''), a.mover, c.code, c.name, "
-                f"o.channel, o.amount, o.rush, o.promised_date, a.escalate_at, a.snoozed_until, {SCORE_SQL} "
+                f"o.channel, o.amount, o.rush, o.promised_date, a.escalate_at, a.snoozed_until, {score} "
                 f"{joins} WHERE {where} ORDER BY 24 DESC, a.id LIMIT :limit OFFSET :offset"
             ),
-            {**params, "now": _sql_time(now), "limit": max(1, min(limit, 200)), "offset": max(0, offset)},
+            {
+                **params,
+                "now": bind_time(session, now),
+                "limit": max(1, min(limit, 200)),
+                "offset": max(0, offset),
+            },
         ).all()
         alerts = {
             a.id: a for a in session.exec(select(Alert).where(col(Alert.id).in_([int(r[0]) for r in rows])))
@@ -1553,7 +1570,7 @@ def triage(
                     channel=r[17],
                     amount=int(r[18]),
                     rush=bool(r[19]),
-                    promised_date=date.fromisoformat(r[20]) if r[20] else None,
+                    promised_date=_date(r[20]),
                     escalate_at=_parse_time(r[21]) if r[21] else None,
                     snoozed_until=_parse_time(r[22]) if r[22] else None,
                     score=float(r[23]),

@@ -74,6 +74,8 @@ REBUILD = (
 
 def ensure_tallies(store: Store) -> bool:
     """Recreate the tally triggers (and rebuild the tallies) if they are missing; True if it had to."""
+    if getattr(store, "dialect", "sqlite") != "sqlite":
+        return False  # PostgreSQL keeps them with one plpgsql trigger (migration 0004)
     with store.read() as session:
         present = {
             r[0] for r in session.execute(text("SELECT name FROM sqlite_master WHERE type = 'trigger'")).all()

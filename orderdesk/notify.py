@@ -299,9 +299,13 @@ def enqueue(
             add(hook.kind, hook.name)
     if not rows:
         return 0
-    result = session.execute(
-        sqlite_insert(Notification).values(rows).on_conflict_do_nothing(index_elements=["dedupe"])
-    )
+    if is_sqlite(session):
+        statement = sqlite_insert(Notification).values(rows).on_conflict_do_nothing(index_elements=["dedupe"])
+    else:
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        statement = pg_insert(Notification).values(rows).on_conflict_do_nothing(index_elements=["dedupe"])
+    result = session.execute(statement)
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
@@ -370,7 +374,7 @@ def mark_read(store: Store, user: str, ids: Sequence[int] | None = None) -> int:
     now = store.clock()
     with store.write() as session:
         query = "UPDATE notification SET read_at = :now WHERE channel = 'inbox' AND target = :u AND read_at IS NULL"
-        params: dict[str, Any] = {"now": _sql_time(now), "u": user}
+        params: dict[str, Any] = {"now": bind_time(session, now), "u": user}
         if ids is not None:
             if not ids:
                 return 0
@@ -418,21 +422,30 @@ def _sql_time(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
+def is_sqlite(session: Session) -> bool:
+    return session.get_bind().dialect.name == "sqlite"
+
+
+def bind_time(session: Session, value: datetime) -> Any:
+    """A time for hand-written SQL: SQLite compares the text SQLAlchemy stores, PostgreSQL a timestamptz."""
+    return _sql_time(value) if is_sqlite(session) else value
+
+
 def claim(store: Store, *, worker: str, now: datetime, limit: int, lease_seconds: float) -> list[Claimed]:
     """Atomically take up to ``limit`` due rows for ``worker`` (one statement under BEGIN IMMEDIATE)."""
     lease = now + timedelta(seconds=lease_seconds)
     with store.write() as session:
+        # The outer conditions repeat the inner ones so that a concurrent claimer on PostgreSQL (whose
+        # UPDATE re-checks only the outer WHERE on a row another transaction just changed) skips it.
+        due = "status IN ('pending', 'sending') AND next_attempt_at <= :now AND (status = 'pending' OR lease_until < :now)"
         rows = session.execute(
             text(
                 "UPDATE notification SET status = 'sending', claimed_by = :w, lease_until = :lease, "
-                "attempts = attempts + 1 "
-                "WHERE id IN (SELECT id FROM notification "
-                "  WHERE status IN ('pending', 'sending') AND next_attempt_at <= :now "
-                "  AND (status = 'pending' OR lease_until < :now) "
-                "  ORDER BY next_attempt_at, id LIMIT :n) "
+                f"attempts = attempts + 1 WHERE {due} AND id IN (SELECT id FROM notification WHERE {due} "
+                "ORDER BY next_attempt_at, id LIMIT :n) "
                 "RETURNING id, channel, target, payload, attempts, order_no, severity, event"
             ),
-            {"w": worker, "lease": _sql_time(lease), "now": _sql_time(now), "n": limit},
+            {"w": worker, "lease": bind_time(session, lease), "now": bind_time(session, now), "n": limit},
         ).all()
     return sorted((Claimed(*r) for r in rows), key=lambda c: c.id)
 
@@ -602,7 +615,12 @@ def _record_outcomes(
     with store.write() as session:
         for item in items:
             outcome, error = outcomes.get(item.id, ("retry", "no outcome"))
-            params: dict[str, Any] = {"id": item.id, "w": worker, "now": _sql_time(now), "err": error[:500]}
+            params: dict[str, Any] = {
+                "id": item.id,
+                "w": worker,
+                "now": bind_time(session, now),
+                "err": error[:500],
+            }
             if outcome == "sent":
                 sent += 1
                 sql = (
@@ -612,7 +630,7 @@ def _record_outcomes(
             elif outcome == "deferred":
                 deferred += 1
                 # Not tried: give the attempt back and wait for the destination's next retry.
-                params["next"] = _sql_time(now + _backoff(config, max(1, item.attempts - 1)))
+                params["next"] = bind_time(session, now + _backoff(config, max(1, item.attempts - 1)))
                 sql = (
                     "UPDATE notification SET status = 'pending', attempts = attempts - 1, next_attempt_at = :next, "
                     "lease_until = NULL, last_error = :err WHERE id = :id AND claimed_by = :w AND status = 'sending'"
@@ -625,7 +643,7 @@ def _record_outcomes(
                 )
             else:
                 retrying += 1
-                params["next"] = _sql_time(now + _backoff(config, item.attempts))
+                params["next"] = bind_time(session, now + _backoff(config, item.attempts))
                 sql = (
                     "UPDATE notification SET status = 'pending', next_attempt_at = :next, lease_until = NULL, "
                     "last_error = :err WHERE id = :id AND claimed_by = :w AND status = 'sending'"

@@ -1699,6 +1699,8 @@ class PackingStation:
                     ),
                 )
             return outcome
+        except StoreError as exc:  # the database stayed busy through every retry
+            return self._refused(Refused(exc.message, code=exc.code), typed=typed)
         except Refused as exc:
             self._defer(text, exc)
             return self._refused(exc, typed=typed)
@@ -1709,6 +1711,8 @@ class PackingStation:
         confirming, self._confirm_reset = self._confirm_reset, False
         try:
             return self._command(name, arg, idem_key, False, confirming)
+        except StoreError as exc:
+            return self._refused(Refused(exc.message, code=exc.code))
         except Refused as exc:
             return self._refused(exc)
 
@@ -1838,7 +1842,9 @@ class PackingStation:
             return self._out(
                 None, msg("Order {order_no} is already open", order_no=self.view.order_no), None, "order"
             )
-        view, taken_from = open_for_packing(self.store, order_no=order_no, user=self.actor)
+        view, taken_from = self._retry(
+            lambda _key: open_for_packing(self.store, order_no=order_no, user=self.actor), None
+        )
         self.multiplier = 1
         self._set_view(view)
         parts = [
@@ -2020,12 +2026,15 @@ class PackingStation:
             raise Refused(msg("This badge is not registered. Ask your supervisor."), code="unknown_badge")
         blocked = self._blocked
         if blocked is not None and self.view is not None and blocked[0] == self.view.order_no:
-            release_hazard(
-                self.store,
-                order_no=blocked[0],
-                sku=blocked[1],
-                user=releaser,
-                reason=f"badge at {self.user}'s station",
+            self._retry(
+                lambda _key: release_hazard(
+                    self.store,
+                    order_no=blocked[0],
+                    sku=blocked[1],
+                    user=releaser,
+                    reason=f"badge at {self.user}'s station",
+                ),
+                None,
             )
             self._blocked = None
             self._set_view(packing_view(self.store, user=self.actor))

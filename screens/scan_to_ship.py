@@ -9,6 +9,7 @@ nothing imports the core's database modules until a worker needs them.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -47,6 +48,7 @@ GLYPHS = {
 }
 W_NO, W_SKU, W_QTY, W_SCANNED, W_STATUS, W_NAME_MIN = 2, 12, 5, 9, 10, 10
 ERROR_BELL_GAP = 0.15  # s between the two beeps of a ✗
+TICK = 0.005  # s: the stall meter's beat (benchmark trace only)
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,7 @@ class Job:
     typed: bool = False
     key: str = ""  # idempotency key: a retried job never counts twice
     at: float = 0.0  # when its Enter arrived (monotonic), for the latency trace
+    queued: float = 0.0
 
 
 def sound_settings(environ: dict[str, str] | None = None) -> dict[str, str]:
@@ -90,6 +93,7 @@ class ScanToShipScreen(ReportsWorkerErrors, Screen[None]):
     class Outcome(Message):
         outcome: StationOutcome
         at: float
+        steps: tuple[float, ...] = ()  # (queued, worker started, done) for the benchmark trace
 
     @dataclass
     class StationReady(Message):
@@ -119,6 +123,8 @@ class ScanToShipScreen(ReportsWorkerErrors, Screen[None]):
         self.last_shipped = ""
         self.sound = sound_settings()
         self._after_drain: list[Any] = []
+        self._shown: dict[str, Any] = {}  # what each fixed line shows now, so unchanged lines are not redrawn
+        self._cells_shown: dict[tuple[str, str], str] = {}
         self._trace_path = os.environ.get("ORDERDESK_SCAN_TRACE", "").strip()
         self._trace: dict[str, list[Any]] = {"latency_ms": [], "stalls": []}
         self._tick_last = 0.0
@@ -140,17 +146,25 @@ class ScanToShipScreen(ReportsWorkerErrors, Screen[None]):
         yield Footer()
 
     def on_mount(self) -> None:
+        if os.environ.get("SCANPROF_MAIN"):  # TEMP
+            import cProfile
+
+            self._prof = cProfile.Profile()
+            self._prof.enable()
         self._show_view(None)
         self._show_verdict("idle", _("Opening…"), "", None)
         self.enqueue(Job("resume"))
         if self._trace_path:
             self._tick_last = time.monotonic()
-            self.set_interval(0.005, self._tick)
+            asyncio.get_running_loop().call_later(TICK, self._tick)
 
     def on_screen_resume(self) -> None:
         self.query_one(ScannerInput).focus()
 
     def on_unmount(self) -> None:
+        if getattr(self, "_prof", None):  # TEMP
+            self._prof.disable()
+            self._prof.dump_stats(os.environ["SCANPROF_MAIN"])
         if self._trace_path:
             with contextlib.suppress(OSError):
                 Path(self._trace_path).write_text(json.dumps(self._trace), encoding="utf-8")
@@ -173,11 +187,12 @@ class ScanToShipScreen(ReportsWorkerErrors, Screen[None]):
                     job = self.jobs.popleft()
                 except IndexError:
                     break
+                started = time.monotonic()
                 try:
                     outcome = self._run(station, job)
                 except Exception as exc:  # a bug must not lose the rest of the queue
                     outcome = self._crash(station, exc)
-                self.post_message(self.Outcome(outcome, job.at))
+                self.post_message(self.Outcome(outcome, job.at, (job.queued, started, time.monotonic())))
                 station.after()
         finally:
             self.post_message(self.Drained())
@@ -240,7 +255,16 @@ class ScanToShipScreen(ReportsWorkerErrors, Screen[None]):
         event.stop()
         if event.discarded:
             self.notify(_("Ignored {text} typed before the scan.", text=event.discarded[:40]), timeout=4)
-        self.enqueue(Job("scan", event.text, typed=event.typed, key=str(uuid.uuid4()), at=event.at))
+        self.enqueue(
+            Job(
+                "scan",
+                event.text,
+                typed=event.typed,
+                key=str(uuid.uuid4()),
+                at=event.at,
+                queued=time.monotonic(),
+            )
+        )
 
     @on(ScannerInput.Hotkey)
     def _hotkey(self, event: ScannerInput.Hotkey) -> None:
@@ -299,23 +323,23 @@ class ScanToShipScreen(ReportsWorkerErrors, Screen[None]):
             self.last_shipped = outcome.shipment.order_no
             self.make_label(outcome.shipment.order_no, outcome.shipment.label)
         if self._trace_path and event.at:
-            at = event.at
-            self.call_after_refresh(lambda: self._trace["latency_ms"].append((time.monotonic() - at) * 1000))
+            at, steps, handled = event.at, event.steps, time.monotonic()
+            self.call_after_refresh(lambda: self._traced(at, steps, handled))
 
     def _show_view(self, view: PackingView | None, line_no: int | None = None) -> None:
         head = self.query_one("#scan-order", Static)
         meta = self.query_one("#scan-meta", Static)
         width = max(20, self.app.size.width - 2)
         if view is None:
-            head.update(fit(_("No order open"), width, style="bold"))
-            meta.update(fit(_("Scan the order barcode on the pick list."), width, style="dim"))
+            self._set(head, fit(_("No order open"), width, style="bold"))
+            self._set(meta, fit(_("Scan the order barcode on the pick list."), width, style="dim"))
         else:
             text = Text(view.order_no, style="bold")
             text.append(f"  {view.customer}")
             text.append(f"  {view.state_label}", style="dim")
             if view.rush:
                 text.append("  " + _("RUSH"), style="bold red")
-            head.update(fit(text.plain, width, style="bold") if text.cell_len > width else text)
+            self._set(head, fit(text.plain, width, style="bold") if text.cell_len > width else text)
             parts = [
                 _("Scanned {units}/{total}", units=view.units_scanned, total=view.units_total),
                 _("Packing: {preset}", preset=self._preset_name(view.packing_preset) or "—"),
@@ -324,9 +348,16 @@ class ScanToShipScreen(ReportsWorkerErrors, Screen[None]):
             multiplier = self.last_outcome.multiplier if self.last_outcome else 1
             if multiplier > 1:
                 parts.append(f"×{multiplier}")
-            meta.update(fit("  ·  ".join(parts), width))
+            self._set(meta, fit("  ·  ".join(parts), width))
         self._fill_lines(view, line_no)
         self._show_next()
+
+    def _set(self, widget: Static, content: Text) -> None:
+        """Update a fixed-size line only if it changed, and without a layout pass (they are costly)."""
+        key = (content.plain, str(content.style), tuple(str(span) for span in content.spans))
+        if self._shown.get(widget.id or "") != key:
+            self._shown[widget.id or ""] = key
+            widget.update(content, layout=False)
 
     def _preset_name(self, preset_id: str) -> str:
         for pid, en, zh in self.presets:
@@ -363,17 +394,23 @@ class ScanToShipScreen(ReportsWorkerErrors, Screen[None]):
                 justify = "right" if key in ("qty", "scanned") else "left"
                 table.add_column(Text(label, justify=justify), width=width, key=key)
             table._order_no = view.order_no if view else None  # type: ignore[attr-defined]
+            self._cells_shown.clear()
         columns = self._columns()
         for line in view.lines if view else ():
             cells = self._cells(line, columns[2][2])
             key = str(line.line_no)
             if same:
-                for column in ("scanned", "status"):
-                    table.update_cell(key, column, cells[column])
+                for column in ("scanned", "status"):  # only what changed: each update repaints its row
+                    if self._cells_shown.get((key, column)) != cells[column].plain:
+                        table.update_cell(key, column, cells[column])
             else:
                 table.add_row(*(cells[c] for c, _label, _w in columns), key=key)
+            for column in ("scanned", "status"):
+                self._cells_shown[(key, column)] = cells[column].plain
         if view is not None and line_no is not None and str(line_no) in keys:
-            table.move_cursor(row=keys.index(str(line_no)), animate=False)
+            row = keys.index(str(line_no))
+            if table.cursor_row != row:
+                table.move_cursor(row=row, animate=False)
 
     @staticmethod
     def _cells(line: Any, name_width: int) -> dict[str, Text]:
@@ -401,7 +438,7 @@ class ScanToShipScreen(ReportsWorkerErrors, Screen[None]):
         box = self.query_one("#verdict", Horizontal)
         for name in ("ok", "error", "notice", "idle"):
             box.set_class(name == kind, f"-{name}")
-        self.query_one("#verdict-glyph", Static).update("\n".join(GLYPHS[kind]))
+        self._set(self.query_one("#verdict-glyph", Static), Text("\n".join(GLYPHS[kind])))
         text = Text(title, style="bold")
         if seq is not None:
             text.append(f"  #{seq:04d}", style="dim")
@@ -409,46 +446,49 @@ class ScanToShipScreen(ReportsWorkerErrors, Screen[None]):
             text.append("\n" + detail)
         if who:
             text.append("\n" + _("Who must act: {who}", who=who), style="bold")
-        self.query_one("#verdict-text", Static).update(text)
+        self._set(self.query_one("#verdict-text", Static), text)
 
     def _show_next(self) -> None:
         view = self.view
         line = self.query_one("#scan-next", Static)
         width = max(20, self.app.size.width - 2)
         if view is None:
-            line.update(fit(_("Next: scan an order barcode, or type its number and press Enter."), width))
+            self._set(line, fit(_("Next: scan an order barcode, or type its number and press Enter."), width))
             return
         if view.complete and view.blockers:
             blocker = view.blockers[0]
             who = self.session.role_labels(blocker.who)
-            line.update(
+            self._set(
+                line,
                 fit(
                     _("Cannot ship: {reason} ({who})", reason=str(blocker.message), who=who),
                     width,
                     style="bold red",
-                )
+                ),
             )
         elif not view.complete:
-            line.update(
-                fit(_("Next: scan the items. Still needed: {items}", items=view.still_needed()), width)
+            self._set(
+                line, fit(_("Next: scan the items. Still needed: {items}", items=view.still_needed()), width)
             )
         elif self.require_preset and not view.packing_preset:
             keys = " · ".join(
                 f"{pid} {zh if current_language() == 'zh' else en}" for pid, en, zh in self.presets[:9]
             )
-            line.update(
-                fit(_("Next: choose the packing (number key): {presets}", presets=keys), width, style="bold")
+            self._set(
+                line,
+                fit(_("Next: choose the packing (number key): {presets}", presets=keys), width, style="bold"),
             )
         elif not view.waybill:
-            line.update(
+            self._set(
+                line,
                 fit(
                     _("Next: scan the carrier's waybill, or press F9 to ship with the local carrier."),
                     width,
                     style="bold",
-                )
+                ),
             )
         else:
-            line.update(fit(_("Next: press F9 or scan SHIP to ship."), width, style="bold"))
+            self._set(line, fit(_("Next: press F9 or scan SHIP to ship."), width, style="bold"))
 
     # -- sound -----------------------------------------------------------------------------------------
     def _beep(self, ok: bool | None) -> None:
@@ -525,9 +565,19 @@ class ScanToShipScreen(ReportsWorkerErrors, Screen[None]):
             )
 
     # -- benchmark trace -------------------------------------------------------------------------------
-    def _tick(self) -> None:
+    def _traced(self, at: float, steps: tuple[float, ...], handled: float) -> None:
         now = time.monotonic()
-        late = (now - self._tick_last - 0.005) * 1000
+        self._trace["latency_ms"].append(round((now - at) * 1000, 3))
+        self._trace.setdefault("steps_ms", []).append(
+            [round((t - at) * 1000, 3) for t in (*steps, handled, now)]
+        )
+
+    def _tick(self) -> None:
+        # A bare event-loop callback (not a Textual timer), so measuring stalls costs next to nothing.
+        now = time.monotonic()
+        late = (now - self._tick_last - TICK) * 1000
         self._tick_last = now
         if late > 1:
             self._trace["stalls"].append((now, round(late, 2)))
+        if self.is_attached:
+            asyncio.get_running_loop().call_later(TICK, self._tick)

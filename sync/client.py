@@ -85,7 +85,7 @@ class SyncClient:
         backoff: Backoff | None = None,
         batch: int = 200,
         page: int = 2000,
-        timeout: float = 30.0,
+        timeout: float = 60.0,
         stop: threading.Event | None = None,
     ) -> None:
         self.store = store
@@ -94,7 +94,9 @@ class SyncClient:
         self.page = page
         self.stop = stop or threading.Event()
         self._http = http or httpx.Client(
-            timeout=timeout, transport=transport, headers={"User-Agent": USER_AGENT}
+            timeout=httpx.Timeout(timeout, connect=10.0),
+            transport=transport,
+            headers={"User-Agent": USER_AGENT},
         )
 
     def close(self) -> None:

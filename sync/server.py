@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,7 @@ from sync.protocol import (
     StatusResponse,
 )
 
+PUSH_BUDGET_S = 5.0  # a push answers after about this long, however many ops it carried
 # Store errors that pass by themselves: the desk retries later and nothing was written.
 TRANSIENT_CODES = {"db_locked", "db_unreachable", "disk_full", "db_error"}
 ERRORS = {
@@ -183,7 +185,10 @@ def create_app(store: Store, *, max_body: int = MAX_BODY_BYTES) -> FastAPI:
         same_desk(me, body.desk_id)
         store = current_store(request)
         results: list[dict[str, Any]] = []
+        deadline = time.monotonic() + PUSH_BUDGET_S
         for op in body.ops:
+            if results and time.monotonic() > deadline:
+                break  # answer with what is decided; the desk sends the rest next (no request runs long)
             try:
                 result = rep.decide_op(
                     store,

@@ -26,7 +26,9 @@ def to_tech_review(store: Store, order_no: str) -> None:
 def to_qc_pending(store: Store, order_no: str, *, inspector: str | None = "zhou") -> None:
     """Draft → QC pending the way the desk would: tech sign-off, kitting, production, surface treatment."""
     to_tech_review(store, order_no)
-    edit_order(store, order_no=order_no, changes={"tech_approved": True, "materials_kitted": True}, user="zhao")
+    edit_order(
+        store, order_no=order_no, changes={"tech_approved": True, "materials_kitted": True}, user="zhao"
+    )
     for step, user in (
         ("approve_tech", "zhao"),
         ("kit_materials", "liu"),
@@ -68,7 +70,9 @@ def ship_ready(store: Store, order_no: str) -> None:
 def order_state(store: Store, order_no: str) -> str:
     with store.read() as session:
         return str(
-            session.execute(text("SELECT state FROM sales_order WHERE order_no = :no"), {"no": order_no}).scalar()
+            session.execute(
+                text("SELECT state FROM sales_order WHERE order_no = :no"), {"no": order_no}
+            ).scalar()
         )
 
 

@@ -150,7 +150,7 @@ class PgCluster:
     """A throwaway PostgreSQL cluster in a temp folder on a free loopback port (run as ``postgres`` when
     we are root: PostgreSQL refuses to run as root)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, fsync: bool = False) -> None:
         binaries = pg_bin()
         if binaries is None:
             pytest.skip("PostgreSQL server binaries (initdb) are not installed: apt-get install postgresql")
@@ -162,9 +162,8 @@ class PgCluster:
             self.as_user = ["runuser", "-u", "postgres", "--"]
             shutil.chown(self.dir, "postgres")
         self._run("initdb", "-D", str(self.dir / "data"), "-U", "postgres", "--auth=trust", "-E", "UTF8")
-        opts = (
-            f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200"
-        )
+        opts = f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c max_connections=200"
+        opts += "" if fsync else " -c fsync=off"  # throwaway test data need not survive a power cut
         self._run(
             "pg_ctl", "-D", str(self.dir / "data"), "-l", str(self.dir / "log"), "-o", opts, "-w", "start"
         )

@@ -40,13 +40,19 @@ from orderdesk.store import Store
 from tests.desks_support import ship_from_stock, ship_ready
 
 
-def enter(desk: Store, customer: str = "C003", lines: list[tuple[str, int]] | None = None, **kw: object) -> str:
+def enter(
+    desk: Store, customer: str = "C003", lines: list[tuple[str, int]] | None = None, **kw: object
+) -> str:
     kw.setdefault("promised", date(2026, 12, 30))
     kw.setdefault("route", "from_stock")
-    return enter_order(desk, customer=customer, lines=lines or [("FL-DN50", 10)], user="wang", **kw).detail.order_no  # type: ignore[arg-type]
+    return enter_order(
+        desk, customer=customer, lines=lines or [("FL-DN50", 10)], user="wang", **kw
+    ).detail.order_no  # type: ignore[arg-type]
 
 
-def shipped(desk: Store, customer: str = "C003", lines: list[tuple[str, int]] | None = None, **kw: object) -> str:
+def shipped(
+    desk: Store, customer: str = "C003", lines: list[tuple[str, int]] | None = None, **kw: object
+) -> str:
     no = enter(desk, customer, lines, **kw)
     ship_from_stock(desk, no)
     return no
@@ -66,7 +72,13 @@ def held(desk: Store) -> str:
 def test_a_held_order_is_in_the_queue_and_release_resumes_it(desk: Store) -> None:
     no = held(desk)
     [item] = credit_hold_queue(desk, viewer="chen")
-    assert (item.order_no, item.amount, item.credit_limit, item.over_by, item.status) == (no, 176_000, 100_000, 76_000, "pending")
+    assert (item.order_no, item.amount, item.credit_limit, item.over_by, item.status) == (
+        no,
+        176_000,
+        100_000,
+        76_000,
+        "pending",
+    )
     assert decide_credit(desk, order_no=no, release=True, user="chen", reason="客户已预付 50%") == "draft"
     detail = show_order(desk, no)
     assert detail.state == "draft" and detail.credit_released
@@ -74,7 +86,11 @@ def test_a_held_order_is_in_the_queue_and_release_resumes_it(desk: Store) -> Non
     # Released: credit_ok lets it through at signing although it is still over the limit.
     assert move_order(desk, order_no=no, to="sign_contract", user="wang").state == "contract_signed"
     last = show_order(desk, no).timeline[-2]
-    assert last.command == "decide_credit" and last.detail["reason"] == "客户已预付 50%" and last.detail["notify"] == ["sales"]
+    assert (
+        last.command == "decide_credit"
+        and last.detail["reason"] == "客户已预付 50%"
+        and last.detail["notify"] == ["sales"]
+    )
 
 
 def test_keep_leaves_it_on_hold_with_the_reason_shown(desk: Store) -> None:
@@ -94,13 +110,18 @@ def test_keep_leaves_it_on_hold_with_the_reason_shown(desk: Store) -> None:
 )
 def test_release_needs_finance_and_a_reason(desk: Store, user: str, reason: str, code: str) -> None:
     no = held(desk)
-    assert refused(decide_credit, store=desk, order_no=no, release=True, user=user, reason=reason).code == code
+    assert (
+        refused(decide_credit, store=desk, order_no=no, release=True, user=user, reason=reason).code == code
+    )
     assert show_order(desk, no).state == "on_hold"
 
 
 def test_keep_is_refused_for_an_order_not_on_hold(desk: Store) -> None:
     no = enter(desk)
-    assert refused(decide_credit, store=desk, order_no=no, release=False, user="chen", reason="x").code == "not_on_hold"
+    assert (
+        refused(decide_credit, store=desk, order_no=no, release=False, user="chen", reason="x").code
+        == "not_on_hold"
+    )
 
 
 # -- approvals -----------------------------------------------------------------------------------------
@@ -133,7 +154,10 @@ def test_only_shipped_orders_are_invoiced_with_the_vat_split_out(desk: Store) ->
     assert inv.due_date == inv.invoice_date + timedelta(days=30)  # C003 has no terms: the default
     assert orders_to_invoice(desk, viewer="chen") == []
     assert refused(create_invoice, store=desk, order_nos=[no], user="chen").code == "already_invoiced"
-    assert refused(create_invoice, store=desk, order_nos=[shipped(desk, lines=[("HX-M8", 1)])], user="wang").code == "forbidden"
+    assert (
+        refused(create_invoice, store=desk, order_nos=[shipped(desk, lines=[("HX-M8", 1)])], user="wang").code
+        == "forbidden"
+    )
 
 
 def test_tax_split_when_prices_exclude_vat() -> None:
@@ -178,7 +202,9 @@ def test_an_invoice_is_for_one_customer(desk: Store) -> None:
 
 
 # -- payments ------------------------------------------------------------------------------------------
-def test_payments_are_matched_oldest_invoice_first_and_the_rest_stays_on_account(desk: Store, clock: FixedClock) -> None:
+def test_payments_are_matched_oldest_invoice_first_and_the_rest_stays_on_account(
+    desk: Store, clock: FixedClock
+) -> None:
     first = create_invoice(desk, order_nos=[shipped(desk)], user="chen")  # ¥880
     clock.advance(days=1)
     second = create_invoice(desk, order_nos=[shipped(desk, lines=[("FL-DN50", 5)])], user="chen")  # ¥440
@@ -187,7 +213,12 @@ def test_payments_are_matched_oldest_invoice_first_and_the_rest_stays_on_account
     pay2 = record_payment(desk, customer="C003", amount=50_000, user="chen", invoices=[second.invoice_no])
     assert pay2.matched == ((second.invoice_no, 32_000),) and pay2.unallocated == 18_000
     assert [i.open for i in list_invoices(desk, viewer="chen", customer="C003")] == [0, 0]
-    assert refused(record_payment, store=desk, customer="C003", amount=100_000, user="chen", reference="B20261121-1").code == "duplicate_payment"
+    assert (
+        refused(
+            record_payment, store=desk, customer="C003", amount=100_000, user="chen", reference="B20261121-1"
+        ).code
+        == "duplicate_payment"
+    )
     # Money on account is matched to the next invoice.
     third = create_invoice(desk, order_nos=[shipped(desk, lines=[("HX-M8", 100)])], user="chen")  # ¥150
     assert third.paid == 15_000
@@ -212,12 +243,16 @@ def test_bad_payments_are_refused(desk: Store, kw: dict[str, object], code: str)
 
 def test_a_payment_cannot_be_matched_to_another_customers_invoice(desk: Store) -> None:
     inv = create_invoice(desk, order_nos=[shipped(desk)], user="chen")
-    err = refused(record_payment, store=desk, customer="C001", amount=100, user="chen", invoices=[inv.invoice_no])
+    err = refused(
+        record_payment, store=desk, customer="C001", amount=100, user="chen", invoices=[inv.invoice_no]
+    )
     assert err.code == "wrong_customer"
 
 
 # -- ageing and exposure -------------------------------------------------------------------------------
-@pytest.mark.parametrize(("days", "bucket"), [(-3, 0), (0, 0), (30, 0), (31, 1), (60, 1), (61, 2), (90, 2), (91, 3), (400, 3)])
+@pytest.mark.parametrize(
+    ("days", "bucket"), [(-3, 0), (0, 0), (30, 0), (31, 1), (60, 1), (61, 2), (90, 2), (91, 3), (400, 3)]
+)
 def test_ageing_buckets(days: int, bucket: int) -> None:
     assert bucket_of(days) == bucket
 
@@ -226,7 +261,9 @@ def test_receivables_age_by_invoice_date(desk: Store, clock: FixedClock) -> None
     old = create_invoice(desk, order_nos=[shipped(desk)], user="chen")  # ¥880 on 2026-11-20
     clock.advance(days=45)
     later = date(2027, 2, 28)
-    create_invoice(desk, order_nos=[shipped(desk, lines=[("FL-DN50", 5)], promised=later)], user="chen")  # ¥440 on 2027-01-04
+    create_invoice(
+        desk, order_nos=[shipped(desk, lines=[("FL-DN50", 5)], promised=later)], user="chen"
+    )  # ¥440 on 2027-01-04
     open_order = enter(desk, lines=[("HX-M8", 10)], promised=later)
     move_order(desk, order_no=open_order, to="sign_contract", user="wang")  # ¥15, not invoiced
     [row] = receivables_ageing(desk, viewer="chen", as_of=date(2027, 1, 4))
@@ -241,9 +278,18 @@ def test_receivables_age_by_invoice_date(desk: Store, clock: FixedClock) -> None
 
 # -- exports -------------------------------------------------------------------------------------------
 def two_invoices(desk: Store) -> None:
-    add_customer(desk, code="C010", name="无锡华光机电有限公司", address="江苏省无锡市", credit_limit=10_000_000, settlement_terms="月结60天")
+    add_customer(
+        desk,
+        code="C010",
+        name="无锡华光机电有限公司",
+        address="江苏省无锡市",
+        credit_limit=10_000_000,
+        settlement_terms="月结60天",
+    )
     create_invoice(desk, order_nos=[shipped(desk)], user="chen")
-    create_invoice(desk, order_nos=[shipped(desk, customer="C010", lines=[("PT-RED", 3)])], user="chen", note="含危险品")
+    create_invoice(
+        desk, order_nos=[shipped(desk, customer="C010", lines=[("PT-RED", 3)])], user="chen", note="含危险品"
+    )
     record_payment(desk, customer="C010", amount=10_000, user="chen")
 
 
@@ -260,10 +306,19 @@ def test_invoice_export_csv_has_the_accounting_columns(desk: Store, tmp_path: Pa
     wuxi = next(d for d in data if d["客户编码"] == "C010")
     assert wuxi["客户名称"] == "无锡华光机电有限公司" and wuxi["发票号"] == "INV-D1-000002"
     assert (wuxi["金额"], wuxi["税额"], wuxi["价税合计"], wuxi["已收金额"], wuxi["未收金额"]) == (
-        "318.58", "41.42", "360.00", "100.00", "260.00",
+        "318.58",
+        "41.42",
+        "360.00",
+        "100.00",
+        "260.00",
     )
     assert wuxi["凭证日期"] == "2026-11-20" and wuxi["到期日"] == "2027-01-19" and wuxi["税率"] == "0.13"
-    assert (wuxi["应收科目"], wuxi["收入科目"], wuxi["销项税科目"], wuxi["凭证字"]) == ("1122", "6001", "22210102", "记")
+    assert (wuxi["应收科目"], wuxi["收入科目"], wuxi["销项税科目"], wuxi["凭证字"]) == (
+        "1122",
+        "6001",
+        "22210102",
+        "记",
+    )
 
 
 def test_invoice_export_xlsx_has_typed_cells(desk: Store, tmp_path: Path) -> None:
@@ -278,7 +333,10 @@ def test_invoice_export_xlsx_has_typed_cells(desk: Store, tmp_path: Path) -> Non
     assert tuple(header) == INVOICE_COLUMNS
     second = {h: c for h, c in zip(header, sheet[3], strict=True)}
     assert second["价税合计"].value == 360.0 and second["价税合计"].number_format == "0.00"
-    assert second["凭证日期"].value.date() == date(2026, 11, 20) and second["凭证日期"].number_format == "yyyy-mm-dd"
+    assert (
+        second["凭证日期"].value.date() == date(2026, 11, 20)
+        and second["凭证日期"].number_format == "yyyy-mm-dd"
+    )
 
 
 def test_receivables_export_and_a_gbk_encoding_for_older_packages(
@@ -288,18 +346,30 @@ def test_receivables_export_and_a_gbk_encoding_for_older_packages(
 
     two_invoices(desk)
     own = tmp_path / "rules.toml"
-    own.write_text(default_rules_path().read_text(encoding="utf-8").replace('csv_encoding = "utf-8-sig"', 'csv_encoding = "gbk"'), encoding="utf-8")
+    own.write_text(
+        default_rules_path()
+        .read_text(encoding="utf-8")
+        .replace('csv_encoding = "utf-8-sig"', 'csv_encoding = "gbk"'),
+        encoding="utf-8",
+    )
     monkeypatch.setenv("ORDERDESK_RULES", str(own))
     path = tmp_path / "receivables.csv"
     assert export_receivables(desk, path, viewer="chen") == 2
     rows = list(csv.reader(path.read_bytes().decode("gbk").splitlines()))
     assert tuple(rows[0]) == RECEIVABLE_COLUMNS
     wuxi = dict(zip(rows[0], next(r for r in rows if r[1] == "C010"), strict=True))
-    assert (wuxi["0-30天"], wuxi["应收余额"], wuxi["未核销收款"], wuxi["信用占用"]) == ("260.00", "260.00", "0.00", "260.00")
+    assert (wuxi["0-30天"], wuxi["应收余额"], wuxi["未核销收款"], wuxi["信用占用"]) == (
+        "260.00",
+        "260.00",
+        "0.00",
+        "260.00",
+    )
 
 
 def test_an_export_is_refused_to_the_warehouse_and_for_an_unknown_format(desk: Store, tmp_path: Path) -> None:
-    assert refused(export_invoices, store=desk, path=tmp_path / "x.csv", viewer="liu").code == "forbidden_field"
+    assert (
+        refused(export_invoices, store=desk, path=tmp_path / "x.csv", viewer="liu").code == "forbidden_field"
+    )
     assert refused(export_invoices, store=desk, path=tmp_path / "x.pdf", viewer="chen").code == "bad_format"
     assert not (tmp_path / "x.csv").exists()
 
@@ -325,11 +395,28 @@ def test_finance_through_the_cli(desk: Store, capsys: pytest.CaptureFixture[str]
     assert code == 0, err
     inv = json.loads(out)
     assert inv["orders"] == [ship] and inv["total"] == 88_000
-    code, out, _ = cli(capsys, "payment", "record", "--customer", "C003", "--amount", "500.00", "--user", "chen", "--db", db, "--json")
+    code, out, _ = cli(
+        capsys,
+        "payment",
+        "record",
+        "--customer",
+        "C003",
+        "--amount",
+        "500.00",
+        "--user",
+        "chen",
+        "--db",
+        db,
+        "--json",
+    )
     assert code == 0 and json.loads(out)["matched"] == [{"invoice_no": inv["invoice_no"], "amount": 50_000}]
-    code, _, err = cli(capsys, "payment", "record", "--customer", "C003", "--amount", "5.001", "--user", "chen", "--db", db)
+    code, _, err = cli(
+        capsys, "payment", "record", "--customer", "C003", "--amount", "5.001", "--user", "chen", "--db", db
+    )
     assert code == 2 and "--amount" in err
-    code, out, _ = cli(capsys, "receivables", "--user", "chen", "--db", db, "--json", "--export", tmp_path / "r.xlsx")
+    code, out, _ = cli(
+        capsys, "receivables", "--user", "chen", "--db", db, "--json", "--export", tmp_path / "r.xlsx"
+    )
     assert code == 0 and (tmp_path / "r.xlsx").exists()
     c003 = next(c for c in json.loads(out)["customers"] if c["customer"]["code"] == "C003")
     assert c003["receivable"] == 38_000

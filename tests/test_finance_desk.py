@@ -33,8 +33,18 @@ def held(desk: Store) -> str:
     return enter_order(desk, customer="C002", lines=[("FL-DN50", 20)], user="wang").detail.order_no
 
 
-def shipped(desk: Store, customer: str = "C003", lines: list[tuple[str, int]] | None = None, **kw: Any) -> str:
-    no = enter_order(desk, customer=customer, lines=lines or [("FL-DN50", 10)], user="wang", promised=LATER, route="from_stock", **kw).detail.order_no
+def shipped(
+    desk: Store, customer: str = "C003", lines: list[tuple[str, int]] | None = None, **kw: Any
+) -> str:
+    no = enter_order(
+        desk,
+        customer=customer,
+        lines=lines or [("FL-DN50", 10)],
+        user="wang",
+        promised=LATER,
+        route="from_stock",
+        **kw,
+    ).detail.order_no
     ship_from_stock(desk, no)
     return no
 
@@ -107,8 +117,12 @@ async def test_a_person_without_the_role_is_refused_on_screen(desk: Store, clock
 
 
 async def test_approving_and_rejecting_large_orders(desk: Store, clock: FixedClock) -> None:
-    big = enter_order(desk, customer="C001", lines=[("FL-DN50", 600)], user="wang", promised=LATER).detail.order_no
-    bigger = enter_order(desk, customer="C001", lines=[("FL-DN50", 700)], user="wang", promised=LATER).detail.order_no
+    big = enter_order(
+        desk, customer="C001", lines=[("FL-DN50", 600)], user="wang", promised=LATER
+    ).detail.order_no
+    bigger = enter_order(
+        desk, customer="C001", lines=[("FL-DN50", 700)], user="wang", promised=LATER
+    ).detail.order_no
     app = make_app(desk, clock)
     async with app.run_test(size=SIZE) as pilot:
         await log_in(pilot, "chen")
@@ -128,8 +142,18 @@ async def test_approving_and_rejecting_large_orders(desk: Store, clock: FixedClo
 
 
 async def test_invoicing_a_shipped_order_with_its_linked_child(desk: Store, clock: FixedClock) -> None:
-    parent = enter_order(desk, customer="C003", lines=[("FL-DN50", 10)], user="wang", promised=LATER, route="from_stock").detail.order_no
-    child = enter_order(desk, customer="C003", lines=[("HX-M8", 10)], user="wang", promised=LATER, route="from_stock", parent=parent).detail.order_no
+    parent = enter_order(
+        desk, customer="C003", lines=[("FL-DN50", 10)], user="wang", promised=LATER, route="from_stock"
+    ).detail.order_no
+    child = enter_order(
+        desk,
+        customer="C003",
+        lines=[("HX-M8", 10)],
+        user="wang",
+        promised=LATER,
+        route="from_stock",
+        parent=parent,
+    ).detail.order_no
     move_order(desk, order_no=child, to="sign_contract", user="wang")
     move_order(desk, order_no=child, to="pick_from_stock", user="liu")
     ship_from_stock(desk, parent)
@@ -154,8 +178,18 @@ async def test_invoicing_a_shipped_order_with_its_linked_child(desk: Store, cloc
 
 
 async def test_an_order_whose_parent_has_not_shipped_is_refused(desk: Store, clock: FixedClock) -> None:
-    parent = enter_order(desk, customer="C003", lines=[("FL-DN50", 10)], user="wang", promised=LATER, route="from_stock").detail.order_no
-    child = enter_order(desk, customer="C003", lines=[("HX-M8", 10)], user="wang", promised=LATER, route="from_stock", parent=parent).detail.order_no
+    parent = enter_order(
+        desk, customer="C003", lines=[("FL-DN50", 10)], user="wang", promised=LATER, route="from_stock"
+    ).detail.order_no
+    child = enter_order(
+        desk,
+        customer="C003",
+        lines=[("HX-M8", 10)],
+        user="wang",
+        promised=LATER,
+        route="from_stock",
+        parent=parent,
+    ).detail.order_no
     for no in (parent, child):
         move_order(desk, order_no=no, to="sign_contract", user="wang")
         move_order(desk, order_no=no, to="pick_from_stock", user="liu")
@@ -207,7 +241,10 @@ async def test_ageing_and_exports_from_the_desk(desk: Store, clock: FixedClock, 
         await settle(pilot)
         ageing = table(pilot, "ageing")
         assert row_keys(ageing) == ["C003"]
-        assert str(ageing.get_cell("C003", "b1")).strip() == "880" and str(ageing.get_cell("C003", "b0")).strip() == "-"
+        assert (
+            str(ageing.get_cell("C003", "b1")).strip() == "880"
+            and str(ageing.get_cell("C003", "b0")).strip() == "-"
+        )
         await pilot.press("e")
         app.screen.query_one("#form-folder", Input).value = str(out)
         await pilot.press("enter", "enter")
@@ -248,7 +285,9 @@ def finance_desk(desk: Store, clock: FixedClock) -> Store:
 
 @pytest.mark.parametrize("lang", ["en", "zh"])
 @pytest.mark.parametrize("tab", ["1", "4"])
-def test_snapshot_finance_desk(snap_compare: SnapCompare, finance_desk: Store, clock: FixedClock, lang: str, tab: str) -> None:
+def test_snapshot_finance_desk(
+    snap_compare: SnapCompare, finance_desk: Store, clock: FixedClock, lang: str, tab: str
+) -> None:
     async def run_before(pilot: Pilot[Any]) -> None:
         await log_in(pilot, "chen")
         await pilot.press(tab)

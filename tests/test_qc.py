@@ -29,7 +29,12 @@ from tests.desks_support import to_qc_pending
 
 def new_order(desk: Store, lines: list[tuple[str, int]] | None = None, **kw: object) -> str:
     return enter_order(
-        desk, customer="C001", lines=lines or [("HX-M8", 100), ("FL-DN50", 10)], user="wang", promised=date(2026, 12, 30), **kw  # type: ignore[arg-type]
+        desk,
+        customer="C001",
+        lines=lines or [("HX-M8", 100), ("FL-DN50", 10)],
+        user="wang",
+        promised=date(2026, 12, 30),
+        **kw,  # type: ignore[arg-type]
     ).detail.order_no
 
 
@@ -53,7 +58,10 @@ def passes(*lines: int | str) -> list[Verdict]:
 def test_passing_every_line_makes_the_order_ready_to_ship(desk: Store, awaiting: str) -> None:
     view = record_inspection(desk, order_no=awaiting, user="zhou", verdicts=passes(1, 2), notes="外观良好")
     assert (view.seq, view.result, view.inspector) == (1, "passed", "zhou")
-    assert [(f.sku, f.samples, f.passed) for f in view.findings] == [("HX-M8", 20, True), ("FL-DN50", 3, True)]
+    assert [(f.sku, f.samples, f.passed) for f in view.findings] == [
+        ("HX-M8", 20, True),
+        ("FL-DN50", 3, True),
+    ]
     detail = show_order(desk, awaiting)
     assert detail.state == "ready_to_ship" and detail.qc_result == "passed"
     last = detail.timeline[-1]
@@ -68,7 +76,9 @@ def test_a_failed_line_sends_the_order_to_rework_with_the_reason(desk: Store, aw
         user="zhou",
         verdicts=[
             Verdict(line="HX-M8", passed=True),
-            Verdict(line="FL-DN50", passed=False, defects=("d03", "D02"), measurements="Ø50.4", note="三件有毛刺"),
+            Verdict(
+                line="FL-DN50", passed=False, defects=("d03", "D02"), measurements="Ø50.4", note="三件有毛刺"
+            ),
         ],
     )
     assert view.result == "failed" and view.reason == "FL-DN50: D03,D02"
@@ -80,7 +90,11 @@ def test_a_failed_line_sends_the_order_to_rework_with_the_reason(desk: Store, aw
 
 def test_rework_and_re_inspection_keep_the_whole_history(desk: Store, awaiting: str) -> None:
     record_inspection(
-        desk, order_no=awaiting, user="zhou", verdicts=[Verdict(1, True), Verdict(2, False, defects=("D04",))], reason="涂层起皮"
+        desk,
+        order_no=awaiting,
+        user="zhou",
+        verdicts=[Verdict(1, True), Verdict(2, False, defects=("D04",))],
+        reason="涂层起皮",
     )
     move_order(desk, order_no=awaiting, to="rework", user="zhao")
     move_order(desk, order_no=awaiting, to="to_surface_treatment", user="zhao")
@@ -97,7 +111,10 @@ def test_per_sample_verdicts(desk: Store) -> None:
     no = new_order(desk, lines=[("FL-DN50", 5)])  # a lot of 5: the plan asks for 2 samples
     to_qc_pending(desk, no)
     view = record_inspection(
-        desk, order_no=no, user="zhou", verdicts=[Verdict("FL-DN50", True, sample_no=1), Verdict("FL-DN50", True, sample_no=2)]
+        desk,
+        order_no=no,
+        user="zhou",
+        verdicts=[Verdict("FL-DN50", True, sample_no=1), Verdict("FL-DN50", True, sample_no=2)],
     )
     assert [(f.sample_no, f.samples) for f in view.findings] == [(1, 1), (2, 1)] and view.result == "passed"
 
@@ -114,15 +131,22 @@ def test_per_sample_verdicts(desk: Store) -> None:
         ([Verdict(1, True), Verdict(2, True, sample_no=1), Verdict(2, True, sample_no=1)], "bad_value"),
     ],
 )
-def test_bad_inspections_are_refused_and_change_nothing(desk: Store, awaiting: str, verdicts: list[Verdict], code: str) -> None:
-    assert refused(record_inspection, store=desk, order_no=awaiting, user="zhou", verdicts=verdicts).code == code
+def test_bad_inspections_are_refused_and_change_nothing(
+    desk: Store, awaiting: str, verdicts: list[Verdict], code: str
+) -> None:
+    assert (
+        refused(record_inspection, store=desk, order_no=awaiting, user="zhou", verdicts=verdicts).code == code
+    )
     assert show_order(desk, awaiting).state == "qc_pending" and inspection_history(desk, awaiting) == []
 
 
 def test_a_failure_does_not_need_the_full_sample(desk: Store, awaiting: str) -> None:
     # Two bad flanges are enough to fail the lot; the sampling plan only guards a pass.
     view = record_inspection(
-        desk, order_no=awaiting, user="zhou", verdicts=[Verdict(1, True), Verdict(2, False, samples=2, defects=("D01",))]
+        desk,
+        order_no=awaiting,
+        user="zhou",
+        verdicts=[Verdict(1, True), Verdict(2, False, samples=2, defects=("D01",))],
     )
     assert view.result == "failed"
 
@@ -144,7 +168,14 @@ def test_a_stale_version_is_refused(desk: Store, awaiting: str) -> None:
     version = show_order(desk, awaiting).version
     move_order(desk, order_no=awaiting, to="hold", user="sun")
     move_order(desk, order_no=awaiting, to="resume", user="sun")
-    err = refused(record_inspection, store=desk, order_no=awaiting, user="zhou", verdicts=passes(1, 2), expected_version=version)
+    err = refused(
+        record_inspection,
+        store=desk,
+        order_no=awaiting,
+        user="zhou",
+        verdicts=passes(1, 2),
+        expected_version=version,
+    )
     assert err.code == "stale_version"
 
 
@@ -173,7 +204,9 @@ def test_the_queue_is_longest_waiting_first_and_filters_by_inspector(desk: Store
 def test_first_pass_yield_by_product_and_period(desk: Store, clock: FixedClock) -> None:
     a = new_order(desk)  # HX-M8 + FL-DN50, inspected 2026-11-20: FL fails first time
     to_qc_pending(desk, a)
-    record_inspection(desk, order_no=a, user="zhou", verdicts=[Verdict(1, True), Verdict(2, False, defects=("D01",))])
+    record_inspection(
+        desk, order_no=a, user="zhou", verdicts=[Verdict(1, True), Verdict(2, False, defects=("D01",))]
+    )
     move_order(desk, order_no=a, to="rework", user="zhao")
     move_order(desk, order_no=a, to="to_surface_treatment", user="zhao")
     move_order(desk, order_no=a, to="submit_qc", user="zhao")
@@ -182,7 +215,10 @@ def test_first_pass_yield_by_product_and_period(desk: Store, clock: FixedClock) 
     b = new_order(desk, duplicate_reason="sample_test")
     to_qc_pending(desk, b)
     record_inspection(desk, order_no=b, user="zhou", verdicts=passes(1, 2))
-    rows = {(r.period, r.sku): (r.inspected, r.passed_first) for r in first_pass_yield(desk, since=date(2026, 11, 1), until=date(2026, 12, 31))}
+    rows = {
+        (r.period, r.sku): (r.inspected, r.passed_first)
+        for r in first_pass_yield(desk, since=date(2026, 11, 1), until=date(2026, 12, 31))
+    }
     assert rows == {
         ("2026-11", ""): (2, 1),
         ("2026-11", "HX-M8"): (1, 1),
@@ -191,7 +227,10 @@ def test_first_pass_yield_by_product_and_period(desk: Store, clock: FixedClock) 
         ("2026-12", "HX-M8"): (1, 1),
         ("2026-12", "FL-DN50"): (1, 1),
     }
-    whole = {r.sku: r.yield_pct for r in first_pass_yield(desk, since=date(2026, 11, 1), until=date(2026, 12, 31), by="all")}
+    whole = {
+        r.sku: r.yield_pct
+        for r in first_pass_yield(desk, since=date(2026, 11, 1), until=date(2026, 12, 31), by="all")
+    }
     assert whole == {"": 75.0, "HX-M8": 100.0, "FL-DN50": 50.0}
     assert first_pass_yield(desk, since=date(2026, 12, 6), until=date(2026, 12, 31)) == []
 
@@ -203,16 +242,45 @@ def cli(capsys: pytest.CaptureFixture[str], *args: object) -> tuple[int, str, st
     return code, out.out, out.err
 
 
-def test_qc_record_pass_through_the_cli(desk: Store, awaiting: str, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, err = cli(capsys, "qc", "record", awaiting, "--pass", "--user", "zhou", "--measure", "HX-M8=Ø8.01", "--db", desk.path, "--json")
+def test_qc_record_pass_through_the_cli(
+    desk: Store, awaiting: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = cli(
+        capsys,
+        "qc",
+        "record",
+        awaiting,
+        "--pass",
+        "--user",
+        "zhou",
+        "--measure",
+        "HX-M8=Ø8.01",
+        "--db",
+        desk.path,
+        "--json",
+    )
     assert code == 0, err
     data = json.loads(out)
     assert data["result"] == "passed" and data["findings"][0]["measurements"] == "Ø8.01"
     assert show_order(desk, awaiting).state == "ready_to_ship"
 
 
-def test_qc_record_fail_through_the_cli(desk: Store, awaiting: str, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, err = cli(capsys, "qc", "record", awaiting, "--fail", "--defect", "FL-DN50=D03", "--user", "zhou", "--db", desk.path)
+def test_qc_record_fail_through_the_cli(
+    desk: Store, awaiting: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = cli(
+        capsys,
+        "qc",
+        "record",
+        awaiting,
+        "--fail",
+        "--defect",
+        "FL-DN50=D03",
+        "--user",
+        "zhou",
+        "--db",
+        desk.path,
+    )
     assert code == 0, err
     assert "failed" in out and "FL-DN50: D03" in out
     code, out, _ = cli(capsys, "qc", "history", awaiting, "--db", desk.path, "--json")
@@ -238,16 +306,36 @@ def test_qc_record_errors_are_one_line(
     assert show_order(desk, awaiting).state == "qc_pending"
 
 
-def test_qc_queue_yield_and_defects_in_the_cli(desk: Store, awaiting: str, capsys: pytest.CaptureFixture[str]) -> None:
+def test_qc_queue_yield_and_defects_in_the_cli(
+    desk: Store, awaiting: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     code, out, _ = cli(capsys, "qc", "queue", "--db", desk.path, "--json")
     assert code == 0 and json.loads(out)[0]["order_no"] == awaiting
     cli(capsys, "qc", "record", awaiting, "--pass", "--user", "zhou", "--db", desk.path)
     with desk.read() as s:
         day = s.execute(text("SELECT at FROM qc_inspection")).scalar()
     assert day is not None
-    code, out, _ = cli(capsys, "qc", "yield", "--since", "2026-11-01", "--until", "2026-11-30", "--by", "all", "--db", desk.path, "--json")
+    code, out, _ = cli(
+        capsys,
+        "qc",
+        "yield",
+        "--since",
+        "2026-11-01",
+        "--until",
+        "2026-11-30",
+        "--by",
+        "all",
+        "--db",
+        desk.path,
+        "--json",
+    )
     assert code == 0 and json.loads(out)[0] == {
-        "period": "all", "sku": None, "name": "", "inspected": 2, "passed_first": 2, "yield_pct": 100.0,
+        "period": "all",
+        "sku": None,
+        "name": "",
+        "inspected": 2,
+        "passed_first": 2,
+        "yield_pct": 100.0,
     }
     code, out, _ = cli(capsys, "--lang", "zh", "qc", "defects", "--db", desk.path)
     assert code == 0 and "D03  毛刺/锐边" in out

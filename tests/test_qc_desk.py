@@ -38,9 +38,18 @@ def _shanghai_time(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     time.tzset()
 
 
-def awaiting(desk: Store, customer: str = "C001", lines: list[tuple[str, int]] | None = None, inspector: str | None = "zhou") -> str:
+def awaiting(
+    desk: Store,
+    customer: str = "C001",
+    lines: list[tuple[str, int]] | None = None,
+    inspector: str | None = "zhou",
+) -> str:
     no = enter_order(
-        desk, customer=customer, lines=lines or [("HX-M8", 100), ("FL-DN50", 10)], user="wang", promised=date(2026, 12, 30)
+        desk,
+        customer=customer,
+        lines=lines or [("HX-M8", 100), ("FL-DN50", 10)],
+        user="wang",
+        promised=date(2026, 12, 30),
     ).detail.order_no
     to_qc_pending(desk, no, inspector=inspector)
     return no
@@ -72,13 +81,17 @@ async def test_qc_lands_on_the_queue_longest_waiting_first(desk: Store, clock: F
         assert isinstance(app.screen, QCDeskScreen)
         table = app.screen.query_one("#qc-queue", DataTable)
         assert row_keys(table) == [first, second]
-        assert str(table.get_cell(first, "waiting")) == "5h" and str(table.get_cell(second, "waiting")) == "1h"
+        assert (
+            str(table.get_cell(first, "waiting")) == "5h" and str(table.get_cell(second, "waiting")) == "1h"
+        )
         await pilot.press("f3")  # mine
         await settle(pilot)
         assert row_keys(table) == [first, second]
         await pilot.press("f3")  # unassigned
         await settle(pilot)
-        assert row_keys(table) == [] and "Nothing is waiting" in str(app.screen.query_one("#qc-hint", Static).render())
+        assert row_keys(table) == [] and "Nothing is waiting" in str(
+            app.screen.query_one("#qc-hint", Static).render()
+        )
 
 
 async def test_passing_every_line_from_the_screen(desk: Store, clock: FixedClock) -> None:
@@ -98,7 +111,10 @@ async def test_passing_every_line_from_the_screen(desk: Store, clock: FixedClock
         await pilot.press("a")  # pass the rest
         await pilot.press("ctrl+s")
         await settle(pilot)
-        assert isinstance(app.screen, QCDeskScreen) and row_keys(app.screen.query_one("#qc-queue", DataTable)) == []
+        assert (
+            isinstance(app.screen, QCDeskScreen)
+            and row_keys(app.screen.query_one("#qc-queue", DataTable)) == []
+        )
     assert show_order(desk, no).state == "ready_to_ship"
     [view] = inspection_history(desk, no)
     assert view.result == "passed" and view.findings[0].measurements == "Ø8.01 L40.0"
@@ -127,7 +143,11 @@ async def test_failing_a_line_with_defects_sends_it_to_rework(desk: Store, clock
         assert isinstance(app.screen, QCDeskScreen)
     assert show_order(desk, no).state == "qc_failed"
     [view] = inspection_history(desk, no)
-    assert view.reason == "法兰毛刺" and view.findings[1].defects == ("D03",) and view.findings[1].note == "burrs"
+    assert (
+        view.reason == "法兰毛刺"
+        and view.findings[1].defects == ("D03",)
+        and view.findings[1].note == "burrs"
+    )
 
 
 async def test_a_pass_on_too_small_a_sample_is_refused_on_screen(desk: Store, clock: FixedClock) -> None:
@@ -163,7 +183,12 @@ async def test_an_order_changed_meanwhile_is_refused_as_stale(desk: Store, clock
 
 async def test_taking_an_order_and_the_history_of_a_re_inspection(desk: Store, clock: FixedClock) -> None:
     no = awaiting(desk)
-    record_inspection(desk, order_no=no, user="zhou", verdicts=[Verdict(1, True), Verdict(2, False, defects=("D04",), measurements="膜厚 38μm")])
+    record_inspection(
+        desk,
+        order_no=no,
+        user="zhou",
+        verdicts=[Verdict(1, True), Verdict(2, False, defects=("D04",), measurements="膜厚 38μm")],
+    )
     for step in ("rework", "to_surface_treatment", "submit_qc"):
         move_order(desk, order_no=no, to=step, user="zhao")
     from orderdesk.orders import edit_order
@@ -188,7 +213,9 @@ async def test_taking_an_order_and_the_history_of_a_re_inspection(desk: Store, c
 
 async def test_first_pass_yield_on_screen(desk: Store, clock: FixedClock) -> None:
     a = awaiting(desk)
-    record_inspection(desk, order_no=a, user="zhou", verdicts=[Verdict(1, True), Verdict(2, False, defects=("D01",))])
+    record_inspection(
+        desk, order_no=a, user="zhou", verdicts=[Verdict(1, True), Verdict(2, False, defects=("D01",))]
+    )
     clock.advance(days=1)
     app = make_app(desk, clock)
     async with app.run_test(size=SIZE) as pilot:
@@ -236,13 +263,23 @@ SnapCompare = Any
 @pytest.fixture
 def qc_desk(desk: Store, clock: FixedClock) -> Store:
     a = awaiting(desk)
-    record_inspection(desk, order_no=a, user="zhou", verdicts=[Verdict(1, True), Verdict(2, False, defects=("D03",))])
+    record_inspection(
+        desk, order_no=a, user="zhou", verdicts=[Verdict(1, True), Verdict(2, False, defects=("D03",))]
+    )
     for step in ("rework", "to_surface_treatment", "submit_qc"):
         move_order(desk, order_no=a, to=step, user="zhao")
     clock.advance(hours=2)
     awaiting(desk, customer="C003", lines=[("PT-RED", 6)])
     clock.advance(minutes=40)
-    no = enter_order(desk, customer="C002", lines=[("BR-6204", 3)], user="wang", rush=True, promised=clock().date() + timedelta(days=4), promised_reason="急单").detail.order_no
+    no = enter_order(
+        desk,
+        customer="C002",
+        lines=[("BR-6204", 3)],
+        user="wang",
+        rush=True,
+        promised=clock().date() + timedelta(days=4),
+        promised_reason="急单",
+    ).detail.order_no
     to_qc_pending(desk, no)
     clock.advance(minutes=5)
     return desk

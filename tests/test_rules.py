@@ -37,7 +37,12 @@ def test_the_shipped_rules_load_with_the_documented_defaults() -> None:
     r = load_rules(workflow=WORKFLOW)
     assert r.approval_threshold == 5_000_000 and r.approval_roles == {"finance"}
     assert r.duplicate_window == timedelta(hours=24)
-    assert [x.id for x in r.duplicate_reasons] == ["sample_test", "urgent_restock", "promotion_stock", "other"]
+    assert [x.id for x in r.duplicate_reasons] == [
+        "sample_test",
+        "urgent_restock",
+        "promotion_stock",
+        "other",
+    ]
     assert [x.needs_text for x in r.duplicate_reasons] == [False, False, False, True]
     assert r.short_lead_days == 7 and r.linked_window == timedelta(minutes=30)
     assert r.credit_release_roles == {"finance"}
@@ -186,7 +191,9 @@ def test_a_toml_syntax_error_names_its_line(tmp_path: Path) -> None:
     bad.write_text(DEFAULT_TEXT.replace("short_days = 7", "short_days = = 7"), encoding="utf-8")
     with pytest.raises(RulesError) as caught:
         load_rules(bad)
-    line = next(i + 1 for i, ln in enumerate(bad.read_text(encoding="utf-8").splitlines()) if "short_days" in ln)
+    line = next(
+        i + 1 for i, ln in enumerate(bad.read_text(encoding="utf-8").splitlines()) if "short_days" in ln
+    )
     assert caught.value.problems[0].line == line and "not valid TOML" in str(caught.value)
 
 
@@ -204,7 +211,20 @@ def test_the_cli_reports_a_broken_rules_file_in_one_line(
     bad = tmp_path / "rules.toml"
     bad.write_text(DEFAULT_TEXT.replace('roles = ["finance"]', 'roles = ["accounts"]', 1), encoding="utf-8")
     monkeypatch.setenv("ORDERDESK_RULES", str(bad))
-    code = main(["order", "create", "--customer", "C001", "--line", "HX-M8:1", "--user", "wang", "--db", str(desk.path)])
+    code = main(
+        [
+            "order",
+            "create",
+            "--customer",
+            "C001",
+            "--line",
+            "HX-M8:1",
+            "--user",
+            "wang",
+            "--db",
+            str(desk.path),
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 1 and f"{bad}:" in err and 'unknown role "accounts"' in err and "Traceback" not in err
 

@@ -42,7 +42,9 @@ LATER = date(2026, 12, 30)  # far enough for no short-lead flag
 
 def enter(desk: Store, customer: str = "C001", lines: list[tuple[str, int]] | None = None, **kw: object):  # type: ignore[no-untyped-def]
     kw.setdefault("promised", LATER)
-    return enter_order(desk, customer=customer, lines=lines or [("HX-M8", 10)], user=kw.pop("user", "wang"), **kw)  # type: ignore[arg-type]
+    return enter_order(
+        desk, customer=customer, lines=lines or [("HX-M8", 10)], user=kw.pop("user", "wang"), **kw
+    )  # type: ignore[arg-type]
 
 
 def refused(fn, **kw):  # type: ignore[no-untyped-def]
@@ -69,7 +71,9 @@ def test_a_suspected_duplicate_is_refused_and_nothing_is_written(desk: Store, cl
     first = enter(desk, lines=[("HX-M8", 10), ("FL-DN50", 2)]).detail.order_no
     clock.advance(hours=3)
     before = (count_orders(desk), outbox_commands(desk))
-    err = refused(enter_order, store=desk, customer="C001", lines=[("FL-DN50", 2), ("HX-M8", 10)], user="wang")
+    err = refused(
+        enter_order, store=desk, customer="C001", lines=[("FL-DN50", 2), ("HX-M8", 10)], user="wang"
+    )
     assert err.code == "duplicate_suspected"
     assert first in str(err) and "3 h ago" in str(err) and "Sample test / Urgent restock" in str(err)
     assert "样品测试" in err.message.render("zh")
@@ -101,7 +105,9 @@ def test_other_needs_text_and_unknown_reasons_are_refused(desk: Store) -> None:
         ("first was cancelled", None),
     ],
 )
-def test_not_a_duplicate(desk: Store, clock: FixedClock, change: str, lines: list[tuple[str, int]] | None) -> None:
+def test_not_a_duplicate(
+    desk: Store, clock: FixedClock, change: str, lines: list[tuple[str, int]] | None
+) -> None:
     first = enter(desk).detail.order_no
     customer = "C003" if change == "other customer" else "C001"
     if change == "after the window":
@@ -119,7 +125,9 @@ def test_over_the_credit_limit_goes_on_hold_for_finance(desk: Store) -> None:
     create = trail(desk, detail.order_no)[0][1]
     assert create["credit_hold"] is True and create["notify"] == ["finance"] and create["require_ack"] is True
     with desk.read() as s:
-        held_from = s.execute(text("SELECT held_from_state FROM sales_order WHERE order_no = :n"), {"n": detail.order_no}).scalar()
+        held_from = s.execute(
+            text("SELECT held_from_state FROM sales_order WHERE order_no = :n"), {"n": detail.order_no}
+        ).scalar()
     assert held_from == "draft"
 
 
@@ -129,7 +137,14 @@ def test_within_the_credit_limit_stays_in_draft(desk: Store) -> None:
 
 
 def test_exposure_is_open_receivables_plus_uninvoiced_open_orders(desk: Store) -> None:
-    add_customer(desk, code="C009", name="杭州测试", address="浙江省杭州市", credit_limit=1_000_000, settlement_terms="月结30天")
+    add_customer(
+        desk,
+        code="C009",
+        name="杭州测试",
+        address="浙江省杭州市",
+        credit_limit=1_000_000,
+        settlement_terms="月结30天",
+    )
     a = enter(desk, customer="C009", lines=[("FL-DN50", 50)], route="from_stock").detail.order_no  # ¥4,400
     with desk.read() as s:
         cid = s.execute(text("SELECT id FROM customer WHERE code='C009'")).scalar()
@@ -143,7 +158,12 @@ def test_exposure_is_open_receivables_plus_uninvoiced_open_orders(desk: Store) -
         assert credit_exposure(s, cid) == 340_000  # invoiced 4,400 − paid 1,000
     # The next order is checked against that: ¥6,160 + 3,400 > ¥10,000 is not, ¥7,040 + 3,400 is.
     assert not enter(desk, customer="C009", lines=[("FL-DN50", 70)]).on_credit_hold
-    move_order(desk, order_no=enter(desk, customer="C009", lines=[("BR-6204", 1)]).detail.order_no, to="sign_contract", user="wang")
+    move_order(
+        desk,
+        order_no=enter(desk, customer="C009", lines=[("BR-6204", 1)]).detail.order_no,
+        to="sign_contract",
+        user="wang",
+    )
     assert enter(desk, customer="C009", lines=[("FL-DN50", 80)]).on_credit_hold
 
 
@@ -172,7 +192,10 @@ def test_an_order_at_the_threshold_needs_no_approval(desk: Store) -> None:
     add_product(desk, sku="AT-25", name="整额件", unit_price=2_500, stock_on_hand=10_000)
     result = enter(desk, lines=[("AT-25", 2_000)])
     assert not result.needs_approval
-    assert move_order(desk, order_no=result.detail.order_no, to="sign_contract", user="wang").state == "contract_signed"
+    assert (
+        move_order(desk, order_no=result.detail.order_no, to="sign_contract", user="wang").state
+        == "contract_signed"
+    )
 
 
 # -- promised date and short lead time -----------------------------------------------------------------
@@ -188,9 +211,13 @@ def test_the_promised_date_is_proposed_from_lead_time_and_transit(desk: Store, c
 
 def test_promising_earlier_than_proposed_needs_a_reason(desk: Store) -> None:
     early = date(2026, 11, 26)
-    err = refused(enter_order, store=desk, customer="C001", lines=[("HX-M8", 10)], user="wang", promised=early)
+    err = refused(
+        enter_order, store=desk, customer="C001", lines=[("HX-M8", 10)], user="wang", promised=early
+    )
     assert err.code == "promised_reason_needed" and "2026-11-28" in str(err)
-    ok = enter_order(desk, customer="C001", lines=[("HX-M8", 10)], user="wang", promised=early, promised_reason="客户自提")
+    ok = enter_order(
+        desk, customer="C001", lines=[("HX-M8", 10)], user="wang", promised=early, promised_reason="客户自提"
+    )
     assert ok.detail.promised_date == early
     assert trail(desk, ok.detail.order_no)[0][1]["sales"] == {"promised_reason": "客户自提"}
 
@@ -249,7 +276,9 @@ def test_a_returning_customer_gets_the_usual_address_packaging_and_standing_note
     assert d.ship_address == site and d.packing_preset == "3" and d.standing_notes == "送货前电话联系王强"
     # Entered without an address, packaging or notes, the order gets them.
     detail = enter(desk, lines=[("PT-RED", 1)]).detail
-    assert detail.ship_address == site and detail.packing_preset == "3" and detail.notes == "送货前电话联系王强"
+    assert (
+        detail.ship_address == site and detail.packing_preset == "3" and detail.notes == "送货前电话联系王强"
+    )
 
 
 def test_lookups_by_code_name_phone_and_product(desk: Store) -> None:
@@ -338,22 +367,36 @@ def test_a_small_change_is_minor_and_another_sales_person_approves_it(desk: Stor
     add_user(desk, name="li", roles=["sales"], pin="1234")
     no = signed(desk)
     cr = request_change(desk, order_no=no, user="wang", reason="客户加 10 个", quantities={"HX-M8": 110})
-    assert (cr.change_class, cr.fields, cr.approve_roles, cr.status) == ("minor", ("quantity",), ("sales", "supervisor"), "pending")
+    assert (cr.change_class, cr.fields, cr.approve_roles, cr.status) == (
+        "minor",
+        ("quantity",),
+        ("sales", "supervisor"),
+        "pending",
+    )
     assert cr.impact["production_started"] is False and cr.impact["materials_issued"] is False
     err = refused(decide_change, store=desk, request_id=cr.id, approve=True, user="wang")
     assert err.code == "self_approval"
     done = decide_change(desk, request_id=cr.id, approve=True, user="li")
     assert done.status == "approved" and done.new_revision == 2
     detail = show_order(desk, no)
-    assert [ln.quantity for ln in detail.lines] == [110, 10] and detail.summary.amount == 110 * 150 + 10 * 8_800
+    assert [ln.quantity for ln in detail.lines] == [
+        110,
+        10,
+    ] and detail.summary.amount == 110 * 150 + 10 * 8_800
 
 
 def test_a_change_after_production_started_is_major_and_needs_the_supervisor(desk: Store) -> None:
     no = enter(desk, lines=[("HX-M8", 100)]).detail.order_no
     to_qc_pending(desk, no, inspector=None)  # in surface treatment: production has started
     preview = preview_change(desk, order_no=no, ship_address="上海市浦东新区张江路 1 号")
-    assert preview.change_class == "major" and preview.facts.production_started and preview.facts.materials_issued
-    cr = request_change(desk, order_no=no, user="wang", reason="客户改地址", ship_address="上海市浦东新区张江路 1 号")
+    assert (
+        preview.change_class == "major"
+        and preview.facts.production_started
+        and preview.facts.materials_issued
+    )
+    cr = request_change(
+        desk, order_no=no, user="wang", reason="客户改地址", ship_address="上海市浦东新区张江路 1 号"
+    )
     err = refused(decide_change, store=desk, request_id=cr.id, approve=True, user="chen")
     assert err.code == "forbidden" and err.who == ("supervisor",)
     decide_change(desk, request_id=cr.id, approve=True, user="sun", reason="已与物流确认")
@@ -363,7 +406,12 @@ def test_a_change_after_production_started_is_major_and_needs_the_supervisor(des
 def test_replacing_a_sku_is_major_and_makes_a_new_version_viewable_side_by_side(desk: Store) -> None:
     no = signed(desk)
     cr = request_change(
-        desk, order_no=no, user="wang", reason="客户改用轴承", replace={"FL-DN50": "BR-6204"}, promised=date(2027, 1, 5)
+        desk,
+        order_no=no,
+        user="wang",
+        reason="客户改用轴承",
+        replace={"FL-DN50": "BR-6204"},
+        promised=date(2027, 1, 5),
     )
     assert cr.change_class == "major" and set(cr.fields) == {"sku", "date"}
     decide_change(desk, request_id=cr.id, approve=True, user="sun")
@@ -380,7 +428,9 @@ def test_a_rejected_change_leaves_the_order_as_it_was(desk: Store) -> None:
     no = signed(desk)
     before = show_order(desk, no)
     cr = request_change(desk, order_no=no, user="wang", reason="加量", quantities={"HX-M8": 200})
-    assert refused(decide_change, store=desk, request_id=cr.id, approve=False, user="sun").code == "empty_text"
+    assert (
+        refused(decide_change, store=desk, request_id=cr.id, approve=False, user="sun").code == "empty_text"
+    )
     done = decide_change(desk, request_id=cr.id, approve=False, user="sun", reason="产能已满")
     assert done.status == "rejected" and done.decision_reason == "产能已满"
     after = show_order(desk, no)
@@ -392,17 +442,29 @@ def test_one_change_at_a_time_and_no_change_of_nothing(desk: Store) -> None:
     no = signed(desk)
     assert refused(request_change, store=desk, order_no=no, user="wang", reason="x").code == "no_changes"
     request_change(desk, order_no=no, user="wang", reason="加量", quantities={"HX-M8": 101})
-    err = refused(request_change, store=desk, order_no=no, user="wang", reason="再加", quantities={"HX-M8": 102})
+    err = refused(
+        request_change, store=desk, order_no=no, user="wang", reason="再加", quantities={"HX-M8": 102}
+    )
     assert err.code == "change_pending"
-    assert refused(request_change, store=desk, order_no=no, user="wang", reason="", quantities={"HX-M8": 1}).code == "empty_text"
+    assert (
+        refused(request_change, store=desk, order_no=no, user="wang", reason="", quantities={"HX-M8": 1}).code
+        == "empty_text"
+    )
 
 
 def test_a_quantity_cannot_drop_below_what_was_scanned(desk: Store) -> None:
     no = signed(desk)
     with desk.write() as s:
-        s.execute(text("UPDATE order_line SET scanned_qty = 60 WHERE line_no = 1 AND order_id = (SELECT id FROM sales_order WHERE order_no = :n)"), {"n": no})
+        s.execute(
+            text(
+                "UPDATE order_line SET scanned_qty = 60 WHERE line_no = 1 AND order_id = (SELECT id FROM sales_order WHERE order_no = :n)"
+            ),
+            {"n": no},
+        )
     cr = request_change(desk, order_no=no, user="wang", reason="减量", quantities={"HX-M8": 50})
-    assert refused(decide_change, store=desk, request_id=cr.id, approve=True, user="sun").code == "below_scanned"
+    assert (
+        refused(decide_change, store=desk, request_id=cr.id, approve=True, user="sun").code == "below_scanned"
+    )
 
 
 def test_a_change_that_makes_the_order_large_needs_approval_again(desk: Store) -> None:
@@ -422,7 +484,9 @@ def test_a_change_that_makes_the_order_large_needs_approval_again(desk: Store) -
         ("liu", {"promised": date(2027, 2, 1)}, "promised_date"),  # nor may the warehouse
     ],
 )
-def test_a_forbidden_change_is_refused_by_the_command(desk: Store, user: str, change: dict[str, object], field: str) -> None:
+def test_a_forbidden_change_is_refused_by_the_command(
+    desk: Store, user: str, change: dict[str, object], field: str
+) -> None:
     no = signed(desk)
     err = refused(request_change, store=desk, order_no=no, user=user, reason="试试", **change)
     assert err.code == "forbidden_field" and field in str(err)
@@ -444,5 +508,10 @@ def test_every_sales_command_writes_one_audit_and_one_outbox_record(desk: Store)
     no = signed(desk)
     cr = request_change(desk, order_no=no, user="wang", reason="加量", quantities={"HX-M8": 101})
     decide_change(desk, request_id=cr.id, approve=True, user="sun")
-    assert [c for c, _d in trail(desk, no)] == ["create_order", "move_order", "request_change", "decide_change"]
+    assert [c for c, _d in trail(desk, no)] == [
+        "create_order",
+        "move_order",
+        "request_change",
+        "decide_change",
+    ]
     assert outbox_commands(desk)[-3:] == ["move_order", "request_change", "decide_change"]

@@ -27,7 +27,16 @@ from screens.sales_desk import (
     SalesDeskScreen,
     VersionsScreen,
 )
-from tests.desks_support import SIZE, count_orders, log_in, make_app, order_state, row_keys, screen_text, settle
+from tests.desks_support import (
+    SIZE,
+    count_orders,
+    log_in,
+    make_app,
+    order_state,
+    row_keys,
+    screen_text,
+    settle,
+)
 
 pytestmark = pytest.mark.anyio
 LATER = date(2026, 12, 30)
@@ -104,19 +113,35 @@ def last_order(desk: Store) -> str:
 
 
 # -- the desk ----------------------------------------------------------------------------------------------
-async def test_sales_lands_on_the_desk_with_what_needs_attention_first(desk: Store, clock: FixedClock) -> None:
-    plain = enter_order(desk, customer="C003", lines=[("HX-M8", 5)], user="wang", promised=LATER).detail.order_no
+async def test_sales_lands_on_the_desk_with_what_needs_attention_first(
+    desk: Store, clock: FixedClock
+) -> None:
+    plain = enter_order(
+        desk, customer="C003", lines=[("HX-M8", 5)], user="wang", promised=LATER
+    ).detail.order_no
     held = enter_order(desk, customer="C002", lines=[("FL-DN50", 20)], user="wang").detail.order_no
     short = enter_order(
-        desk, customer="C001", lines=[("HX-M8", 10)], user="wang", promised=clock().date() + timedelta(days=3), promised_reason="急"
+        desk,
+        customer="C001",
+        lines=[("HX-M8", 10)],
+        user="wang",
+        promised=clock().date() + timedelta(days=3),
+        promised_reason="急",
     ).detail.order_no
-    rush = enter_order(desk, customer="C001", lines=[("PT-RED", 1)], user="wang", promised=LATER, rush=True).detail.order_no
+    rush = enter_order(
+        desk, customer="C001", lines=[("PT-RED", 1)], user="wang", promised=LATER, rush=True
+    ).detail.order_no
     app = make_app(desk, clock)
     async with app.run_test(size=SIZE) as pilot:
         await log_in(pilot, "wang")
         assert isinstance(app.screen, SalesDeskScreen)
         table = app.screen.query_one("#worklist", DataTable)
-        assert row_keys(table) == [held, rush, short, plain]  # credit hold, rush blocked, short lead; then the rest
+        assert row_keys(table) == [
+            held,
+            rush,
+            short,
+            plain,
+        ]  # credit hold, rush blocked, short lead; then the rest
         assert "red" in cell_style(table, short, "promised")  # a short lead time is red wherever it is shown
         assert "red" not in cell_style(table, plain, "promised")
         assert "Credit hold" in str(table.get_cell(held, "flags"))
@@ -146,15 +171,29 @@ async def test_entering_an_order_from_the_screen(desk: Store, clock: FixedClock)
         await save(pilot)
         assert isinstance(app.screen, SalesDeskScreen)
         detail = show_order(desk, last_order(desk))
-        assert detail.summary.customer_code == "C003" and detail.channel == "wholesale" and detail.state == "draft"
+        assert (
+            detail.summary.customer_code == "C003"
+            and detail.channel == "wholesale"
+            and detail.state == "draft"
+        )
         assert [ln.quantity for ln in detail.lines] == [3, 20] and detail.promised_date == date(2026, 11, 30)
 
 
-async def test_a_returning_customer_gets_the_usual_address_and_standing_notes(desk: Store, clock: FixedClock) -> None:
+async def test_a_returning_customer_gets_the_usual_address_and_standing_notes(
+    desk: Store, clock: FixedClock
+) -> None:
     with desk.write() as s:
         s.execute(text("UPDATE customer SET notes = '送货前电话联系' WHERE code = 'C001'"))
     site = "江苏省苏州市吴中区木渎镇 2 号仓"
-    enter_order(desk, customer="C001", lines=[("HX-M8", 1)], user="wang", ship_address=site, packing_preset="3", promised=LATER)
+    enter_order(
+        desk,
+        customer="C001",
+        lines=[("HX-M8", 1)],
+        user="wang",
+        ship_address=site,
+        packing_preset="3",
+        promised=LATER,
+    )
     clock.advance(hours=2)
     app = make_app(desk, clock)
     async with app.run_test(size=SIZE) as pilot:
@@ -189,7 +228,9 @@ async def test_a_duplicate_asks_for_a_reason_and_cancel_saves_nothing(desk: Stor
         await settle(pilot)
         assert isinstance(app.screen, SalesDeskScreen) and count_orders(desk) == 2
     with desk.read() as s:
-        reason = s.execute(text("SELECT duplicate_reason, duplicate_of FROM order_sales ORDER BY order_id DESC")).first()
+        reason = s.execute(
+            text("SELECT duplicate_reason, duplicate_of FROM order_sales ORDER BY order_id DESC")
+        ).first()
     assert tuple(reason) == ("urgent_restock", first)  # type: ignore[arg-type]
 
 
@@ -212,7 +253,9 @@ async def test_other_as_the_duplicate_reason_needs_text(desk: Store, clock: Fixe
 
 
 # -- credit, approval, lead time, rush ----------------------------------------------------------------------
-async def test_over_credit_is_said_before_saving_and_the_order_goes_on_hold(desk: Store, clock: FixedClock) -> None:
+async def test_over_credit_is_said_before_saving_and_the_order_goes_on_hold(
+    desk: Store, clock: FixedClock
+) -> None:
     app = make_app(desk, clock)
     async with app.run_test(size=SIZE) as pilot:
         await log_in(pilot, "wang")
@@ -245,7 +288,9 @@ async def test_approval_is_said_before_saving(desk: Store, clock: FixedClock) ->
         assert s.execute(text("SELECT approval FROM order_sales")).scalar() == "pending"
 
 
-async def test_an_earlier_promise_without_a_reason_is_refused_on_screen(desk: Store, clock: FixedClock) -> None:
+async def test_an_earlier_promise_without_a_reason_is_refused_on_screen(
+    desk: Store, clock: FixedClock
+) -> None:
     app = make_app(desk, clock)
     async with app.run_test(size=SIZE) as pilot:
         await log_in(pilot, "wang")
@@ -273,7 +318,9 @@ async def test_a_rush_order_is_entered_and_shown_blocked_until_ready(desk: Store
         await pick_customer(pilot, "C003")
         await add_line(pilot, "HX-M8", 10)
         await pilot.press("f6")
-        assert screen.draft.rush and "only after technical sign-off and kitted materials" in checks_text(pilot)
+        assert screen.draft.rush and "only after technical sign-off and kitted materials" in checks_text(
+            pilot
+        )
         await save(pilot)
         no = last_order(desk)
         assert show_order(desk, no).rush
@@ -282,7 +329,9 @@ async def test_a_rush_order_is_entered_and_shown_blocked_until_ready(desk: Store
 
 
 async def test_a_second_order_is_offered_as_a_linked_child(desk: Store, clock: FixedClock) -> None:
-    parent = enter_order(desk, customer="C001", lines=[("HX-M8", 10)], user="wang", promised=LATER).detail.order_no
+    parent = enter_order(
+        desk, customer="C001", lines=[("HX-M8", 10)], user="wang", promised=LATER
+    ).detail.order_no
     clock.advance(minutes=12)
     app = make_app(desk, clock)
     async with app.run_test(size=SIZE) as pilot:
@@ -304,13 +353,21 @@ async def test_a_second_order_is_offered_as_a_linked_child(desk: Store, clock: F
         await settle(pilot)
         other = last_order(desk)
     with desk.read() as s:
-        parents = dict(s.execute(text("SELECT o.order_no, p.order_no FROM order_sales x JOIN sales_order o ON o.id = x.order_id LEFT JOIN sales_order p ON p.id = x.parent_id")).all())
+        parents = dict(
+            s.execute(
+                text(
+                    "SELECT o.order_no, p.order_no FROM order_sales x JOIN sales_order o ON o.id = x.order_id LEFT JOIN sales_order p ON p.id = x.parent_id"
+                )
+            ).all()
+        )
     assert parents[child] == parent and parents[other] is None
 
 
 # -- change requests, approvals, versions ------------------------------------------------------------------
 async def test_filing_a_change_request_from_the_desk(desk: Store, clock: FixedClock) -> None:
-    no = enter_order(desk, customer="C003", lines=[("HX-M8", 100)], user="wang", promised=LATER).detail.order_no
+    no = enter_order(
+        desk, customer="C003", lines=[("HX-M8", 100)], user="wang", promised=LATER
+    ).detail.order_no
     move_order(desk, order_no=no, to="sign_contract", user="wang")
     app = make_app(desk, clock)
     async with app.run_test(size=SIZE) as pilot:
@@ -336,12 +393,19 @@ async def test_filing_a_change_request_from_the_desk(desk: Store, clock: FixedCl
         assert isinstance(app.screen, SalesDeskScreen)
         assert "Change" in str(app.screen.query_one("#worklist", DataTable).get_cell(no, "flags"))
     with desk.read() as s:
-        assert s.execute(text("SELECT change_class, status FROM change_request")).first() == ("minor", "pending")
+        assert s.execute(text("SELECT change_class, status FROM change_request")).first() == (
+            "minor",
+            "pending",
+        )
 
 
-async def test_the_requester_may_not_approve_but_a_colleague_may_and_versions_show_it(desk: Store, clock: FixedClock) -> None:
+async def test_the_requester_may_not_approve_but_a_colleague_may_and_versions_show_it(
+    desk: Store, clock: FixedClock
+) -> None:
     add_user(desk, name="li", roles=["sales"], pin="1234")
-    no = enter_order(desk, customer="C003", lines=[("HX-M8", 100)], user="wang", promised=LATER).detail.order_no
+    no = enter_order(
+        desk, customer="C003", lines=[("HX-M8", 100)], user="wang", promised=LATER
+    ).detail.order_no
     cr = request_change(desk, order_no=no, user="wang", reason="加量", quantities={"HX-M8": 110})
     app = make_app(desk, clock)
     async with app.run_test(size=SIZE) as pilot:
@@ -379,7 +443,9 @@ async def test_the_requester_may_not_approve_but_a_colleague_may_and_versions_sh
 
 
 async def test_a_major_change_waits_for_the_supervisor(desk: Store, clock: FixedClock) -> None:
-    no = enter_order(desk, customer="C003", lines=[("HX-M8", 100)], user="wang", promised=LATER).detail.order_no
+    no = enter_order(
+        desk, customer="C003", lines=[("HX-M8", 100)], user="wang", promised=LATER
+    ).detail.order_no
     request_change(desk, order_no=no, user="wang", reason="换料", replace={"HX-M8": "BR-6204"})
     app = make_app(desk, clock)
     async with app.run_test(size=SIZE) as pilot:
@@ -409,7 +475,9 @@ async def test_order_entry_works_in_chinese(desk: Store, clock: FixedClock) -> N
         assert "超出信用额度" in checks_text(pilot)
         await save(pilot)
         assert isinstance(app.screen, SalesDeskScreen)
-        assert "信用冻结" in str(app.screen.query_one("#worklist", DataTable).get_cell(last_order(desk), "flags"))
+        assert "信用冻结" in str(
+            app.screen.query_one("#worklist", DataTable).get_cell(last_order(desk), "flags")
+        )
 
 
 SnapCompare = Any
@@ -419,15 +487,34 @@ SnapCompare = Any
 def busy_desk(desk: Store, clock: FixedClock) -> Store:
     enter_order(desk, customer="C002", lines=[("FL-DN50", 20)], user="wang")
     enter_order(desk, customer="C001", lines=[("FL-DN50", 600)], user="wang", promised=LATER)
-    enter_order(desk, customer="C003", lines=[("HX-M8", 10)], user="wang", promised=date(2026, 11, 24), promised_reason="客户急需", rush=True)
-    no = enter_order(desk, customer="C001", lines=[("PT-RED", 2)], user="wang", promised=LATER, duplicate_reason="sample_test").detail.order_no
+    enter_order(
+        desk,
+        customer="C003",
+        lines=[("HX-M8", 10)],
+        user="wang",
+        promised=date(2026, 11, 24),
+        promised_reason="客户急需",
+        rush=True,
+    )
+    no = enter_order(
+        desk,
+        customer="C001",
+        lines=[("PT-RED", 2)],
+        user="wang",
+        promised=LATER,
+        duplicate_reason="sample_test",
+    ).detail.order_no
     request_change(desk, order_no=no, user="wang", reason="加量", quantities={"PT-RED": 3})
-    enter_order(desk, customer="C003", lines=[("BR-6204", 2)], user="wang", promised=LATER, route="from_stock")
+    enter_order(
+        desk, customer="C003", lines=[("BR-6204", 2)], user="wang", promised=LATER, route="from_stock"
+    )
     return desk
 
 
 @pytest.mark.parametrize("lang", ["en", "zh"])
-def test_snapshot_sales_desk(snap_compare: SnapCompare, busy_desk: Store, clock: FixedClock, lang: str) -> None:
+def test_snapshot_sales_desk(
+    snap_compare: SnapCompare, busy_desk: Store, clock: FixedClock, lang: str
+) -> None:
     async def run_before(pilot: Pilot[Any]) -> None:
         await log_in(pilot, "wang")
 
@@ -435,7 +522,9 @@ def test_snapshot_sales_desk(snap_compare: SnapCompare, busy_desk: Store, clock:
 
 
 @pytest.mark.parametrize("lang", ["en", "zh"])
-def test_snapshot_order_entry(snap_compare: SnapCompare, busy_desk: Store, clock: FixedClock, lang: str) -> None:
+def test_snapshot_order_entry(
+    snap_compare: SnapCompare, busy_desk: Store, clock: FixedClock, lang: str
+) -> None:
     async def run_before(pilot: Pilot[Any]) -> None:
         await log_in(pilot, "wang")
         await new_entry(pilot)

@@ -32,7 +32,8 @@ async def settle(pilot: Pilot[Any], group: str | None = None) -> None:
     """Let the screens' workers finish (the sync worker runs until the app closes, so it is not awaited)."""
     for _ in range(4):
         workers = [w for w in pilot.app.workers if w.group != "sync" and (group is None or w.group == group)]
-        await pilot.app.workers.wait_for_complete(workers)
+        if workers:  # an empty list would mean "all", the endless sync worker included
+            await pilot.app.workers.wait_for_complete(workers)
         await pilot.pause()
 
 

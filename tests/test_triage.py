@@ -124,7 +124,7 @@ async def test_the_planner_lands_on_triage_worst_first_with_what_blocks(
         assert len(rows) == screen.total == len(list_alerts(desk, config=CONFIG))
         by_order = {r[1].rstrip("!"): r for r in rows}
         assert "Over the credit limit" not in by_order[orders["tight"]][-1]
-        assert by_order[orders["tight"]][-1].startswith("Waiting for Production plan")
+        assert by_order[orders["tight"]][-1].startswith("Waiting for Production")
         blocking = {r.order_no: str(screen.blocking[r.alert_id][0]) for r in screen.rows}
         assert blocking[orders["tight"]] == "Waiting for Production planner: Start technical review"
         assert by_order[orders["passed"]][4] == "zhao"  # the named owner, not the role

@@ -332,7 +332,8 @@ def qc_record(
     order_no: Annotated[str, typer.Argument(help="Order number.")],
     user: UserOpt,
     passed: Annotated[
-        bool | None, typer.Option("--pass/--fail", help="--pass: every line passed; --fail: the --defect lines failed.")
+        bool | None,
+        typer.Option("--pass/--fail", help="--pass: every line passed; --fail: the --defect lines failed."),
     ] = None,
     defect: Annotated[
         list[str] | None, typer.Option("--defect", help="SKU=D01,D03: that line failed with these defects.")
@@ -761,7 +762,6 @@ def _queue_print(items: list[Any], title: str) -> None:
     from rich.table import Table
 
     from orderdesk.finance import HOLD_STATUS
-
     from orderdesk.money import format_money
 
     table = Table(title=title)

@@ -65,6 +65,44 @@ BACKFILL = (
 )
 
 
+# PostgreSQL (the central API's store): one plpgsql function keeps both tallies.
+PG_TRIGGER = (
+    """
+    CREATE OR REPLACE FUNCTION board_tally_keep() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        IF TG_OP = 'UPDATE' AND OLD.state IS NOT DISTINCT FROM NEW.state
+           AND OLD.promised_date IS NOT DISTINCT FROM NEW.promised_date THEN
+            RETURN NULL;
+        END IF;
+        IF TG_OP IN ('UPDATE', 'DELETE') THEN
+            UPDATE board_tally SET n = n - 1
+             WHERE state = OLD.state AND promised = coalesce(OLD.promised_date::text, '');
+        END IF;
+        IF TG_OP IN ('INSERT', 'UPDATE') THEN
+            INSERT INTO board_tally (state, promised, n) VALUES (NEW.state, coalesce(NEW.promised_date::text, ''), 1)
+                ON CONFLICT (state, promised) DO UPDATE SET n = board_tally.n + 1;
+        END IF;
+        IF TG_OP = 'INSERT' OR (TG_OP = 'UPDATE' AND OLD.state IS DISTINCT FROM NEW.state) THEN
+            INSERT INTO board_flow (state, hour, promised, n)
+                VALUES (NEW.state, to_char(NEW.state_since AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24'),
+                        coalesce(NEW.promised_date::text, ''), 1)
+                ON CONFLICT (state, hour, promised) DO UPDATE SET n = board_flow.n + 1;
+        END IF;
+        RETURN NULL;
+    END $$
+    """,
+    "CREATE TRIGGER board_tally_keep AFTER INSERT OR DELETE OR UPDATE OF state, promised_date ON sales_order "
+    "FOR EACH ROW EXECUTE FUNCTION board_tally_keep()",
+)
+PG_BACKFILL = (
+    "INSERT INTO board_tally (state, promised, n) "
+    "SELECT state, coalesce(promised_date::text, ''), count(*) FROM sales_order GROUP BY 1, 2",
+    "INSERT INTO board_flow (state, hour, promised, n) "
+    "SELECT state, to_char(state_since AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24'), coalesce(promised_date::text, ''), "
+    "count(*) FROM sales_order GROUP BY 1, 2, 3",
+)
+
+
 def _dt(name: str, nullable: bool = False) -> sa.Column:
     return sa.Column(name, sqlmodel.sql.sqltypes.UTCDateTime(), nullable=nullable)
 
@@ -182,15 +220,20 @@ def upgrade() -> None:
     )
     op.create_index("ix_sales_order_updated_at", "sales_order", ["updated_at"])
     op.create_index("ix_sales_order_state_promised", "sales_order", ["state", "promised_date"])
-    for sql in BACKFILL:
+    postgres = op.get_bind().dialect.name == "postgresql"
+    for sql in PG_BACKFILL if postgres else BACKFILL:
         op.execute(sql)
-    for sql in TRIGGERS:
+    for sql in PG_TRIGGER if postgres else TRIGGERS:
         op.execute(sql)
 
 
 def downgrade() -> None:
-    for name in TRIGGER_NAMES:
-        op.execute(f"DROP TRIGGER IF EXISTS {name}")
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute("DROP TRIGGER IF EXISTS board_tally_keep ON sales_order")
+        op.execute("DROP FUNCTION IF EXISTS board_tally_keep()")
+    else:
+        for name in TRIGGER_NAMES:
+            op.execute(f"DROP TRIGGER IF EXISTS {name}")
     op.drop_index("ix_sales_order_state_promised", "sales_order")
     op.drop_index("ix_sales_order_updated_at", "sales_order")
     op.drop_table("board_flow")

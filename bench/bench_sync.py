@@ -1,0 +1,314 @@
+"""Sync throughput on loopback: push ops/s, pull changes/s, bootstrap from a million-order server, and a
+desk draining queued ops while the TUI's event loop keeps ticking.
+
+    .venv/bin/python bench/bench_sync.py [--server sqlite|postgresql] [--ops 2000] [--changes 20000]
+                                         [--bootstrap] [--drain 10000] [--skip-push] [--skip-pull]
+
+The central API runs as a separate process (uvicorn), as in production, so client and server do not share a
+GIL. ``--server postgresql`` starts a throwaway PostgreSQL cluster (initdb/pg_ctl, fsync on). Bootstrap uses
+``bench/out/demo-1m.db`` (bench/bench_demo.py builds it). Figures are wall clock on this machine.
+"""
+
+# _common (sorted before orderdesk) puts the checkout on sys.path first.
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+from _common import DEMO_DB, OUT, ROOT, load_note
+
+from orderdesk import replication as rep
+from orderdesk.canonical import canonical_json
+from orderdesk.store import Store
+from tests.sync_harness import PgCluster, enrol_local, free_port, seed_server
+
+
+def start_server(target: str) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    code = (
+        f"import sys, uvicorn; sys.path.insert(0, {str(ROOT)!r})\n"
+        "from orderdesk.store import Store; from sync.server import create_app\n"
+        f"uvicorn.run(create_app(Store.open({target!r})), host='127.0.0.1', port={port}, log_level='error')\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code])
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(600):
+        try:
+            if httpx.get(url + "/healthz", timeout=1).status_code == 200:
+                return proc, url
+        except httpx.TransportError:
+            time.sleep(0.05)
+    raise RuntimeError("server did not start")
+
+
+def point(desk: Store, url: str) -> None:
+    with desk.write() as session:
+        session.connection().exec_driver_sql("UPDATE sync_link SET server_url = ?", (url,))
+
+
+def queue_ops(desk: Store, n: int, order_no: str) -> None:
+    """Put ``n`` add_note ops in the outbox directly (as the domain command would), fast."""
+    with desk.write() as session:
+        conn = session.connection()
+        row = conn.exec_driver_sql("SELECT desk_id, epoch, next_seq FROM desk WHERE id = 1").one()
+        desk_id, epoch, seq = row
+        now = desk.clock().strftime("%Y-%m-%d %H:%M:%S.%f")
+        rows = []
+        for i in range(n):
+            args = {"order_no": order_no, "text": f"bench note {seq + i}"}
+            rows.append(
+                (
+                    seq + i,
+                    str(uuid.uuid4()),
+                    desk_id,
+                    epoch,
+                    "add_note",
+                    canonical_json(args),
+                    order_no,
+                    None,
+                    rep.payload_hash("add_note", args, None, "liu"),
+                    now,
+                    "liu",
+                )
+            )
+        conn.exec_driver_sql(
+            "INSERT INTO outbox (seq, op_id, desk_id, epoch, command, args, order_no, base_version, "
+            "payload_hash, created_at, user_name) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            rows,
+        )
+        conn.exec_driver_sql("UPDATE desk SET next_seq = ?", (seq + n,))
+
+
+def fill_change_log(server: Store, n: int) -> None:
+    """``n`` change-log entries: new orders (full images), as if desks had created them."""
+    with server.read() as session:
+        base = rep.dump_order(session, "SO-HQ-0000001")
+    assert base is not None
+    with server.write() as session:
+        conn = session.connection()
+        start = conn.exec_driver_sql("SELECT next_change_seq FROM sync_server").scalar_one()
+        rows = []
+        for i in range(n):
+            image = dict(base, order_no=f"SO-BN-{i:07d}", notes=f"bench {i}")
+            rows.append(
+                (
+                    start + i,
+                    "order",
+                    image["order_no"],
+                    canonical_json(image),
+                    "",
+                    None,
+                    "",
+                    base["created_at"],
+                )
+            )
+        conn.exec_driver_sql(
+            "INSERT INTO sync_change (seq, kind, key, image, event, op_id, desk_id, at) VALUES (?,?,?,?,?,?,?,?)",
+            rows,
+        )
+        conn.exec_driver_sql("UPDATE sync_server SET next_change_seq = ?", (start + n,))
+
+
+def bench_push_pull(
+    kind: str, n_ops: int, n_changes: int, folder: Path, do_push: bool, do_pull: bool
+) -> None:
+    from sync.client import SyncClient
+
+    pg = PgCluster(fsync=True) if kind == "postgresql" else None
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        target = pg.url(pg.create()) if pg else str(folder / "server.db")
+        server = Store.open(target, create=True)
+        seed_server(server)
+        desk = Store.open(folder / "desk.db", create=True)
+        enrol_local(server, desk, "bench")
+        proc, url = start_server(target)
+        try:
+            point(desk, url)
+            client = SyncClient(desk, batch=500)
+            if do_push:
+                queue_ops(desk, n_ops, "SO-HQ-0000001")
+                t = time.perf_counter()
+                report = client.push()
+                dt = time.perf_counter() - t
+                assert report.applied == n_ops, report
+                print(
+                    f"[{kind}] push        {n_ops:>8,} ops in {dt:6.2f} s = {n_ops / dt:8,.0f} ops/s (each replayed)"
+                )
+                # The same ops again (a retry after a lost response): stored outcomes only.
+                desk_id, epoch, _ = rep.pending_ops(desk)
+                with server.read() as session:
+                    rows = (
+                        session.connection()
+                        .exec_driver_sql(
+                            "SELECT op_id, seq, command, args, order_no, payload_hash, user_name FROM sync_op "
+                            "WHERE desk_id = %s ORDER BY seq" % ("%s" if pg else "?"),
+                            (desk_id,),
+                        )
+                        .all()
+                    )
+                ops = [
+                    {
+                        "op_id": r[0],
+                        "seq": r[1],
+                        "command": r[2],
+                        "args": json.loads(r[3]),
+                        "order_no": r[4],
+                        "base_version": None,
+                        "payload_hash": r[5],
+                        "user_name": r[6],
+                        "seen_seq": 0,
+                    }
+                    for r in rows
+                ]
+                token = rep.get_link(desk).token  # type: ignore[union-attr]
+                t = time.perf_counter()
+                with httpx.Client(timeout=120) as http:
+                    for i in range(0, len(ops), 500):
+                        r = http.post(
+                            url + "/v1/push",
+                            json={"desk_id": desk_id, "epoch": epoch, "ops": ops[i : i + 500]},
+                            headers={"Authorization": f"Bearer {token}"},
+                        )
+                        assert r.status_code == 200, r.text
+                dt = time.perf_counter() - t
+                print(
+                    f"[{kind}] push again  {n_ops:>8,} ops in {dt:6.2f} s = {n_ops / dt:8,.0f} ops/s (stored outcomes)"
+                )
+                client.pull()
+            if do_pull:
+                fill_change_log(server, n_changes)
+                t = time.perf_counter()
+                report = client.pull()
+                dt = time.perf_counter() - t
+                print(
+                    f"[{kind}] pull        {report.pulled:>8,} changes in {dt:6.2f} s = {report.pulled / dt:8,.0f} changes/s"
+                )
+        finally:
+            proc.kill()
+            proc.wait()
+            server.close()
+            desk.close()
+    finally:
+        if pg:
+            pg.stop()
+
+
+def bench_bootstrap(folder: Path, source: Path) -> None:
+    from sync.client import enrol
+
+    if not source.exists():
+        print(f"bootstrap: {source} is missing; build it with bench/bench_demo.py")
+        return
+    server_db = OUT / "sync-server-1m.db"
+    if not server_db.exists():
+        print(f"copying {source} to {server_db} …", flush=True)
+        src, dst = sqlite3.connect(source), sqlite3.connect(server_db)
+        src.backup(dst)
+        src.close()
+        dst.close()
+    server = Store.open(server_db)
+    rep.init_server(server)
+    code = rep.create_enrol_code(server, name="bench")
+    orders = server.engine.connect().exec_driver_sql("SELECT count(*) FROM sales_order").scalar_one()
+    server.close()
+    proc, url = start_server(str(server_db))
+    try:
+        desk = Store.open(folder / "boot.db", create=True)
+        t = time.perf_counter()
+        enrol(desk, server_url=url, code=code, name="bench")
+        dt = time.perf_counter() - t
+        with desk.read() as session:
+            got = session.connection().exec_driver_sql("SELECT count(*) FROM sales_order").scalar_one()
+        assert got == orders, (got, orders)
+        print(f"[sqlite] bootstrap   {orders:>8,} orders in {dt:6.1f} s (enrol + snapshot + load + pull)")
+        desk.close()
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def bench_drain(folder: Path, n_ops: int) -> None:
+    """A desk app with ``n_ops`` queued: the sync worker drains them while a 20 ms timer measures how late
+    the event loop runs it (the TUI's responsiveness)."""
+    from screens.app import build_app
+
+    server = Store.open(folder / "drain-server.db", create=True)
+    seed_server(server)
+    desk = Store.open(folder / "drain-desk.db", create=True)
+    enrol_local(server, desk, "drain")
+    server.close()
+    proc, url = start_server(str(folder / "drain-server.db"))
+    try:
+        point(desk, url)
+        queue_ops(desk, n_ops, "SO-HQ-0000001")
+        desk.close()
+        app = build_app(db_path=folder / "drain-desk.db")
+        lags: list[float] = []
+
+        async def run() -> float:
+            async with app.run_test(size=(100, 30)) as pilot:
+                start = time.perf_counter()
+                while True:
+                    t = time.perf_counter()
+                    await asyncio.sleep(0.02)
+                    lags.append(time.perf_counter() - t - 0.02)
+                    if app.store is not None and rep.outbox_count(app.store) == 0:
+                        break
+                    if time.perf_counter() - start > 3600:
+                        break
+                await pilot.pause()
+                return time.perf_counter() - start
+
+        dt = asyncio.run(run())
+        lags.sort()
+        p99 = lags[int(len(lags) * 0.99)] if lags else 0
+        print(
+            f"[sqlite] drain       {n_ops:>8,} ops in {dt:6.1f} s; event-loop lag p99 {p99 * 1000:.1f} ms, "
+            f"max {max(lags) * 1000:.1f} ms over {len(lags):,} ticks"
+        )
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--server", choices=["sqlite", "postgresql", "both"], default="sqlite")
+    parser.add_argument("--ops", type=int, default=2000)
+    parser.add_argument("--changes", type=int, default=20_000)
+    parser.add_argument("--bootstrap", action="store_true", help="bootstrap from bench/out/demo-1m.db")
+    parser.add_argument("--bootstrap-db", type=Path, default=DEMO_DB)
+    parser.add_argument("--drain", type=int, default=0, help="queued ops for the TUI drain test (e.g. 10000)")
+    parser.add_argument("--skip-push", action="store_true")
+    parser.add_argument("--skip-pull", action="store_true")
+    args = parser.parse_args()
+    print(load_note(), flush=True)
+    folder = Path(tempfile.mkdtemp(prefix="orderdesk-bench-sync-"))
+    try:
+        kinds = ["sqlite", "postgresql"] if args.server == "both" else [args.server]
+        for kind in kinds:
+            if not (args.skip_push and args.skip_pull):
+                bench_push_pull(
+                    kind, args.ops, args.changes, folder / kind, not args.skip_push, not args.skip_pull
+                )
+        if args.bootstrap:
+            bench_bootstrap(folder, args.bootstrap_db)
+        if args.drain:
+            bench_drain(folder, args.drain)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
