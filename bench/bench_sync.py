@@ -94,6 +94,7 @@ def fill_change_log(server: Store, n: int) -> None:
     with server.read() as session:
         base = rep.dump_order(session, "SO-HQ-0000001")
     assert base is not None
+    base["_notes"] = [{"at": base["created_at"], "user_name": "liu", "text": "到货后请电话联系"}]
     with server.write() as session:
         conn = session.connection()
         start = conn.exec_driver_sql("SELECT next_change_seq FROM sync_server").scalar_one()
@@ -137,7 +138,17 @@ def bench_push_pull(
             point(desk, url)
             client = SyncClient(desk, batch=500)
             if do_push:
-                queue_ops(desk, n_ops, "SO-HQ-0000001")
+                # Notes spread over 100 orders (a realistic mix; one order with thousands of notes would
+                # measure the timeline query instead).
+                from orderdesk.orders import create_order
+
+                targets = [
+                    create_order(server, customer="C001", lines=[("HX-M8", 1)], user="wang").order_no
+                    for _ in range(100)
+                ]
+                client.pull()
+                for i in range(n_ops):
+                    queue_ops(desk, 1, targets[i % len(targets)])
                 t = time.perf_counter()
                 report = client.push()
                 dt = time.perf_counter() - t

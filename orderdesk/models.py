@@ -314,6 +314,7 @@ Index(
 Index(
     "ix_notification_inbox",
     Notification.target,
+    Notification.read_at,  # the bell's unread count is an index-only range
     Notification.created_at,
     sqlite_where=Notification.channel == "inbox",
 )
@@ -674,7 +675,7 @@ class Scan(SQLModel, table=True):
 
     __tablename__ = "scan"
     __table_args__ = (
-        Index("ix_scan_order_id", "order_id", "id"),
+        Index("ix_scan_order_id", "order_id", "undone", "id"),  # counted scans and the last one, per order
         Index(
             "ux_scan_serial",
             "gtin",

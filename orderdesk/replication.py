@@ -19,6 +19,7 @@ import hmac
 import json
 import secrets
 import sqlite3
+import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -1219,6 +1220,7 @@ def record_outcomes(store: Store, results: list[dict[str, Any]]) -> int:
             for entry in res.get("refresh") or []:
                 _defer(conn, entry["kind"], entry["key"], int(entry["seq"]), canonical_json(entry["image"]))
         session.flush()
+        _fresh_lookups()
         _apply_deferred(conn, _pending_entities(conn))
     return new
 
@@ -1277,6 +1279,7 @@ def apply_changes(store: Store, entries: list[tuple[Any, ...]], *, next_cursor: 
         if link is None:
             raise Refused(msg("This desk is not enrolled with a central API."), code="not_enrolled")
         me = conn.execute("SELECT desk_id FROM desk WHERE id = 1").fetchone()[0]
+        _fresh_lookups()
         pending = _pending_entities(conn)
         events = []
         for seq, kind, key, image, *rest in entries:
@@ -1352,8 +1355,12 @@ def _entity_seq(conn: sqlite3.Connection, kind: str, key: str) -> int:
     row = conn.execute("SELECT seq FROM sync_entity WHERE kind = ? AND key = ?", (kind, key)).fetchone()
     if row is not None:
         return int(row[0])
+    cached = getattr(_lookups, "snapshot_seq", None)
+    if cached is not None:
+        return cached
     link = conn.execute("SELECT snapshot_seq FROM sync_link WHERE id = 1").fetchone()
-    return int(link[0]) if link else 0
+    _lookups.snapshot_seq = int(link[0]) if link else 0
+    return _lookups.snapshot_seq
 
 
 def _apply_entry(
@@ -1421,10 +1428,25 @@ def _upsert(
     return int(row[0]) if row else None
 
 
+# Per-transaction lookups (local ids of customers, products, users; the snapshot seq), so a page of
+# thousands of orders does not ask for the same customer thousands of times. Cleared by ``_fresh_lookups``.
+_lookups = threading.local()
+
+
+def _fresh_lookups() -> None:
+    _lookups.ids = {}
+    _lookups.snapshot_seq = None
+
+
 def _id_of(conn: sqlite3.Connection, table: str, column: str, value: Any) -> int | None:
     if value is None:
         return None
+    cache: dict[tuple[str, Any], int] | None = getattr(_lookups, "ids", None)
+    if cache is not None and (table, value) in cache:
+        return cache[(table, value)]
     row = conn.execute(f'SELECT id FROM "{table}" WHERE {column} = ?', (value,)).fetchone()
+    if row is not None and cache is not None and table != "sales_order":
+        cache[(table, value)] = int(row[0])
     if row is None:
         raise StoreError(
             msg(

@@ -553,18 +553,20 @@ def enter_order(
     rush: bool = False,
     route: str = "make_to_order",
     ship_address: str | None = None,
-    notes: str = "",
-    packing_preset: str = "",
+    notes: str | None = None,
+    packing_preset: str | None = None,
     duplicate_reason: str = "",
     duplicate_note: str = "",
     parent: str = "",
 ) -> EntryResult:
-    """Create an order the way the sales desk does: with every check in ``rules.toml``, in one transaction."""
+    """Create an order the way the sales desk does: with every check in ``rules.toml``, in one transaction.
+
+    ``ship_address``, ``notes`` and ``packing_preset`` left as None are the customer's usual ones (see
+    ``customer_defaults``); an empty string means none."""
     rules = rules_for(store)
     workflow = store.workflow
     promised_reason = clean_text(promised_reason, field_name="Reason", max_len=REASON_MAX)
     duplicate_note = clean_text(duplicate_note, field_name="Reason", max_len=REASON_MAX)
-    packing_preset = clean_text(packing_preset, field_name="Packaging", max_len=20)
     duplicate_reason = duplicate_reason.strip()
     if duplicate_reason:
         reason = rules.duplicate_reason(duplicate_reason)
@@ -586,8 +588,10 @@ def enter_order(
     defaults = customer_defaults(store, customer)
     address_given = ship_address is not None
     ship_address = defaults.ship_address if ship_address is None else ship_address
-    notes = notes or defaults.standing_notes
-    packing_preset = packing_preset or defaults.packing_preset
+    notes = defaults.standing_notes if notes is None else notes
+    packing_preset = clean_text(
+        defaults.packing_preset if packing_preset is None else packing_preset, field_name="Packaging", max_len=20
+    )
     outcome: dict[str, Any] = {}
 
     def checks(ctx: CommandContext, order: SalesOrder) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import bindparam, func, insert, update
+from sqlalchemy import text as sql_text
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -532,10 +533,12 @@ def _join_batches(batches: Sequence[str]) -> str:
     return text
 
 
-def _line_batch(session: Session, line_id: int, current: str) -> str:
+def _line_batch(session: Session, order_id: int, line_id: int, current: str) -> str:
     """The line's batch after its scans changed: the batches of its counted scans, if scanning set it."""
     rows = session.exec(
-        select(Scan.batch, Scan.undone).where(Scan.line_id == line_id).order_by(col(Scan.id))
+        select(Scan.batch, Scan.undone)
+        .where(Scan.order_id == order_id, Scan.line_id == line_id)  # order_id: ix_scan_order_id
+        .order_by(col(Scan.id))
     ).all()
     if not any(batch for batch, _ in rows):
         return current  # set by someone else (a planner), not by scanning: leave it
@@ -591,7 +594,10 @@ def _clean_waybill(text: str) -> str:
 
 def _waybill_in_use(session: Session, waybill: str, order_id: int) -> str | None:
     other = session.exec(
-        select(SalesOrder.order_no).where(SalesOrder.waybill == waybill, SalesOrder.id != order_id).limit(1)
+        select(SalesOrder.order_no)
+        # "<> ''" lets SQLite use the partial index ix_sales_order_waybill (a full scan on a big desk)
+        .where(SalesOrder.waybill == waybill, SalesOrder.waybill != "", SalesOrder.id != order_id)
+        .limit(1)
     ).first()
     if other:
         return other
@@ -921,7 +927,7 @@ def record_scan(
                     raise _Repeated(key) from None
                 holder = _serial_holder(ctx.session, scan.gtin or "", scan.serial or "")
                 raise _serial_refusal(product.sku, scan.serial or "", holder or "?") from None
-            new_batch = _line_batch(ctx.session, line.id, line.batch) if batch else line.batch
+            new_batch = _line_batch(ctx.session, head.order_id, line.id, line.batch) if batch else line.batch
             scanned = line.scanned_qty + qty
             ctx.session.exec(_COUNT_LINE, params={"line_id": line.id, "scanned": scanned, "batch": new_batch})
             ctx.session.exec(
@@ -976,7 +982,9 @@ _SERIAL_HOLDER = (
     .where(
         col(Scan.gtin) == bindparam("gtin"),
         col(Scan.serial) == bindparam("serial"),
-        col(Scan.undone).is_(False),
+        # the partial index ux_scan_serial's own condition, so SQLite uses it instead of scanning every scan
+        sql_text("scan.serial <> ''"),
+        col(Scan.undone) == False,  # noqa: E712 - SQL, not Python truth
     )
     .limit(1)
 )
@@ -1201,7 +1209,7 @@ def _undo(store: Store, workflow: Workflow, user: str | Actor, key: str) -> Undo
         assert line is not None
         line.scanned_qty = max(0, line.scanned_qty - last.qty)
         if last.batch:
-            line.batch = _line_batch(ctx.session, line.id or 0, line.batch)
+            line.batch = _line_batch(ctx.session, line.order_id, line.id or 0, line.batch)
         ctx.session.add(line)
         base = _bump(ctx, order)
         sku = ctx.session.exec(select(Product.sku).where(Product.id == last.product_id)).one()
@@ -1234,7 +1242,7 @@ def reset_packing(store: Store, *, user: str | Actor) -> ResetResult:
         units = 0
         for line in ctx.session.exec(select(OrderLine).where(OrderLine.order_id == order.id)).all():
             units += line.scanned_qty
-            line.batch = _line_batch(ctx.session, line.id or 0, line.batch)
+            line.batch = _line_batch(ctx.session, line.order_id, line.id or 0, line.batch)
             line.scanned_qty = 0
             ctx.session.add(line)
         ctx.session.delete(psess)
@@ -1546,7 +1554,8 @@ def shipping_label(
             )
         ).one()
         shipped_on = local_today(shipped_at or store.clock())
-        return _label_data(session, order, settings, presets, carrier_of(order.waybill), shipped_on)
+        carrier = settings.carrier if is_local_waybill(order.waybill) else carrier_of(order.waybill)
+        return _label_data(session, order, settings, presets, carrier, shipped_on)
 
 
 def label_file_name(order_no: str, waybill: str, fmt: str) -> str:
@@ -1801,7 +1810,7 @@ class PackingStation:
                 )
             if exc.code.startswith("hazard:"):
                 self._blocked = (self.view.order_no, _sku_in(exc))
-            if exc.code in ("taken_over", "no_open_order", "already_shipped", "order_closed"):
+            if exc.code in ("taken_over", "no_open_order"):  # the station no longer holds it
                 self.view = None
             if factor > 1:
                 exc = Refused(
@@ -2001,7 +2010,7 @@ class PackingStation:
                     select(SalesOrder).where(SalesOrder.order_no == self.view.order_no)
                 ).first()
                 blockers = _blockers(session, self.store.workflow, order) if order is not None else ()
-            if exc.code in ("taken_over", "no_open_order", "already_shipped", "order_closed"):
+            if exc.code in ("taken_over", "no_open_order"):  # the station no longer holds it
                 self.view = None
             elif self.view is not None:
                 self.view = replace(self.view, blockers=blockers)

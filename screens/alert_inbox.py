@@ -189,7 +189,9 @@ class AlertInboxScreen(ReportsWorkerErrors, Screen[None]):
             items = inbox(
                 self.session.store, self.session.user.name, limit=INBOX_PAGE, lang=current_language()
             )
-            failed = inbox_summary(self.session.store, self.session.user.name).failed_deliveries
+            failed = inbox_summary(
+                self.session.store, self.session.user.name, with_failed=True
+            ).failed_deliveries
         except OrderdeskError as exc:
             self.post_message(self.Failed(exc.message))
             return
@@ -220,8 +222,7 @@ class AlertInboxScreen(ReportsWorkerErrors, Screen[None]):
         failed.update(
             Text(
                 _(
-                    "{count} messages could not be delivered by e-mail or group robot: "
-                    "`orderdesk alerts deliveries --status failed`.",
+                    "{count} messages could not be delivered: orderdesk alerts deliveries --status failed",
                     count=event.failed,
                 )
             )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import os
 import shlex
@@ -27,9 +28,13 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
+from textual.geometry import Region
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Static
+from textual.strip import Strip
+from textual.timer import Timer
+from textual.widget import Widget
+from textual.widgets import Footer, Static
 
 from orderdesk.i18n import Msg, _, current_language
 from screens.base import ReportsWorkerErrors, StatusLine, fit, localize_bindings
@@ -49,6 +54,7 @@ GLYPHS = {
 W_NO, W_SKU, W_QTY, W_SCANNED, W_STATUS, W_NAME_MIN = 2, 12, 5, 9, 10, 10
 ERROR_BELL_GAP = 0.15  # s between the two beeps of a ✗
 TICK = 0.005  # s: the stall meter's beat (benchmark trace only)
+REPAINT_PERIOD = 1 / 250  # s: the shortest time between two repaints of this screen
 
 
 @dataclass(frozen=True)
@@ -124,19 +130,27 @@ class ScanToShipScreen(ReportsWorkerErrors, Screen[None]):
         self.sound = sound_settings()
         self._after_drain: list[Any] = []
         self._shown: dict[str, Any] = {}  # what each fixed line shows now, so unchanged lines are not redrawn
-        self._cells_shown: dict[tuple[str, str], str] = {}
         self._trace_path = os.environ.get("ORDERDESK_SCAN_TRACE", "").strip()
         self._trace: dict[str, list[Any]] = {"latency_ms": [], "stalls": []}
-        self._tick_last = 0.0
+        self._tick_last = self._tick_cpu = self._tick_proc = self._gc_started = 0.0
         localize_bindings(self)
+
+    @property
+    def _update_timer(self) -> Timer:
+        # Textual repaints a screen at most 60 times a second (TEXTUAL_FPS): a ✓ could wait up to 17 ms for
+        # its slot after the line it typed was drawn. This screen repaints as soon as it is idle, at most
+        # every REPAINT_PERIOD; repaints stay coalesced, so a burst of scans does not draw more often.
+        timer = self.__dict__.get("_repaint_timer")
+        if timer is None:
+            timer = self.set_interval(REPAINT_PERIOD, self._on_timer_update, name="screen_update", pause=True)
+            self.__dict__["_repaint_timer"] = timer
+        return timer
 
     # -- layout ----------------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
         yield Static(id="scan-order")
         yield Static(id="scan-meta")
-        table: DataTable[Any] = DataTable(id="scan-lines", cursor_type="row", zebra_stripes=True)
-        table.can_focus = False  # every key belongs to the scanner line
-        yield table
+        yield PackLines(id="scan-lines")
         with Horizontal(id="verdict", classes="-idle"):
             yield Static(id="verdict-glyph")
             yield Static(id="verdict-text")
@@ -146,26 +160,19 @@ class ScanToShipScreen(ReportsWorkerErrors, Screen[None]):
         yield Footer()
 
     def on_mount(self) -> None:
-        if os.environ.get("SCANPROF_MAIN"):  # TEMP
-            import cProfile
-
-            self._prof = cProfile.Profile()
-            self._prof.enable()
         self._show_view(None)
         self._show_verdict("idle", _("Opening…"), "", None)
         self.enqueue(Job("resume"))
         if self._trace_path:
-            self._tick_last = time.monotonic()
-            asyncio.get_running_loop().call_later(TICK, self._tick)
+            self._start_trace()
 
     def on_screen_resume(self) -> None:
         self.query_one(ScannerInput).focus()
 
     def on_unmount(self) -> None:
-        if getattr(self, "_prof", None):  # TEMP
-            self._prof.disable()
-            self._prof.dump_stats(os.environ["SCANPROF_MAIN"])
         if self._trace_path:
+            with contextlib.suppress(ValueError):
+                gc.callbacks.remove(self._gc_trace)
             with contextlib.suppress(OSError):
                 Path(self._trace_path).write_text(json.dumps(self._trace), encoding="utf-8")
 
@@ -181,7 +188,11 @@ class ScanToShipScreen(ReportsWorkerErrors, Screen[None]):
     def drain(self) -> None:
         """Handle queued jobs one by one, in order, and post each outcome; never touches widgets."""
         try:
-            station = self._station()
+            try:
+                station = self._station()
+            except Exception as exc:  # a broken settings or presets file: say so for every waiting scan
+                self._refuse_all(exc)
+                return
             while True:
                 try:
                     job = self.jobs.popleft()
@@ -209,6 +220,21 @@ class ScanToShipScreen(ReportsWorkerErrors, Screen[None]):
                 )
             )
         return self.station
+
+    def _refuse_all(self, exc: Exception) -> None:
+        from orderdesk.errors import OrderdeskError
+        from orderdesk.i18n import msg
+        from orderdesk.scanning import StationOutcome
+
+        detail = exc.message if isinstance(exc, OrderdeskError) else msg("{detail}", detail=str(exc))
+        while self.jobs:
+            job = self.jobs.popleft()
+            self.post_message(
+                self.Outcome(
+                    StationOutcome(False, msg("The packing desk cannot start"), detail, None, "error", 0),
+                    job.at,
+                )
+            )
 
     @staticmethod
     def _run(station: PackingStation, job: Job) -> StationOutcome:
@@ -245,6 +271,9 @@ class ScanToShipScreen(ReportsWorkerErrors, Screen[None]):
 
     @on(StationReady)
     def _station_ready(self, event: StationReady) -> None:
+        # Everything loaded so far (Textual, SQLAlchemy, the workflow...) lives as long as the app: keep
+        # it out of the garbage collector's full passes, which otherwise stall the screen ~100 ms.
+        gc.freeze()
         self.presets = event.presets
         self.require_preset = event.require_preset
         self._show_next()
@@ -320,6 +349,7 @@ class ScanToShipScreen(ReportsWorkerErrors, Screen[None]):
         scanner.hotkeys = outcome.view is not None and bool(self.presets)
         self._beep(outcome.ok)
         if outcome.shipment is not None:
+            gc.freeze()  # what the last order left behind is long-lived too
             self.last_shipped = outcome.shipment.order_no
             self.make_label(outcome.shipment.order_no, outcome.shipment.label)
         if self._trace_path and event.at:
@@ -365,72 +395,8 @@ class ScanToShipScreen(ReportsWorkerErrors, Screen[None]):
                 return f"{pid} {zh if current_language() == 'zh' else en}"
         return preset_id
 
-    def _columns(self) -> list[tuple[str, str, int]]:
-        table = self.query_one("#scan-lines", DataTable)
-        width = table.size.width or self.app.size.width
-        fixed = W_NO + W_SKU + W_QTY + W_SCANNED + W_STATUS
-        name = max(W_NAME_MIN, width - fixed - 2 * 6 - 1)
-        return [
-            ("no", "#", W_NO),
-            ("sku", _("SKU"), W_SKU),
-            ("name", _("Name"), name),
-            ("qty", _("Qty"), W_QTY),
-            ("scanned", _("Scanned"), W_SCANNED),
-            ("status", "", W_STATUS),
-        ]
-
     def _fill_lines(self, view: PackingView | None, line_no: int | None) -> None:
-        table = self.query_one("#scan-lines", DataTable)
-        keys = [str(line.line_no) for line in view.lines] if view else []
-        same = (
-            view is not None
-            and table.row_count == len(keys)
-            and getattr(table, "_order_no", None) == view.order_no
-            and len(table.columns) == 6
-        )
-        if not same:
-            table.clear(columns=True)
-            for key, label, width in self._columns():
-                justify = "right" if key in ("qty", "scanned") else "left"
-                table.add_column(Text(label, justify=justify), width=width, key=key)
-            table._order_no = view.order_no if view else None  # type: ignore[attr-defined]
-            self._cells_shown.clear()
-        columns = self._columns()
-        for line in view.lines if view else ():
-            cells = self._cells(line, columns[2][2])
-            key = str(line.line_no)
-            if same:
-                for column in ("scanned", "status"):  # only what changed: each update repaints its row
-                    if self._cells_shown.get((key, column)) != cells[column].plain:
-                        table.update_cell(key, column, cells[column])
-            else:
-                table.add_row(*(cells[c] for c, _label, _w in columns), key=key)
-            for column in ("scanned", "status"):
-                self._cells_shown[(key, column)] = cells[column].plain
-        if view is not None and line_no is not None and str(line_no) in keys:
-            row = keys.index(str(line_no))
-            if table.cursor_row != row:
-                table.move_cursor(row=row, animate=False)
-
-    @staticmethod
-    def _cells(line: Any, name_width: int) -> dict[str, Text]:
-        if line.done:
-            status, style = "✓ " + _("done"), "bold green"
-        elif line.blocked:
-            status, style = "⚠ " + _("hazard"), "bold red"
-        elif line.hazard != "none":
-            status, style = "⚠ " + _("released"), "yellow"
-        else:
-            status, style = "", ""
-        scanned_style = "bold green" if line.done else "bold" if line.scanned else ""
-        return {
-            "no": Text(str(line.line_no)),
-            "sku": fit(line.sku, W_SKU),
-            "name": fit(line.name, name_width),
-            "qty": Text(str(line.quantity), justify="right"),
-            "scanned": Text(f"{line.scanned}/{line.quantity}", style=scanned_style, justify="right"),
-            "status": fit(status, W_STATUS, style=style),
-        }
+        self.query_one(PackLines).show(view, line_no)
 
     def _show_verdict(
         self, kind: str, title: str, detail: str, who: str | None, seq: int | None = None
@@ -564,20 +530,180 @@ class ScanToShipScreen(ReportsWorkerErrors, Screen[None]):
                 timeout=8,
             )
 
-    # -- benchmark trace -------------------------------------------------------------------------------
+    # -- benchmark trace (ORDERDESK_SCAN_TRACE=file: bench/bench_scan.py reads it) ----------------------
+    def _start_trace(self) -> None:
+        self._tick_last, self._tick_cpu = time.monotonic(), time.thread_time()
+        self._tick_proc = time.process_time()
+        gc.callbacks.append(self._gc_trace)
+        asyncio.get_running_loop().call_later(TICK, self._tick)
+
+    def _gc_trace(self, phase: str, info: dict[str, int]) -> None:
+        # Full collections are what stall a Python program longest: note when and how long.
+        if phase == "start":
+            self._gc_started = time.monotonic()
+        elif info.get("generation") == 2:
+            took = round((time.monotonic() - self._gc_started) * 1000, 2)
+            self._trace.setdefault("gc2", []).append((self._gc_started, took))
+
     def _traced(self, at: float, steps: tuple[float, ...], handled: float) -> None:
         now = time.monotonic()
         self._trace["latency_ms"].append(round((now - at) * 1000, 3))
         self._trace.setdefault("steps_ms", []).append(
             [round((t - at) * 1000, 3) for t in (*steps, handled, now)]
         )
+        self._trace.setdefault("enter_at", []).append(at)
 
     def _tick(self) -> None:
         # A bare event-loop callback (not a Textual timer), so measuring stalls costs next to nothing.
-        now = time.monotonic()
+        now, cpu, proc = time.monotonic(), time.thread_time(), time.process_time()
         late = (now - self._tick_last - TICK) * 1000
-        self._tick_last = now
+        busy = (cpu - self._tick_cpu) * 1000  # this thread's own work in that time; the rest was waiting
+        process = (proc - self._tick_proc) * 1000  # every thread of the process: the rest, other programs
+        self._tick_last, self._tick_cpu, self._tick_proc = now, cpu, proc
         if late > 1:
-            self._trace["stalls"].append((now, round(late, 2)))
+            self._trace["stalls"].append((now, round(late, 2), round(busy, 2), round(process, 2)))
         if self.is_attached:
             asyncio.get_running_loop().call_later(TICK, self._tick)
+
+
+class PackLines(Widget):
+    """The order's lines: #, SKU, name, quantity, scanned, status. A scan repaints only the rows it changed
+    (a DataTable repaints every visible row on any cell change, too slow for a ✓ within a frame)."""
+
+    COMPONENT_CLASSES: ClassVar[set[str]] = {
+        "pack-lines--header",
+        "pack-lines--odd",
+        "pack-lines--current",
+        "pack-lines--done",
+        "pack-lines--blocked",
+    }
+    DEFAULT_CSS = """
+    PackLines {
+        height: 1fr;
+    }
+    PackLines > .pack-lines--header {
+        text-style: bold;
+        background: $panel;
+    }
+    PackLines > .pack-lines--odd {
+        background: $boost;
+    }
+    PackLines > .pack-lines--current {
+        background: $accent 30%;
+        text-style: bold;
+    }
+    PackLines > .pack-lines--done {
+        color: $text-success;
+    }
+    PackLines > .pack-lines--blocked {
+        color: $text-error;
+    }
+    """
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.rows: list[tuple[str, ...]] = []  # cell texts per line, as shown
+        self.kinds: list[str] = []  # "" | done | blocked, per line
+        self.current: int | None = None  # index of the line the last scan changed
+        self.top = 0  # first line shown below the header
+        self._order = ""
+        self._cache: dict[tuple[Any, ...], Strip] = {}
+
+    def widths(self) -> tuple[int, ...]:
+        width = self.size.width or self.app.size.width
+        name = max(W_NAME_MIN, width - (W_NO + W_SKU + W_QTY + W_SCANNED + W_STATUS) - 6)
+        return (W_NO, W_SKU, name, W_QTY, W_SCANNED, W_STATUS)
+
+    def show(self, view: PackingView | None, line_no: int | None) -> None:
+        """Show ``view``'s lines; repaint only the rows that changed (and the current-row highlight)."""
+        rows = [self._cells(line) for line in view.lines] if view else []
+        kinds = (
+            [("done" if ln.done else "blocked" if ln.blocked else "") for ln in view.lines] if view else []
+        )
+        order = view.order_no if view else ""
+        current = (
+            next((i for i, ln in enumerate(view.lines) if ln.line_no == line_no), self.current)
+            if view
+            else None
+        )
+        changed = {
+            i
+            for i, r in enumerate(rows)
+            if i >= len(self.rows) or self.rows[i] != r or self.kinds[i] != kinds[i]
+        }
+        whole = order != self._order or len(rows) != len(self.rows)
+        if current != self.current:
+            changed |= {i for i in (current, self.current) if i is not None}
+        self.rows, self.kinds, self._order, self.current = rows, kinds, order, current
+        visible = max(1, self.size.height - 1)
+        top = self.top if not whole else 0
+        if current is not None and not top <= current < top + visible:
+            top = max(0, current - visible + 1) if current >= top + visible else current
+        if whole or top != self.top:
+            self.top = top
+            self.refresh()
+            return
+        for i in changed:
+            if top <= i < top + visible:
+                self.refresh(Region(0, i - top + 1, self.size.width, 1))
+
+    def _cells(self, line: Any) -> tuple[str, ...]:
+        if line.done:
+            status = "✓ " + _("done")
+        elif line.blocked:
+            status = "⚠ " + _("hazard")
+        elif line.hazard != "none":
+            status = "⚠ " + _("released")
+        else:
+            status = ""
+        return (
+            str(line.line_no),
+            line.sku,
+            line.name,
+            str(line.quantity),
+            f"{line.scanned}/{line.quantity}",
+            status,
+        )
+
+    def cells(self) -> list[list[str]]:
+        """What each row shows (for tests and the curious)."""
+        return [list(r) for r in self.rows]
+
+    def render_line(self, y: int) -> Strip:
+        width = self.size.width
+        if y == 0:
+            header = ("#", _("SKU"), _("Name"), _("Qty"), _("Scanned"), "")
+            return self._strip(header, width, ("pack-lines--header",))
+        index = self.top + y - 1
+        if index >= len(self.rows):
+            return Strip.blank(width, self.rich_style)
+        classes = ["pack-lines--odd"] if index % 2 else []
+        if self.kinds[index]:
+            classes.append(f"pack-lines--{self.kinds[index]}")
+        if index == self.current:
+            classes.append("pack-lines--current")
+        return self._strip(self.rows[index], width, tuple(classes))
+
+    def _strip(self, cells: tuple[str, ...], width: int, classes: tuple[str, ...]) -> Strip:
+        key = (cells, width, classes, self.app.current_theme.name)
+        strip = self._cache.get(key)
+        if strip is None:
+            style = self.rich_style
+            for name in classes:
+                style += self.get_component_rich_style(name, partial=True)
+            text = Text(style=style, no_wrap=True, overflow="crop", end="")
+            text.append(" ")
+            for i, (cell, w) in enumerate(zip(cells, self.widths(), strict=False)):
+                piece = fit(cell, w)
+                piece.align("right" if i in (3, 4) else "left", w)
+                text.append_text(piece)
+                text.append(" ")
+            strip = Strip(text.render(self.app.console), text.cell_len).crop_extend(0, width, style)
+            if len(self._cache) > 500:
+                self._cache.clear()
+            self._cache[key] = strip
+        return strip
+
+    def on_resize(self) -> None:
+        self._cache.clear()
+        self.refresh()

@@ -21,6 +21,8 @@ widget around it.
 
 from __future__ import annotations
 
+import codecs
+import contextlib
 import itertools
 import os
 from dataclasses import dataclass
@@ -168,9 +170,13 @@ class ScanAssembler:
 
 
 def scanner_settings(environ: dict[str, str] | None = None) -> dict[str, Any]:
-    """Scanner tuning from the environment: ``ORDERDESK_SCANNER_PREFIX``, ``ORDERDESK_SCAN_GAP_MS``."""
+    """Scanner tuning from the environment: ``ORDERDESK_SCANNER_PREFIX`` (escapes allowed, e.g. ``\\x02``)
+    and ``ORDERDESK_SCAN_GAP_MS`` (the longest gap between a scanner's characters, default 30)."""
     env = os.environ if environ is None else environ
-    settings: dict[str, Any] = {"prefix": env.get("ORDERDESK_SCANNER_PREFIX", "")}
+    prefix = env.get("ORDERDESK_SCANNER_PREFIX", "")
+    with contextlib.suppress(UnicodeDecodeError):
+        prefix = codecs.decode(prefix, "unicode_escape")  # so "\x02" (STX) can be written in a setting
+    settings: dict[str, Any] = {"prefix": prefix}
     gap = env.get("ORDERDESK_SCAN_GAP_MS", "").strip()
     if gap.isdigit() and 1 <= int(gap) <= 1000:
         settings["burst_gap"] = int(gap) / 1000

@@ -717,6 +717,19 @@ def test_a_refused_ship_shows_the_guard_and_keeps_the_order(desk: Store, station
     assert show_order(desk, no).state == "ready_to_ship"
 
 
+def test_an_order_cancelled_while_packing_can_be_put_back(desk: Store, station: PackingStation) -> None:
+    no = ready(desk)
+    station.scan(no)
+    station.scan(HX)
+    move_order(desk, order_no=no, to="cancel", user="wang", reason="customer cancelled")
+    out = station.scan(HX)
+    assert out.ok is False and out.code == "order_closed"
+    station.scan("%CMD:CANCEL")
+    reset = station.scan("%CMD:CANCEL")  # the goods go back to the shelf and the station is free
+    assert reset.ok and reset.kind == "reset" and line(desk, no, "HX-M8").scanned_qty == 0
+    assert station.scan(ready(desk)).ok
+
+
 def test_a_typed_order_number_tail_opens_the_order(desk: Store, station: PackingStation) -> None:
     no = ready(desk)
     out = station.scan(str(int(no[-7:])), typed=True)

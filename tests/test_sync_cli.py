@@ -102,5 +102,5 @@ def test_sync_on_a_desk_that_is_not_enrolled(tmp_path: Path, capsys: pytest.Capt
 
 def test_offline_sync_once_fails_cleanly(world: World, capsys: pytest.CaptureFixture[str]) -> None:
     world.server.stop()
-    code, out, err = run(capsys, "sync", "--once", "--db", str(world.desks["a"].path))
+    code, _out, err = run(capsys, "sync", "--once", "--db", str(world.desks["a"].path))
     assert code == 1 and "Cannot reach the central API" in err

@@ -131,7 +131,7 @@ class DesksAndServer(RuleBasedStateMachine):
             return
         try:
             client.push() if how == "push" else client.pull()
-        except Exception as exc:  # noqa: BLE001 - Offline / SyncStuck are the expected failures here
+        except Exception as exc:  # Offline / SyncStuck are the expected failures here
             assert type(exc).__name__ in ("Offline", "SyncStuck"), repr(exc)
 
     @precondition(lambda self: self.server_up)

@@ -117,7 +117,9 @@ def test_status_text_in_both_languages() -> None:
     from orderdesk.i18n import set_language
     from orderdesk.replication import DeskSyncState
 
-    state = DeskSyncState(True, "http://x", waiting=3, rejected=1, last_sync_at=datetime(2026, 1, 2, 3, 4, tzinfo=UTC))
+    state = DeskSyncState(
+        True, "http://x", waiting=3, rejected=1, last_sync_at=datetime(2026, 1, 2, 3, 4, tzinfo=UTC)
+    )
     assert sync_status_text(state, online=False).startswith("○ offline · 3 waiting · synced ")
     set_language("zh")
     text = sync_status_text(state, online=True)

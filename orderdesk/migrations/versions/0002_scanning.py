@@ -54,7 +54,7 @@ def upgrade() -> None:
         sa.UniqueConstraint("idem_key"),
         sa.UniqueConstraint("undo_key"),
     )
-    op.create_index("ix_scan_order_id", "scan", ["order_id", "id"])
+    op.create_index("ix_scan_order_id", "scan", ["order_id", "undone", "id"])  # counted scans, the last one
     op.create_index(
         "ux_scan_serial",
         "scan",

@@ -200,7 +200,7 @@ def upgrade() -> None:
         "WHERE status IN ('pending', 'sending')"
     )
     op.execute(
-        "CREATE INDEX ix_notification_inbox ON notification (target, created_at) WHERE channel = 'inbox'"
+        "CREATE INDEX ix_notification_inbox ON notification (target, read_at, created_at) WHERE channel = 'inbox'"
     )
 
     op.create_table(
