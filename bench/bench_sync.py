@@ -221,7 +221,7 @@ def bench_bootstrap(folder: Path, source: Path) -> None:
     if not source.exists():
         print(f"bootstrap: {source} is missing; build it with bench/bench_demo.py")
         return
-    server_db = OUT / "sync-server-1m.db"
+    server_db = OUT / f"sync-server-{source.stem}.db"
     if not server_db.exists():
         print(f"copying {source} to {server_db} …", flush=True)
         src, dst = sqlite3.connect(source), sqlite3.connect(server_db)
@@ -235,14 +235,32 @@ def bench_bootstrap(folder: Path, source: Path) -> None:
     server.close()
     proc, url = start_server(str(server_db))
     try:
+        from sync.client import SyncClient
+
         desk = Store.open(folder / "boot.db", create=True)
-        t = time.perf_counter()
-        enrol(desk, server_url=url, code=code, name="bench")
-        dt = time.perf_counter() - t
+        t0 = time.perf_counter()
+        enrol(desk, server_url=url, code=code, name="bench", bootstrap=False)
+        client = SyncClient(desk)
+        snap = folder / "boot-snapshot.db"
+        t1 = time.perf_counter()
+        client._download(snap)  # the server writes a consistent copy, then streams it
+        t2 = time.perf_counter()
+        cpu = time.process_time()
+        rep.install_snapshot(desk, snap)
+        t3 = time.perf_counter()
+        cpu = time.process_time() - cpu
+        client.pull()
+        t4 = time.perf_counter()
+        client.close()
         with desk.read() as session:
             got = session.connection().exec_driver_sql("SELECT count(*) FROM sales_order").scalar_one()
         assert got == orders, (got, orders)
-        print(f"[sqlite] bootstrap   {orders:>8,} orders in {dt:6.1f} s (enrol + snapshot + load + pull)")
+        size = snap.stat().st_size / 1e6
+        print(
+            f"[sqlite] bootstrap   {orders:>8,} orders in {t4 - t0:6.1f} s: enrol {t1 - t0:.1f} s, snapshot "
+            f"{size:,.0f} MB made+downloaded {t2 - t1:.1f} s, loaded {t3 - t2:.1f} s ({cpu:.1f} s CPU), "
+            f"pull {t4 - t3:.1f} s"
+        )
         desk.close()
     finally:
         proc.kill()

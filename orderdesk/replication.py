@@ -394,6 +394,106 @@ def _replay_stock(store: Store, a: dict[str, Any], user: str) -> object:
     return adjust_stock(store, sku=a["sku"], delta=int(a["delta"]), user=user, reason=a.get("reason", ""))
 
 
+# -- the scanning area's commands (issue 3) ---------------------------------------------------------------
+# Packing happens at a station: the desk's open packing session is desk-local (not synced). To replay a
+# station's scan or shipment the central API opens the same order for the same user inside the op's
+# savepoint, runs the command, and clears the session again, so no server-side session outlives an op.
+def _with_packing(store: Store, order_no: str, user: str, run: Callable[[], object]) -> object:
+    from orderdesk.models import PackingSession
+    from orderdesk.scanning import open_for_packing
+
+    def clear() -> None:
+        with store.write() as session:
+            for row in session.exec(select(PackingSession).where(PackingSession.user_name == user)).all():
+                session.delete(row)
+            session.flush()
+
+    clear()
+    open_for_packing(store, order_no=order_no, user=user)
+    try:
+        return run()
+    finally:
+        clear()
+
+
+def _replay_scan(store: Store, a: dict[str, Any], user: str) -> object:
+    from orderdesk.scanning import record_scan
+
+    return _with_packing(
+        store,
+        a["order_no"],
+        user,
+        lambda: record_scan(
+            store,
+            user=user,
+            code=a["code"],
+            multiplier=int(a.get("multiplier", 1)),
+            idem_key=a.get("idem_key"),
+            source=a.get("source", "scanner"),
+            order_no=a["order_no"],
+        ),
+    )
+
+
+def _replay_undo_scan(store: Store, a: dict[str, Any], user: str) -> object:
+    from orderdesk.models import Scan
+    from orderdesk.scanning import undo_last_scan
+
+    def run() -> object:
+        with store.read() as session:
+            newest = session.exec(
+                select(Scan.idem_key)
+                .where(Scan.order_no == a["order_no"], col(Scan.undone).is_(False))
+                .order_by(col(Scan.id).desc())
+                .limit(1)
+            ).first()
+        if a.get("scan") and newest != a["scan"]:
+            raise Refused(
+                msg(
+                    "The scan to undo on order {order_no} is no longer its last one; nothing was undone.",
+                    order_no=a["order_no"],
+                ),
+                code="undo_conflict",
+            )
+        return undo_last_scan(store, user=user, idem_key=a.get("idem_key"))
+
+    return _with_packing(store, a["order_no"], user, run)
+
+
+def _replay_reset_packing(store: Store, a: dict[str, Any], user: str) -> object:
+    from orderdesk.scanning import reset_packing
+
+    return _with_packing(store, a["order_no"], user, lambda: reset_packing(store, user=user))
+
+
+def _replay_preset(store: Store, a: dict[str, Any], user: str) -> object:
+    from orderdesk.scanning import choose_packing_preset
+
+    return _with_packing(
+        store,
+        a["order_no"],
+        user,
+        lambda: choose_packing_preset(store, user=user, preset=a["packing_preset"]),
+    )
+
+
+def _replay_release_hazard(store: Store, a: dict[str, Any], user: str) -> object:
+    from orderdesk.scanning import release_hazard
+
+    return release_hazard(store, order_no=a["order_no"], sku=a["sku"], user=user, reason=a.get("reason", ""))
+
+
+def _replay_ship(store: Store, a: dict[str, Any], user: str) -> object:
+    from orderdesk.scanning import record_waybill, ship_order
+
+    def run() -> object:
+        if a.get("waybill"):
+            record_waybill(store, user=user, waybill=a["waybill"])
+        return ship_order(store, user=user)
+
+    return _with_packing(store, a["order_no"], user, run)
+
+
 # Outbox command name -> how the central API replays it. Adding a command that syncs is one line here, e.g.
 # ``REPLAYS["record_scan"] = Replay(replay_kwargs(record_scan))`` when its outbox args are its keywords.
 REPLAYS: dict[str, Replay] = {
@@ -405,6 +505,13 @@ REPLAYS: dict[str, Replay] = {
     "add_product": Replay(_replay_product, touches=lambda a, o: [("product", a["sku"])]),
     "add_user": Replay(_replay_user, touches=lambda a, o: [("user", a["name"])]),
     "adjust_stock": Replay(_replay_stock, touches=lambda a, o: [("product", a["sku"])]),
+    # the scanning area (issue 3)
+    "record_scan": Replay(_replay_scan),
+    "undo_scan": Replay(_replay_undo_scan),
+    "reset_packing": Replay(_replay_reset_packing),
+    "choose_packing_preset": Replay(_replay_preset),
+    "release_hazard": Replay(_replay_release_hazard),
+    "ship_order": Replay(_replay_ship),
 }
 
 
@@ -1592,6 +1699,8 @@ def install_snapshot(store: Store, snapshot: Path) -> int:
     try:
         conn: sqlite3.Connection = raw.driver_connection  # type: ignore[assignment]
         conn.execute("ATTACH DATABASE ? AS snap", (str(snapshot),))
+        cache = conn.execute("PRAGMA cache_size").fetchone()[0]
+        conn.execute("PRAGMA cache_size = -262144")  # 256 MiB while a million rows and their indexes go in
         try:
             conn.execute("BEGIN IMMEDIATE")
             try:
@@ -1602,6 +1711,7 @@ def install_snapshot(store: Store, snapshot: Path) -> int:
                 raise
         finally:
             conn.execute("DETACH DATABASE snap")
+            conn.execute(f"PRAGMA cache_size = {int(cache)}")
     except sqlite3.Error as exc:
         from orderdesk.store import explain_db_error
 
@@ -1615,6 +1725,27 @@ def _install(conn: sqlite3.Connection) -> int:
     if conn.execute("SELECT 1 FROM main.outbox LIMIT 1").fetchone():
         raise Refused(msg("Unsent changes must go up before a snapshot is loaded."), code="outbox_not_empty")
     seq = int(conn.execute(f"SELECT seq FROM snap.{SNAPSHOT_META}").fetchone()[0])
+    specs = [*SNAPSHOT_TABLES, *SNAPSHOT_REPLACED]
+    if all(conn.execute(f'SELECT 1 FROM main."{t.table}" LIMIT 1').fetchone() is None for t in specs):
+        # A fresh desk: copy the rows as they are, ids included (nothing local to map them onto). The
+        # secondary indexes are dropped first and built again after, in the same transaction: building an
+        # index over a million sorted keys is several times faster than growing it row by row.
+        tables = [spec.table for spec in specs]
+        marks = ", ".join("?" * len(tables))
+        indexes = conn.execute(
+            f"SELECT name, sql FROM main.sqlite_master WHERE type = 'index' AND sql IS NOT NULL "
+            f"AND tbl_name IN ({marks})",
+            tables,
+        ).fetchall()
+        for name, _sql in indexes:
+            conn.execute(f'DROP INDEX main."{name}"')
+        for spec in specs:
+            names, _ = _table_columns(spec.table)
+            cols = ", ".join(c for c in names if c in _snap_columns(conn, spec.table))
+            conn.execute(f'INSERT INTO main."{spec.table}" ({cols}) SELECT {cols} FROM snap."{spec.table}"')
+        for _name, sql in indexes:
+            conn.execute(sql)
+        return _installed(conn, seq)
     for spec in SNAPSHOT_TABLES:
         _install_table(conn, spec)
     for spec in SNAPSHOT_REPLACED:
@@ -1624,6 +1755,10 @@ def _install(conn: sqlite3.Connection) -> int:
             f'JOIN snap."{parent}" s ON s.{pkey} = m.{pkey})'
         )
         _install_table(conn, spec)
+    return _installed(conn, seq)
+
+
+def _installed(conn: sqlite3.Connection, seq: int) -> int:
     conn.execute("DELETE FROM main.sync_entity")
     conn.execute("DELETE FROM main.sync_deferred")
     conn.execute(

@@ -88,7 +88,11 @@ def run_sync_loop(
 
     if get_link(store) is None:
         return  # not enrolled: a stand-alone desk, nothing to do
-    client = SyncClient(store, stop=stop, backoff=Backoff(attempts=3, sleep=pause))
+
+    def progress(_report: object) -> None:  # after each pushed batch: the waiting count goes down
+        app.post_message(SyncStatusChanged(desk_sync_state(store), online=True, busy=True))
+
+    client = SyncClient(store, stop=stop, backoff=Backoff(attempts=3, sleep=pause), on_progress=progress)
     try:
         app.post_message(SyncStatusChanged(desk_sync_state(store), online=True, busy=True))
         while not stopped():

@@ -87,12 +87,14 @@ class SyncClient:
         page: int = 2000,
         timeout: float = 60.0,
         stop: threading.Event | None = None,
+        on_progress: Callable[[SyncReport], None] | None = None,
     ) -> None:
         self.store = store
         self.backoff = backoff or Backoff()
         self.batch = max(1, min(batch, MAX_OPS_PER_PUSH))
         self.page = page
         self.stop = stop or threading.Event()
+        self.on_progress = on_progress  # called after each pushed batch (the TUI's status line counts down)
         self._http = http or httpx.Client(
             timeout=httpx.Timeout(timeout, connect=10.0),
             transport=transport,
@@ -174,6 +176,8 @@ class SyncClient:
             data = _json(response)
             results = data.get("results") or []
             self._record(results, report)
+            if self.on_progress is not None and results:
+                self.on_progress(report)
             if response.status_code == 200:
                 continue
             error = data.get("error") or {}

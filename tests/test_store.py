@@ -115,7 +115,8 @@ def test_foreign_sqlite_file_is_refused(tmp_path: Path) -> None:
 
 def test_newer_schema_is_refused_and_nothing_changes(store: Store) -> None:
     with store.write() as session:
-        session.exec(text("UPDATE alembic_version SET version_num = '9999'"))
+        session.exec(text("DELETE FROM alembic_version"))
+        session.exec(text("INSERT INTO alembic_version (version_num) VALUES ('9999')"))
     store.close()
     before = store.path.read_bytes()
     with pytest.raises(StoreError) as err:

@@ -239,3 +239,31 @@ def test_concurrent_pushes_never_let_a_pull_skip_an_entry(any_world: World) -> N
     assert seen == list(range(start + 1, start + 1 + len(seen)))  # contiguous: nothing skipped
     assert len(seen) == 24
     converge(w)
+
+
+def test_scans_from_two_stations_count_a_serial_once_and_the_shipment_syncs(world: World) -> None:
+    from orderdesk.orders import create_order
+    from orderdesk.scanning import choose_packing_preset, open_for_packing, record_scan, ship_order
+
+    a, b = world.desks["a"], world.desks["b"]
+    order = create_order(a, customer="C001", lines=[("HX-M8", 2)], user="wang", route="from_stock").order_no
+    move_order(a, order_no=order, to="sign_contract", user="wang")
+    move_order(a, order_no=order, to="pick_from_stock", user="liu")
+    world.sync("a")
+    world.sync("b")
+    stock_before = stock_of(world.store, "HX-M8")
+    open_for_packing(a, order_no=order, user="liu")
+    record_scan(a, user="liu", code="(01)06901234567892(21)SN001", order_no=order)
+    open_for_packing(b, order_no=order, user="liu")  # the same carton scanned at a second station, offline
+    record_scan(b, user="liu", code="(01)06901234567892(21)SN001", order_no=order)
+    world.sync("a")
+    report = world.sync("b")
+    assert report.rejected == 1  # the serial counts once
+    record_scan(a, user="liu", code="(01)06901234567892(21)SN002", order_no=order)
+    choose_packing_preset(a, user="liu", preset="1")
+    ship_order(a, user="liu")
+    assert world.sync("a").applied == 3
+    converge(world)
+    detail = show_order(world.store, order)
+    assert detail.state == "shipped" and [(ln.scanned_qty, ln.shipped_qty) for ln in detail.lines] == [(2, 2)]
+    assert stock_of(world.store, "HX-M8") == stock_before - 2
