@@ -113,11 +113,13 @@ def fill_change_log(server: Store, n: int) -> None:
                     base["created_at"],
                 )
             )
+        mark = "%s" if server.url else "?"
         conn.exec_driver_sql(
-            "INSERT INTO sync_change (seq, kind, key, image, event, op_id, desk_id, at) VALUES (?,?,?,?,?,?,?,?)",
+            "INSERT INTO sync_change (seq, kind, key, image, event, op_id, desk_id, at) VALUES "
+            f"({', '.join([mark] * 8)})",
             rows,
         )
-        conn.exec_driver_sql("UPDATE sync_server SET next_change_seq = ?", (start + n,))
+        conn.exec_driver_sql(f"UPDATE sync_server SET next_change_seq = {mark}", (start + n,))
 
 
 def bench_push_pull(

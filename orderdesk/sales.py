@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -590,7 +590,9 @@ def enter_order(
     ship_address = defaults.ship_address if ship_address is None else ship_address
     notes = defaults.standing_notes if notes is None else notes
     packing_preset = clean_text(
-        defaults.packing_preset if packing_preset is None else packing_preset, field_name="Packaging", max_len=20
+        defaults.packing_preset if packing_preset is None else packing_preset,
+        field_name="Packaging",
+        max_len=20,
     )
     outcome: dict[str, Any] = {}
 
@@ -854,7 +856,7 @@ class RevisionLine:
     sku: str
     name: str
     quantity: int
-    unit_price: int
+    unit_price: int | None
 
 
 @dataclass(frozen=True)
@@ -866,7 +868,7 @@ class RevisionView:
     lines: tuple[RevisionLine, ...]
     ship_address: str
     promised_date: date | None
-    amount: int
+    amount: int | None
 
 
 def _revision_view(row: OrderRevision) -> RevisionView:
@@ -885,8 +887,10 @@ def _revision_view(row: OrderRevision) -> RevisionView:
     )
 
 
-def order_revisions(store: Store, order_no: str) -> list[RevisionView]:
-    """Every business version of an order, oldest first (an order never changed has just its current one)."""
+def order_revisions(store: Store, order_no: str, *, viewer: str | Actor | None = None) -> list[RevisionView]:
+    """Every business version of an order, oldest first (an order never changed has just its current one).
+    For a ``viewer`` whose roles may not see prices, amounts and unit prices are left out (None)."""
+    show_money = _viewer_sees(store, viewer, "amount")
     with store.read() as session:
         order = get_order_row(session, order_no)
         rows = session.exec(
@@ -912,7 +916,16 @@ def order_revisions(store: Store, order_no: str) -> list[RevisionView]:
                     amount=order.amount,
                 )
             ]
-        return views
+        if show_money:
+            return views
+        return [
+            replace(
+                v,
+                amount=None,
+                lines=tuple(replace(ln, unit_price=None) for ln in v.lines),
+            )
+            for v in views
+        ]
 
 
 @dataclass(frozen=True)
@@ -1359,7 +1372,8 @@ def decide_change(
         request.decided_by = ctx.actor.name
         request.decision_reason = reason
         ctx.session.add(request)
-        base = _touch(ctx, order)
+        # Only an approved change alters the order; a rejection leaves its version alone.
+        base = _touch(ctx, order) if approve else order.version
         ctx.record(
             order_no=order.order_no,
             args={
@@ -1422,7 +1436,17 @@ def _apply_change(ctx: CommandContext, order: SalesOrder, info: OrderSales, prop
     session.flush()
 
 
-def _request_view(session: Session, rules: Rules | None, request: ChangeRequest) -> ChangeRequestView:
+def _without_money(content: dict[str, Any]) -> dict[str, Any]:
+    """An order's content as a role that may not see prices gets it: no amount, no unit prices."""
+    out = {k: v for k, v in content.items() if k not in ("amount", "amount_before", "amount_after")}
+    if "lines" in content:
+        out["lines"] = [{k: v for k, v in ln.items() if k != "unit_price"} for ln in content["lines"]]
+    return out
+
+
+def _request_view(
+    session: Session, rules: Rules | None, request: ChangeRequest, *, show_money: bool = True
+) -> ChangeRequestView:
     order = session.get(SalesOrder, request.order_id)
     assert order is not None
     cust = session.get(Customer, order.customer_id)
@@ -1443,9 +1467,9 @@ def _request_view(session: Session, rules: Rules | None, request: ChangeRequest)
         approve_roles=split_roles(request.approve_roles),
         fields=tuple(f for f in request.fields.split(",") if f),
         reason=request.reason,
-        impact=json.loads(request.impact),
-        proposed=json.loads(request.proposed),
-        before=before,
+        impact=json.loads(request.impact) if show_money else _without_money(json.loads(request.impact)),
+        proposed=json.loads(request.proposed) if show_money else _without_money(json.loads(request.proposed)),
+        before=before if show_money else _without_money(before),
         requested_at=request.requested_at,
         requested_by=request.requested_by,
         decided_at=request.decided_at,
@@ -1455,13 +1479,13 @@ def _request_view(session: Session, rules: Rules | None, request: ChangeRequest)
     )
 
 
-def change_request(store: Store, request_id: int) -> ChangeRequestView:
+def change_request(store: Store, request_id: int, *, viewer: str | Actor | None = None) -> ChangeRequestView:
     rules = rules_for(store)
     with store.read() as session:
         request = session.get(ChangeRequest, request_id)
         if request is None:
             raise Refused(msg("There is no change request #{id}.", id=request_id), code="unknown_change")
-        return _request_view(session, rules, request)
+        return _request_view(session, rules, request, show_money=_viewer_sees(store, viewer, "amount"))
 
 
 def change_requests(
@@ -1470,10 +1494,13 @@ def change_requests(
     status: str | None = "pending",
     order_no: str | None = None,
     decidable_by: str | None = None,
+    viewer: str | Actor | None = None,
     limit: int = 50,
 ) -> list[ChangeRequestView]:
-    """Change requests, oldest first; ``decidable_by`` keeps those that user's roles may decide."""
+    """Change requests, oldest first; ``decidable_by`` keeps those that user's roles may decide. Amounts and
+    prices are left out for a ``viewer`` (or ``decidable_by``) whose roles may not see them."""
     rules = rules_for(store)
+    show_money = _viewer_sees(store, viewer or decidable_by, "amount")
     with store.read() as session:
         query = select(ChangeRequest)
         if status:
@@ -1486,7 +1513,7 @@ def change_requests(
         for r in rows:
             if actor is not None and not actor.has_any(set(split_roles(r.approve_roles)) | {"admin"}):
                 continue
-            views.append(_request_view(session, rules, r))
+            views.append(_request_view(session, rules, r, show_money=show_money))
         return views
 
 

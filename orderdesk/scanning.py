@@ -82,6 +82,7 @@ PACKING_GUARDS = frozenset({"all_lines_scanned", "waybill_recorded"})
 _WAYBILL_RE = re.compile(r"[A-Z0-9][A-Z0-9-]{6,38}[A-Z0-9]")
 _LOCAL_WAYBILL_RE = re.compile(r"LC([A-Z0-9]{1,4})-([0-9]{9})([0-9])")
 _ORDER_TAIL_RE = re.compile(r"[0-9]{1,7}")
+_S10_RE = re.compile(r"[A-Z]{2}[0-9]{9}[A-Z]{2}")
 # Well-known waybill prefixes, so a label says whose waybill it carries.
 CARRIER_PREFIXES: tuple[tuple[str, str], ...] = (
     ("JDVA", "JD"),
@@ -558,8 +559,10 @@ def make_local_waybill(desk_code: str, order_id: int) -> str:
 
 
 def carrier_of(waybill: str) -> str:
-    """The carrier a waybill number belongs to, by its prefix ("" if unknown)."""
-    upper = waybill.upper()
+    """The carrier a waybill number belongs to, by its prefix or shape ("" if unknown)."""
+    upper = waybill.strip().upper()
+    if _S10_RE.fullmatch(upper):  # UPU S10 postal items: EA123456789CN
+        return "EMS" if upper.startswith("E") else "POST"
     return next((name for prefix, name in CARRIER_PREFIXES if upper.startswith(prefix)), "")
 
 
@@ -2020,7 +2023,9 @@ class PackingStation:
             True,
             msg("Shipped {order_no}", order_no=result.order_no),
             msg(
-                "Waybill {waybill} ({carrier}), {items} items. Printing the label; scan the next order.",
+                "Waybill {waybill} ({carrier}), {items} items. Printing the label; scan the next order."
+                if self.settings.print_command
+                else "Waybill {waybill} ({carrier}), {items} items. Label saved; scan the next order.",
                 waybill=result.waybill,
                 carrier=result.carrier,
                 items=result.items,

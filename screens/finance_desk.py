@@ -120,7 +120,8 @@ class FinanceDeskScreen(ReportsWorkerErrors, Screen[None]):
         self.query_one("#fin-holds", DataTable).focus()
 
     def on_screen_resume(self) -> None:
-        self.load(self.tab)
+        if self.rows:  # back from another screen: its work may have changed the queues
+            self.load(self.tab)
 
     @property
     def tab(self) -> str:

@@ -409,7 +409,7 @@ class InspectionScreen(ReportsWorkerErrors, Screen[None]):
     def _fill(self) -> None:
         table = self.query_one("#insp-lines", DataTable)
         current = table.cursor_row if table.row_count else 0
-        w_sku, w_qty, w_sample, w_verdict, w_def = 10, 6, 7, 6, 10
+        w_sku, w_qty, w_sample, w_verdict, w_def = 10, 6, 7, 7, 10
         w_name = table_flex(table, self.app.size.width, w_sku + w_qty + w_sample + w_verdict + w_def, 6)
         with self.app.batch_update():
             table.clear(columns=True)
@@ -673,7 +673,7 @@ class HistoryScreen(ReportsWorkerErrors, Screen[None]):
     @on(Loaded)
     def _loaded(self, event: Loaded) -> None:
         table = self.query_one("#hist-table", DataTable)
-        w_no, w_when, w_who, w_sku, w_verdict, w_def = 3, 11, 8, 10, 6, 9
+        w_no, w_when, w_who, w_sku, w_verdict, w_def = 3, 11, 9, 10, 7, 9
         w_meas = table_flex(table, self.app.size.width, w_no + w_when + w_who + w_sku + w_verdict + w_def, 7)
         self.query_one("#hist-title", Static).update(
             _("Inspections of {order_no}: {count}", order_no=self.order_no, count=len(event.history))

@@ -863,8 +863,7 @@ class OrderEntryScreen(ReportsWorkerErrors, Screen[None]):
                 ConfirmDialog(
                     _("Linked order?"),
                     _(
-                        "{order_no} was entered minutes ago for the same customer and address. Link this order as "
-                        "its child, so they ship and are invoiced together?",
+                        "{order_no} was entered minutes ago for the same customer and address. Link this order as its child, so they ship and are invoiced together?",
                         order_no=link,
                     ),
                 ),
@@ -1379,7 +1378,7 @@ class VersionsScreen(ReportsWorkerErrors, Screen[None]):
         from orderdesk.sales import order_revisions
 
         try:
-            revisions = order_revisions(self.session.store, self.order_no)
+            revisions = order_revisions(self.session.store, self.order_no, viewer=self.session.user.name)
         except OrderdeskError as exc:
             self.post_message(self.LoadFailed(exc.message))
             return

@@ -504,6 +504,19 @@ def test_the_worklist_hides_amounts_from_roles_that_may_not_see_them(desk: Store
     assert next(w for w in sales_worklist(desk, viewer="liu") if w.order_no == no).amount is None
 
 
+def test_versions_and_change_requests_hide_prices_from_the_warehouse(desk: Store) -> None:
+    no = signed(desk)
+    request_change(desk, order_no=no, user="wang", reason="加量", quantities={"HX-M8": 101})
+    [mine] = change_requests(desk, viewer="wang")
+    [theirs] = change_requests(desk, viewer="liu")
+    assert mine.proposed["amount"] == 101 * 150 + 10 * 8_800 and "unit_price" in mine.proposed["lines"][0]
+    assert "amount" not in theirs.proposed and "unit_price" not in theirs.proposed["lines"][0]
+    assert "amount_after" not in theirs.impact and theirs.impact["production_started"] is False
+    assert order_revisions(desk, no, viewer="wang")[0].amount == 100 * 150 + 10 * 8_800
+    hidden = order_revisions(desk, no, viewer="liu")[0]
+    assert hidden.amount is None and {ln.unit_price for ln in hidden.lines} == {None}
+
+
 def test_every_sales_command_writes_one_audit_and_one_outbox_record(desk: Store) -> None:
     no = signed(desk)
     cr = request_change(desk, order_no=no, user="wang", reason="加量", quantities={"HX-M8": 101})

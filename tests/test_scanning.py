@@ -556,6 +556,24 @@ def test_local_waybills_carry_a_check_digit() -> None:
         assert is_local_waybill(tampered) == (tampered == waybill)
 
 
+@pytest.mark.parametrize(
+    ("text", "waybill", "carrier"),
+    [
+        ("SF1234567890123", True, "SF"),
+        ("JDVA12345678901", True, "JD"),
+        ("EA123456789CN", True, "EMS"),
+        ("731234567890", True, ""),  # an all-digit waybill
+        ("LCD1-0000001236", True, "LOCAL"),
+        ("6901234567892", False, ""),  # a Chinese product's EAN-13 is never a waybill
+        ("NO-SUCH-THING", False, ""),  # no digits
+        ("SF123", False, "SF"),  # too short
+    ],
+)
+def test_what_looks_like_a_waybill(text: str, waybill: bool, carrier: str) -> None:
+    assert scanning.looks_like_waybill(text) is waybill
+    assert scanning.carrier_of(text) == carrier
+
+
 def test_settings_from_the_environment(tmp_path: Path) -> None:
     env = {
         "ORDERDESK_LABEL_FORMAT": "ZPL",

@@ -262,6 +262,9 @@ def order_reject_change(
 
 def order_versions(
     order_no: Annotated[str, typer.Argument(help="Order number.")],
+    user: Annotated[
+        str | None, typer.Option("--user", help="Show only what this user's roles may see.")
+    ] = None,
     db: DbOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -271,7 +274,7 @@ def order_versions(
     from orderdesk.money import format_money
     from orderdesk.sales import compare_revisions, order_revisions
 
-    revisions = order_revisions(_store(db), order_no)
+    revisions = order_revisions(_store(db), order_no, viewer=user)
     if as_json:
         _json(
             [
@@ -317,6 +320,9 @@ def order_versions(
             str(new.promised_date),
             style="bold yellow" if diff.date_changed else "",
         )
+        if old.amount is None or new.amount is None:
+            _print(table)
+            continue
         table.add_row(
             _("Amount"),
             format_money(old.amount),
