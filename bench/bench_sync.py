@@ -272,17 +272,22 @@ def bench_bootstrap(folder: Path, source: Path) -> None:
 def bench_drain(folder: Path, n_ops: int) -> None:
     """A desk app with ``n_ops`` queued: the sync worker drains them while a 20 ms timer measures how late
     the event loop runs it (the TUI's responsiveness)."""
+    from orderdesk.orders import create_order
     from screens.app import build_app
 
     server = Store.open(folder / "drain-server.db", create=True)
     seed_server(server)
+    targets = [
+        create_order(server, customer="C001", lines=[("HX-M8", 1)], user="wang").order_no for _ in range(100)
+    ]
     desk = Store.open(folder / "drain-desk.db", create=True)
     enrol_local(server, desk, "drain")
     server.close()
     proc, url = start_server(str(folder / "drain-server.db"))
     try:
         point(desk, url)
-        queue_ops(desk, n_ops, "SO-HQ-0000001")
+        for i in range(n_ops):  # spread over 100 orders, as in the push figure
+            queue_ops(desk, 1, targets[i % len(targets)])
         desk.close()
         app = build_app(db_path=folder / "drain-desk.db")
         lags: list[float] = []

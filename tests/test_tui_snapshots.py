@@ -19,10 +19,18 @@ from textual.widgets import DataTable, Input
 from orderdesk.clock import FixedClock
 from orderdesk.orders import create_order, move_order
 from orderdesk.store import Store
-from screens.app import OrderdeskApp, build_app
+from screens.app import HOME_SCREENS, OrderdeskApp, build_app
+from screens.orders import OrderBrowserScreen
 
 SIZE = (80, 24)
 SnapCompare = Callable[..., bool]
+
+
+@pytest.fixture(autouse=True)
+def _every_role_home_is_the_browser(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests pin the shell (login, browser, detail, dialogs); the role desks have tests of their own."""
+    for home in ("sales", "qc", "warehouse", "finance", "planner", "supervisor", "admin"):
+        monkeypatch.setitem(HOME_SCREENS, home, OrderBrowserScreen)
 
 
 @pytest.fixture(autouse=True)
