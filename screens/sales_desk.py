@@ -843,7 +843,15 @@ class OrderEntryScreen(ReportsWorkerErrors, Screen[None]):
         if self.picks:
             self._hide_picks()
             return
-        self.app.pop_screen()
+        if not self.draft.lines:
+            self.app.pop_screen()
+            return
+        self.app.push_screen(
+            ConfirmDialog(
+                _("Discard this order?"), _("The lines entered are not saved. Leave without saving?")
+            ),
+            callback=lambda yes: self.app.pop_screen() if yes else None,
+        )
 
     def action_save(self) -> None:
         if self.busy:

@@ -17,7 +17,18 @@ ROOT = Path(__file__).resolve().parent.parent
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("wheel")
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out), str(ROOT)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(out),
+            str(ROOT),
+        ],
         check=True,
         capture_output=True,
     )
@@ -54,14 +65,30 @@ def test_installed_wheel_runs_from_elsewhere(wheel: Path, tmp_path: Path) -> Non
     )
     env = {**os.environ, "PYTHONPATH": str(target), "ORDERDESK_LANG": "en"}
     where = subprocess.run(
-        [sys.executable, "-c", "import orderdesk, orderdesk.workflow as w; print(orderdesk.__file__); print(w.default_workflow_path())"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, check=True,
+        [
+            sys.executable,
+            "-c",
+            "import orderdesk, orderdesk.workflow as w; print(orderdesk.__file__); print(w.default_workflow_path())",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.split()
     assert where[0].startswith(str(target)) and where[1].startswith(str(target))
     db = tmp_path / "fresh.db"
-    for args in (["init"], ["user", "add", "boss", "--role", "admin", "--pin", "0000"], ["order", "list", "--json"]):
+    for args in (
+        ["init"],
+        ["user", "add", "boss", "--role", "admin", "--pin", "0000"],
+        ["order", "list", "--json"],
+    ):
         result = subprocess.run(
             [sys.executable, "-m", "orderdesk.cli", "--db", str(db), *args],
-            cwd=tmp_path, env=env, capture_output=True, text=True, check=False,
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
         )
         assert result.returncode == 0, result.stderr

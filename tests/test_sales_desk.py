@@ -179,6 +179,24 @@ async def test_entering_an_order_from_the_screen(desk: Store, clock: FixedClock)
         assert [ln.quantity for ln in detail.lines] == [3, 20] and detail.promised_date == date(2026, 11, 30)
 
 
+async def test_leaving_an_unsaved_order_asks_first(desk: Store, clock: FixedClock) -> None:
+    app = make_app(desk, clock)
+    async with app.run_test(size=SIZE) as pilot:
+        await log_in(pilot, "wang")
+        await new_entry(pilot)
+        await pick_customer(pilot, "C003")
+        await add_line(pilot, "HX-M8", 5)
+        app.screen.query_one("#entry-lines", DataTable).focus()
+        await pilot.press("escape")
+        assert isinstance(app.screen, ConfirmDialog)
+        await pilot.press("n")
+        await settle(pilot)
+        assert isinstance(app.screen, OrderEntryScreen) and app.screen.draft.lines
+        await pilot.press("escape", "y")
+        await settle(pilot)
+        assert isinstance(app.screen, SalesDeskScreen) and count_orders(desk) == 0
+
+
 async def test_a_returning_customer_gets_the_usual_address_and_standing_notes(
     desk: Store, clock: FixedClock
 ) -> None:

@@ -164,7 +164,9 @@ def test_a_database_from_the_first_version_upgrades_cleanly(tmp_path: Path) -> N
 
     path = tmp_path / "old.db"
     cfg = Config()
-    cfg.set_main_option("script_location", str(Path(__file__).resolve().parent.parent / "orderdesk" / "migrations"))
+    cfg.set_main_option(
+        "script_location", str(Path(__file__).resolve().parent.parent / "orderdesk" / "migrations")
+    )
     engine = make_engine(path)
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn

@@ -145,10 +145,13 @@ def demo(
 @app.command()
 def run(
     db: DbOpt = None,
-    user: Annotated[str | None, typer.Option("--user", help="Skip the name prompt (PIN still asked).")] = None,
+    user: Annotated[
+        str | None, typer.Option("--user", help="Skip the name prompt (PIN still asked).")
+    ] = None,
     lang: LangOpt = None,
     demo: Annotated[
-        bool, typer.Option("--demo", help="Open the demo desk (built on first use) instead of your own database.")
+        bool,
+        typer.Option("--demo", help="Open the demo desk (built on first use) instead of your own database."),
     ] = False,
 ) -> None:
     """Open the terminal app."""
