@@ -37,7 +37,14 @@ from orderdesk.models import (
     PaymentAllocation,
     SalesOrder,
 )
-from orderdesk.orders import _check_version, _touch, get_order_row, state_label, visible_fields
+from orderdesk.orders import (
+    check_version,
+    get_order_row,
+    order_for_change,
+    state_label,
+    touch_order,
+    visible_fields,
+)
 from orderdesk.rules import Rules, role_list, rules_for, split_roles
 from orderdesk.sales import require_any_role
 from orderdesk.store import Store
@@ -205,17 +212,7 @@ def decide_credit(
     workflow = store.workflow
     with command(store, "decide_credit", user=user) as ctx:
         require_any_role(ctx, rules.credit_release_roles, action="release credit holds")
-        order = get_order_row(ctx.session, order_no)
-        _check_version(order, expected_version)
-        if workflow.states[order.state].kind == "terminal":
-            raise Refused(
-                msg(
-                    "Order {order_no} is {state}; it can no longer be changed.",
-                    order_no=order.order_no,
-                    state=state_label(workflow, order.state),
-                ),
-                code="order_closed",
-            )
+        order = order_for_change(ctx, order_no, expected_version, workflow=workflow)
         info = ctx.session.get(OrderSales, order.id)
         held = info is not None and info.credit_hold in ("pending", "kept")
         if not release and not held:
@@ -232,7 +229,7 @@ def decide_credit(
             info.credit_hold = "released" if release else "kept"
             ctx.session.add(info)
         _decision(ctx, order, "credit", "release" if release else "keep", reason)
-        base = _touch(ctx, order)
+        base = touch_order(ctx, order)
         ctx.record(
             order_no=order.order_no,
             args={"order_no": order.order_no, "decision": "release" if release else "keep", "reason": reason},
@@ -256,7 +253,7 @@ def decide_approval(
     rules = rules_for(store)
     with command(store, "decide_approval", user=user) as ctx:
         order = get_order_row(ctx.session, order_no)
-        _check_version(order, expected_version)
+        check_version(order, expected_version)
         info = ctx.session.get(OrderSales, order.id)
         if info is None or info.approval != "pending":
             raise Refused(
@@ -270,7 +267,7 @@ def decide_approval(
             info.approved_amount = order.amount
         ctx.session.add(info)
         _decision(ctx, order, "approval", "approve" if approve else "reject", reason)
-        base = _touch(ctx, order)
+        base = touch_order(ctx, order)
         ctx.record(
             order_no=order.order_no,
             args={

@@ -60,7 +60,7 @@ def get_order_row(session: Session, order_no: str) -> SalesOrder:
     return order
 
 
-def _check_version(order: SalesOrder, expected: int | None) -> None:
+def check_version(order: SalesOrder, expected: int | None) -> None:
     if expected is not None and expected != order.version:
         raise Refused(
             msg(
@@ -75,7 +75,7 @@ def _check_version(order: SalesOrder, expected: int | None) -> None:
         )
 
 
-def _touch(ctx: CommandContext, order: SalesOrder) -> int:
+def touch_order(ctx: CommandContext, order: SalesOrder) -> int:
     """Bump the order's version and stamp who changed it; returns the version the change was based on."""
     base = order.version
     order.version += 1
@@ -83,6 +83,25 @@ def _touch(ctx: CommandContext, order: SalesOrder) -> int:
     order.updated_by = ctx.actor.name
     ctx.session.add(order)
     return base
+
+
+def order_for_change(
+    ctx: CommandContext, order_no: str, expected_version: int | None, *, workflow: Workflow
+) -> SalesOrder:
+    """The order a command is about to change: it exists, was not changed since ``expected_version`` and is
+    not in a terminal state; otherwise a refusal that says which."""
+    order = get_order_row(ctx.session, order_no)
+    check_version(order, expected_version)
+    if workflow.states[order.state].kind == "terminal":
+        raise Refused(
+            msg(
+                "Order {order_no} is {state}; it can no longer be changed.",
+                order_no=order.order_no,
+                state=state_label(workflow, order.state),
+            ),
+            code="order_closed",
+        )
+    return order
 
 
 def state_label(workflow: Workflow, state: str) -> Label:
@@ -319,9 +338,9 @@ def move_order(
     workflow = store.workflow
     with command(store, "move_order", user=user) as ctx:
         order = get_order_row(ctx.session, order_no)
-        _check_version(order, expected_version)
+        check_version(order, expected_version)
         transition, source, target = apply_transition(ctx, order, to, workflow=workflow)
-        base = _touch(ctx, order)
+        base = touch_order(ctx, order)
         ctx.record(
             order_no=order.order_no,
             args={
@@ -411,17 +430,7 @@ def edit_order(
     workflow = store.workflow
     with command(store, "edit_order", user=user) as ctx:
         may_edit = editable_fields(workflow, ctx.actor)
-        order = get_order_row(ctx.session, order_no)
-        _check_version(order, expected_version)
-        if workflow.states[order.state].kind == "terminal":
-            raise Refused(
-                msg(
-                    "Order {order_no} is {state}; it can no longer be changed.",
-                    order_no=order.order_no,
-                    state=state_label(workflow, order.state),
-                ),
-                code="order_closed",
-            )
+        order = order_for_change(ctx, order_no, expected_version, workflow=workflow)
         applied: dict[str, Any] = {}
         for field, raw in changes.items():
             if field not in EDITABLE_FIELDS:
@@ -448,7 +457,7 @@ def edit_order(
             applied[field] = (
                 value.isoformat() if isinstance(value, date) else (raw if convert is None else value)
             )
-        base = _touch(ctx, order)
+        base = touch_order(ctx, order)
         ctx.record(
             order_no=order.order_no,
             args={"order_no": order.order_no, "changes": applied, "reason": reason},

@@ -17,9 +17,8 @@ from typing import Any
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from orderdesk.commands import Actor, CommandContext, clean_text, command
+from orderdesk.commands import Actor, clean_text, command
 from orderdesk.errors import Refused
-from orderdesk.guards import GUARDS
 from orderdesk.i18n import Label, msg
 from orderdesk.models import (
     NOTE_MAX,
@@ -32,11 +31,10 @@ from orderdesk.models import (
     QcInspection,
     SalesOrder,
 )
-from orderdesk.orders import _check_version, _touch, get_order_row, state_label
+from orderdesk.orders import apply_transition, check_version, get_order_row, state_label, touch_order
 from orderdesk.rules import Rules, rules_for
 from orderdesk.sales import is_short_lead, require_fields
 from orderdesk.store import Store
-from orderdesk.workflow import Transition
 
 # Periods of the yield report are calendar days in China Standard Time, where the desks are.
 BUSINESS_TZ = timezone(timedelta(hours=8))
@@ -135,7 +133,7 @@ def record_inspection(
     with command(store, "record_inspection", user=user) as ctx:
         require_fields(ctx, ["qc_result"])
         order = get_order_row(ctx.session, order_no)
-        _check_version(order, expected_version)
+        check_version(order, expected_version)
         here = state_label(workflow, order.state)
         if workflow.find(order.state, rules.qc_pass_transition) is None:
             raise Refused(
@@ -173,7 +171,7 @@ def record_inspection(
             order.inspector_id = ctx.actor.user_id or None
         order.qc_result = "passed" if passed else "failed"
         source = order.state
-        _make_move(ctx, order, move, here)
+        apply_transition(ctx, order, move.id, workflow=workflow)
         seq = (
             int(
                 ctx.session.exec(
@@ -209,7 +207,7 @@ def record_inspection(
                     note=f.note,
                 )
             )
-        base = _touch(ctx, order)
+        base = touch_order(ctx, order)
         ctx.record(
             order_no=order.order_no,
             args={
@@ -344,28 +342,6 @@ def _check_verdicts(
                     code="sample_too_small",
                 )
     return findings, line_passed
-
-
-def _make_move(ctx: CommandContext, order: SalesOrder, move: Transition, here: Any) -> None:
-    """Make a workflow move inside this command: the move's roles and guards apply as in ``move_order``."""
-    if not ctx.actor.has_any(move.roles):
-        raise Refused(
-            msg(
-                "{user} may not {move} order {order_no}: that needs the role {roles}.",
-                user=ctx.actor.name,
-                move=Label(move.label_en, move.label_zh),
-                order_no=order.order_no,
-                roles=" / ".join(sorted(move.roles)),
-            ),
-            code="forbidden",
-            who=tuple(sorted(move.roles)),
-        )
-    for guard in move.guards:
-        failure = GUARDS[guard](ctx.session, order, here)
-        if failure is not None:
-            raise Refused(failure.message, code=f"guard:{failure.guard}", who=failure.who)
-    order.state = move.to
-    order.state_since = ctx.now
 
 
 # -- the queue and the history -------------------------------------------------------------------------

@@ -25,7 +25,6 @@ from orderdesk.i18n import Label, Msg, msg
 from orderdesk.workflow import (
     _MISSING,
     ROLES,
-    Problem,
     Workflow,
     WorkflowError,
     _Checker,
@@ -33,6 +32,7 @@ from orderdesk.workflow import (
     _LineIndex,
     _show,
     _syntax_problem,
+    read_config_text,
 )
 
 CHANGE_FIELDS: tuple[str, ...] = ("quantity", "sku", "address", "date")
@@ -242,20 +242,13 @@ def default_rules_path() -> Path:
 def load_rules(path: str | Path | None = None, *, workflow: Workflow | None = None) -> Rules:
     """Read and validate the rules file; with ``workflow``, state and transition names are checked too."""
     file = Path(path) if path else default_rules_path()
-    source = str(file)
-    try:
-        text = file.read_bytes().decode("utf-8-sig")
-    except OSError as exc:
-        reason = exc.strerror or str(exc)
-        raise RulesError(
-            [Problem(source, None, msg("cannot read the rules file: {reason}", reason=reason))]
-        ) from exc
-    except UnicodeDecodeError as exc:
-        line = exc.object[: exc.start].count(b"\n") + 1
-        raise RulesError(
-            [Problem(source, line, msg("the rules file must be saved as UTF-8 text (this line is not)"))]
-        ) from exc
-    return parse_rules(text, source=source, workflow=workflow)
+    text = read_config_text(
+        file,
+        error=RulesError,
+        unreadable=lambda reason: msg("cannot read the rules file: {reason}", reason=reason),
+        not_utf8=msg("the rules file must be saved as UTF-8 text (this line is not)"),
+    )
+    return parse_rules(text, source=str(file), workflow=workflow)
 
 
 def parse_rules(text: str, *, source: str, workflow: Workflow | None = None) -> Rules:

@@ -47,13 +47,13 @@ from orderdesk.models import (
 )
 from orderdesk.orders import (
     MAX_LINE_QTY,
-    _check_version,
-    _touch,
     create_order,
     editable_fields,
     find_product,
     get_order_row,
+    order_for_change,
     state_label,
+    touch_order,
     visible_fields,
 )
 from orderdesk.rules import (
@@ -1205,17 +1205,7 @@ def request_change(
     rules = rules_for(store)
     workflow = store.workflow
     with command(store, "request_change", user=user) as ctx:
-        order = get_order_row(ctx.session, order_no)
-        _check_version(order, expected_version)
-        if workflow.states[order.state].kind == "terminal":
-            raise Refused(
-                msg(
-                    "Order {order_no} is {state}; it can no longer be changed.",
-                    order_no=order.order_no,
-                    state=state_label(workflow, order.state),
-                ),
-                code="order_closed",
-            )
+        order = order_for_change(ctx, order_no, expected_version, workflow=workflow)
         pending = ctx.session.exec(
             select(ChangeRequest.id).where(
                 ChangeRequest.order_id == order.id, ChangeRequest.status == "pending"
@@ -1373,7 +1363,7 @@ def decide_change(
         request.decision_reason = reason
         ctx.session.add(request)
         # Only an approved change alters the order; a rejection leaves its version alone.
-        base = _touch(ctx, order) if approve else order.version
+        base = touch_order(ctx, order) if approve else order.version
         ctx.record(
             order_no=order.order_no,
             args={

@@ -66,7 +66,7 @@ from orderdesk.models import (
     Scan,
     UserRole,
 )
-from orderdesk.orders import apply_transition, get_order_row, state_label
+from orderdesk.orders import apply_transition, get_order_row, state_label, touch_order
 
 if TYPE_CHECKING:
     from orderdesk.store import Store
@@ -361,16 +361,6 @@ def _require_packer(ctx: CommandContext, workflow: Workflow) -> Transition:
             who=tuple(sorted(ship.roles)),
         )
     return ship
-
-
-def _bump(ctx: CommandContext, order: SalesOrder) -> int:
-    """Bump the order's version and stamp who changed it; returns the version the change was based on."""
-    base = order.version
-    order.version += 1
-    order.updated_at = ctx.now
-    order.updated_by = ctx.actor.name
-    ctx.session.add(order)
-    return base
 
 
 def _order_no_for(session: Session, text: str) -> str:
@@ -1214,7 +1204,7 @@ def _undo(store: Store, workflow: Workflow, user: str | Actor, key: str) -> Undo
         if last.batch:
             line.batch = _line_batch(ctx.session, line.order_id, line.id or 0, line.batch)
         ctx.session.add(line)
-        base = _bump(ctx, order)
+        base = touch_order(ctx, order)
         sku = ctx.session.exec(select(Product.sku).where(Product.id == last.product_id)).one()
         ctx.record(
             order_no=order.order_no,
@@ -1249,7 +1239,7 @@ def reset_packing(store: Store, *, user: str | Actor) -> ResetResult:
             line.scanned_qty = 0
             ctx.session.add(line)
         ctx.session.delete(psess)
-        base = _bump(ctx, order)
+        base = touch_order(ctx, order)
         ctx.record(
             order_no=order.order_no,
             args={"order_no": order.order_no},
@@ -1297,7 +1287,7 @@ def choose_packing_preset(
         psess, order = _open_session(ctx)
         _check_packable(workflow, order)
         order.packing_preset = chosen.id
-        base = _bump(ctx, order)
+        base = touch_order(ctx, order)
         ctx.record(
             order_no=order.order_no,
             args={"order_no": order.order_no, "packing_preset": chosen.id},
@@ -1458,7 +1448,7 @@ def ship_order(
                 ctx.session.add(line)
             shipped.append([product.sku, line.shipped_qty])
         ctx.session.delete(psess)
-        base = _bump(ctx, order)
+        base = touch_order(ctx, order)
         ctx.record(
             order_no=order.order_no,
             args={

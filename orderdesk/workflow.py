@@ -14,7 +14,7 @@ import difflib
 import math
 import re
 import tomllib
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -247,23 +247,32 @@ def default_workflow_path() -> Path:
     return here.parent / "data" / "workflow.toml"
 
 
+def read_config_text(
+    path: Path, *, error: type[WorkflowError], unreadable: Callable[[str], Msg], not_utf8: Msg
+) -> str:
+    """The text of a configuration file the business edits, or ``error`` naming the file (and the line
+    that is not UTF-8). Shared by the workflow and the rules files."""
+    try:
+        # utf-8-sig: Windows Notepad (common in Chinese offices) may save a byte-order mark.
+        return path.read_bytes().decode("utf-8-sig")
+    except OSError as exc:
+        raise error([Problem(str(path), None, unreadable(exc.strerror or str(exc)))]) from exc
+    except UnicodeDecodeError as exc:
+        line = exc.object[: exc.start].count(b"\n") + 1
+        raise error([Problem(str(path), line, not_utf8)]) from exc
+
+
 def load_workflow(
     path: str | Path, *, known_guards: Collection[str], known_fields: Collection[str] = FIELDS
 ) -> Workflow:
     """Read, validate and return the workflow in ``path``; raise ``WorkflowError`` listing every problem."""
     source = str(path)
-    try:
-        # utf-8-sig: Windows Notepad (common in Chinese offices) may save a byte-order mark.
-        text = Path(path).read_bytes().decode("utf-8-sig")
-    except OSError as exc:
-        reason = exc.strerror or str(exc)
-        raise WorkflowError(
-            [Problem(source, None, msg("cannot read the workflow file: {reason}", reason=reason))]
-        ) from exc
-    except UnicodeDecodeError as exc:
-        line = exc.object[: exc.start].count(b"\n") + 1
-        problem = msg("the workflow file must be saved as UTF-8 text (this line is not)")
-        raise WorkflowError([Problem(source, line, problem)]) from exc
+    text = read_config_text(
+        Path(path),
+        error=WorkflowError,
+        unreadable=lambda reason: msg("cannot read the workflow file: {reason}", reason=reason),
+        not_utf8=msg("the workflow file must be saved as UTF-8 text (this line is not)"),
+    )
     return parse_workflow(text, source=source, known_guards=known_guards, known_fields=known_fields)
 
 
