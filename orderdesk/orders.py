@@ -435,16 +435,7 @@ def edit_order(
         for field, raw in changes.items():
             if field not in EDITABLE_FIELDS:
                 raise Refused(msg("{field} cannot be changed here.", field=field), code="not_editable")
-            if field not in may_edit:
-                raise Refused(
-                    msg(
-                        "{user} may not change {field} ({roles}).",
-                        user=ctx.actor.name,
-                        field=field,
-                        roles=", ".join(sorted(ctx.actor.roles)),
-                    ),
-                    code="forbidden_field",
-                )
+            require_fields(ctx, [field], may_edit)
             attr, convert = EDITABLE_FIELDS[field]
             try:
                 value = _user_id(ctx.session, str(raw or "")) if convert is None else convert(raw)
@@ -487,6 +478,22 @@ def add_note(store: Store, *, order_no: str, text: str, user: str | Actor) -> Or
             base_version=order.version,
         )
     return show_order(store, order.order_no, viewer=ctx.actor.name)
+
+
+def require_fields(ctx: CommandContext, fields: Sequence[str], may: frozenset[str] | None = None) -> None:
+    """Refuse unless the actor's roles may edit every one of ``fields`` (workflow ``[roles.*] edit``)."""
+    may = editable_fields(ctx.store.workflow, ctx.actor) if may is None else may
+    for name in fields:
+        if name not in may:
+            raise Refused(
+                msg(
+                    "{user} may not change {field} ({roles}).",
+                    user=ctx.actor.name,
+                    field=name,
+                    roles=", ".join(sorted(ctx.actor.roles)),
+                ),
+                code="forbidden_field",
+            )
 
 
 def visible_fields(workflow: Workflow, actor: Actor) -> frozenset[str]:

@@ -31,9 +31,16 @@ from orderdesk.models import (
     QcInspection,
     SalesOrder,
 )
-from orderdesk.orders import apply_transition, check_version, get_order_row, state_label, touch_order
+from orderdesk.orders import (
+    apply_transition,
+    check_version,
+    get_order_row,
+    require_fields,
+    state_label,
+    touch_order,
+)
 from orderdesk.rules import Rules, rules_for
-from orderdesk.sales import is_short_lead, require_fields
+from orderdesk.sales import is_short_lead
 from orderdesk.store import Store
 
 # Periods of the yield report are calendar days in China Standard Time, where the desks are.

@@ -30,7 +30,7 @@ from sqlalchemy import func, or_
 from sqlmodel import Session, col, select
 
 from orderdesk.canonical import canonical_json
-from orderdesk.commands import Actor, CommandContext, clean_text, command, load_actor
+from orderdesk.commands import Actor, CommandContext, clean_text, command, load_actor, require_role
 from orderdesk.errors import Refused
 from orderdesk.guards import credit_exposure
 from orderdesk.i18n import Label, Msg, msg
@@ -48,10 +48,10 @@ from orderdesk.models import (
 from orderdesk.orders import (
     MAX_LINE_QTY,
     create_order,
-    editable_fields,
     find_product,
     get_order_row,
     order_for_change,
+    require_fields,
     state_label,
     touch_order,
     visible_fields,
@@ -85,36 +85,10 @@ _HISTORY_FOR_DEFAULTS = 20  # a returning customer's usual address and packaging
 
 
 # -- permission helpers ----------------------------------------------------------------------------------
-def require_fields(ctx: CommandContext, fields: Sequence[str]) -> None:
-    """Refuse unless the actor's roles may edit every one of ``fields`` (workflow ``[roles.*] edit``)."""
-    may = editable_fields(ctx.store.workflow, ctx.actor)
-    for name in fields:
-        if name not in may:
-            raise Refused(
-                msg(
-                    "{user} may not change {field} ({roles}).",
-                    user=ctx.actor.name,
-                    field=name,
-                    roles=", ".join(sorted(ctx.actor.roles)),
-                ),
-                code="forbidden_field",
-            )
-
-
 def require_any_role(ctx: CommandContext, roles: frozenset[str] | tuple[str, ...], action: str) -> None:
-    """Refuse unless the actor holds one of ``roles`` (admin always may)."""
-    allowed = set(roles) | {"admin"}
-    if not ctx.actor.has_any(allowed):
-        raise Refused(
-            msg(
-                "{user} may not {action}: that needs the role {roles}.",
-                user=ctx.actor.name,
-                action=msg(action),
-                roles=" / ".join(sorted(roles)),
-            ),
-            code="forbidden",
-            who=tuple(sorted(roles)),
-        )
+    """Refuse unless the actor holds one of ``roles``; an admin always may."""
+    if "admin" not in ctx.actor.roles:
+        require_role(ctx, frozenset(roles), action=action)
 
 
 def _viewer_sees(store: Store, viewer: str | Actor | None, field_name: str) -> bool:

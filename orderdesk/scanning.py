@@ -472,7 +472,6 @@ def _view(
     """Build the station's view inside the transaction (``changed``: line id -> (scanned, batch) just written)."""
     rows = lines if lines is not None else _lines(session, order.id or 0)
     changed = changed or {}
-    released = _releases(session, order.id or 0) if any(r.hazard != "none" for r in rows) else {}
     customer = session.exec(
         select(Customer.name, Customer.code).where(Customer.id == order.customer_id)
     ).one()
@@ -484,21 +483,7 @@ def _view(
         state=order.state,
         state_label=state_label(workflow, order.state),
         rush=order.rush,
-        lines=tuple(
-            PackLine(
-                line_no=r.line_no,
-                sku=r.sku,
-                name=r.name,
-                unit=r.unit,
-                quantity=r.quantity,
-                scanned=changed.get(r.id, (r.scanned_qty, r.batch))[0],
-                batch=changed.get(r.id, (r.scanned_qty, r.batch))[1],
-                hazard=r.hazard,
-                hazard_note=r.hazard_note,
-                released_by=released.get(r.product_id, ""),
-            )
-            for r in rows
-        ),
+        lines=_pack_lines(session, order.id or 0, rows, changed),
         scans=_active_scans(session, order.id or 0) if scans is None else scans,
         packing_preset=order.packing_preset,
         waybill=waybill,
@@ -506,6 +491,28 @@ def _view(
         opened_by=psess.user_name,
         opened_at=psess.opened_at,
         version=order.version,
+    )
+
+
+def _pack_lines(
+    session: Session, order_id: int, rows: Sequence[Any], changed: Mapping[int, tuple[int, str]]
+) -> tuple[PackLine, ...]:
+    """The station's lines; ``changed`` (line id -> (scanned, batch)) holds what this command just wrote."""
+    released = _releases(session, order_id) if any(r.hazard != "none" for r in rows) else {}
+    return tuple(
+        PackLine(
+            line_no=r.line_no,
+            sku=r.sku,
+            name=r.name,
+            unit=r.unit,
+            quantity=r.quantity,
+            scanned=changed.get(r.id, (r.scanned_qty, r.batch))[0],
+            batch=changed.get(r.id, (r.scanned_qty, r.batch))[1],
+            hazard=r.hazard,
+            hazard_note=r.hazard_note,
+            released_by=released.get(r.product_id, ""),
+        )
+        for r in rows
     )
 
 
@@ -1050,7 +1057,6 @@ def _header_view(
     scans: int,
     version: int,
 ) -> PackingView:
-    released = _releases(session, head.order_id) if any(r.hazard != "none" for r in rows) else {}
     waybill, source = (
         (head.scanned_waybill, "scanned") if head.scanned_waybill else (head.waybill, "recorded")
     )
@@ -1061,21 +1067,7 @@ def _header_view(
         state=head.state,
         state_label=state_label(workflow, head.state),
         rush=head.rush,
-        lines=tuple(
-            PackLine(
-                line_no=r.line_no,
-                sku=r.sku,
-                name=r.name,
-                unit=r.unit,
-                quantity=r.quantity,
-                scanned=changed.get(r.id, (r.scanned_qty, r.batch))[0],
-                batch=changed.get(r.id, (r.scanned_qty, r.batch))[1],
-                hazard=r.hazard,
-                hazard_note=r.hazard_note,
-                released_by=released.get(r.product_id, ""),
-            )
-            for r in rows
-        ),
+        lines=_pack_lines(session, head.order_id, rows, changed),
         scans=scans,
         packing_preset=head.packing_preset,
         waybill=waybill,
