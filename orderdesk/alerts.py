@@ -22,6 +22,12 @@ alerts whose deadline or snooze is due, and new moves in the audit trail. It fir
 there is anything to do it applies it as one domain command (``alert_pass``: audit record, ``sync=False``
 because whichever node runs the engine derives alerts itself), re-checking everything inside the write
 transaction so two engines racing never raise, escalate or notify twice.
+
+**Across nodes.** Each node that runs the engine has its own alerts (ids are local). People's actions on an
+alert — acknowledge, answer, snooze, escalate — are synced with the alert's key (order, kind, topic, the
+order's state), replayed by the central API with the same commands (``key=``), and, once a desk has pulled
+one into its audit trail, applied by that desk's next pass to its own alert with the same key
+(``_Engine.follow_action``). The first action to arrive wins (``already_done``).
 """
 
 from __future__ import annotations
@@ -59,6 +65,15 @@ CHUNK = 500
 PASS_BATCH = 5000  # orders per transaction in a catch-up pass
 QUIET_BOOKMARK = timedelta(minutes=2)
 SETTLED_CHECK_MAX = 2000  # above this a pass just does the work (a catch-up)
+COUNTS = ("raised", "escalated", "reopened", "closed", "ack_requests", "followed")
+# People's actions on alerts: synced by the alert's key, and followed by other nodes' engines.
+ACTION_COMMANDS = ("acknowledge_alert", "answer_ack_request", "snooze_alert", "escalate_alert")
+# Audit records a pass follows: every move (broadcasts, acknowledgement requests), and actions on alerts that
+# came from another node (sync adds those to the trail with "via": the desk code they were made at).
+FOLLOWED_SQL = "command = 'move_order' OR (command IN ({}) AND detail LIKE :via)".format(
+    ", ".join(f"'{c}'" for c in ACTION_COMMANDS)
+)
+VIA_LIKE = '%"via":%'
 
 
 # -- time helpers ----------------------------------------------------------------------------------------
@@ -66,6 +81,11 @@ def _parse_time(value: Any) -> datetime:
     if isinstance(value, datetime):
         return value if value.tzinfo else value.replace(tzinfo=UTC)
     return datetime.fromisoformat(str(value)).replace(tzinfo=UTC)
+
+
+def _aware(value: datetime) -> datetime:
+    """In UTC; a time without an offset is taken as UTC."""
+    return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def _date(value: Any) -> date | None:
@@ -308,6 +328,7 @@ class PassReport:
     notifications: int
     seconds: float
     wrote: bool
+    followed: int = 0  # actions on alerts pulled from other desks, applied to this node's alerts
 
     def to_json(self) -> dict[str, Any]:
         return {**self.__dict__, "seconds": round(self.seconds, 4)}
@@ -431,8 +452,8 @@ def _candidates(
     audit_id = int(cursor.get("audit_id") or 0)
     moves = "audit_id" in cursor and (
         session.execute(
-            text("SELECT EXISTS(SELECT 1 FROM audit_record WHERE id > :a AND command = 'move_order')"),
-            {"a": audit_id},
+            text(f"SELECT EXISTS(SELECT 1 FROM audit_record WHERE id > :a AND ({FOLLOWED_SQL}))"),
+            {"a": audit_id, "via": VIA_LIKE},
         ).scalar_one()
         == 1
     )
@@ -478,7 +499,7 @@ def run_alert_pass(
         return PassReport(
             plan.full, len(plan.order_ids), 0, 0, 0, 0, 0, 0, _time.perf_counter() - started, False
         )
-    counts = dict(raised=0, escalated=0, reopened=0, closed=0, ack_requests=0)
+    counts = dict.fromkeys(COUNTS, 0)
     notifications = 0
     wrote = False
     ids = sorted(plan.order_ids)
@@ -495,12 +516,14 @@ def run_alert_pass(
                     ctx, workflow, config, now, counts, samples, pass_key=f"{now.isoformat()}#{n}"
                 )
                 engine.examine(batch)
-                if last:
-                    engine.escalate_due()
                 if last and only_orders is None:
                     inside = _cursor(ctx.session)
                     if "audit_id" in inside:
-                        engine.broadcast_moves(int(inside["audit_id"]))
+                        # before deadlines: an acknowledgement pulled from another desk stops this one's
+                        engine.follow_audit(int(inside["audit_id"]))
+                if last:
+                    engine.escalate_due()
+                if last and only_orders is None:
                     top = ctx.session.execute(
                         text("SELECT coalesce(max(id), 0) FROM audit_record")
                     ).scalar_one()
@@ -539,6 +562,7 @@ def run_alert_pass(
         notifications,
         _time.perf_counter() - started,
         wrote,
+        counts["followed"],
     )
 
 
@@ -813,7 +837,7 @@ class _Engine:
         for alert in due:
             self.step_up(alert)
 
-    def step_up(self, alert: Alert, *, by: str = "system", reason: str = "") -> bool:
+    def step_up(self, alert: Alert, *, by: str = "system", reason: str = "", **detail: Any) -> bool:
         """Climb as many levels as deadlines have passed (one for a manual escalation); at the top, remind."""
         chain = chain_for(self.workflow, alert)
         minutes = minutes_for(self.workflow, alert)
@@ -827,7 +851,7 @@ class _Engine:
                 alert.version += 1
                 # Deadlines follow each other (not the pass), so a late engine catches up level by level.
                 alert.escalate_at = (self.now if manual else (alert.escalate_at or self.now)) + minutes
-                self.event(alert, "escalated", user=by, reason=reason, to=alert.target_role)
+                self.event(alert, "escalated", user=by, reason=reason, to=alert.target_role, **detail)
                 self.tell(alert, "escalated")
                 self._count("escalated", alert.order_no)
                 climbed = True
@@ -843,16 +867,23 @@ class _Engine:
         self.session.add(alert)
         return climbed or not manual
 
-    # -- broadcast on moves -------------------------------------------------------------------------
-    def broadcast_moves(self, after: int) -> None:
+    # -- following the audit trail: moves, and other nodes' actions on alerts ------------------------
+    def follow_audit(self, after: int) -> None:
+        """Broadcast moves (asking for acknowledgement where the transition says so) and apply the actions
+        on alerts that sync brought from other nodes, in the order they reached this node's trail."""
         records = self.session.exec(
             select(AuditRecord)
-            .where(col(AuditRecord.id) > after, AuditRecord.command == "move_order")
+            .where(col(AuditRecord.id) > after, text(f"({FOLLOWED_SQL})"))
+            .params(via=VIA_LIKE)
             .order_by(col(AuditRecord.id))
         ).all()
         for rec in records:
             self.last_audit = max(self.last_audit, rec.id or 0)
             detail = json.loads(rec.detail)
+            if rec.command != "move_order":
+                if "via" in detail:
+                    self.follow_action(rec, detail)
+                continue
             roles = [r for r in detail.get("notify", []) if isinstance(r, str)]
             if not roles:
                 continue
@@ -926,6 +957,57 @@ class _Engine:
                 )
                 self._count("ack_requests", rec.order_no)
 
+    def follow_action(self, rec: AuditRecord, detail: dict[str, Any]) -> None:
+        """Apply another node's action (pulled by sync into this node's trail) to this node's live alert
+        with the same key, as that person, under the same first-arrival rules as the central API
+        (``already_done``). Nothing to apply to, or an event this engine cannot read: it stays in the order's
+        timeline and changes nothing."""
+        command = rec.command
+        try:
+            key = AlertKey.from_args(detail)
+            level = (
+                int(detail["level"])
+                if command == "escalate_alert" and detail.get("level") is not None
+                else None
+            )
+            until = _aware(datetime.fromisoformat(detail["until"])) if command == "snooze_alert" else None
+            answer = str(detail.get("answer") or "acknowledged")
+            if answer not in ("acknowledged", "need_info"):
+                raise ValueError(answer)
+        except (KeyError, TypeError, ValueError):
+            return
+        alert = find_live_alert(self.session, key)
+        if already_done(self.workflow, alert, command, now=self.now, level=level, until=until):
+            return
+        assert alert is not None
+        user, via, reason = rec.user_name, str(detail["via"]), str(detail.get("reason") or "")
+        if command == "snooze_alert":
+            assert until is not None
+            _apply_snooze(self.session, alert, user=user, now=self.now, until=until, reason=reason, via=via)
+        elif command == "escalate_alert":
+            if not _apply_escalate(self, alert, user=user, reason=reason, to_level=level, via=via):
+                return
+        elif alert.kind == "ack":  # answered, or acknowledged (which answers a request)
+            _apply_answer(
+                self.session,
+                self.workflow,
+                self.config,
+                alert,
+                user=user,
+                now=self.now,
+                answer=answer,
+                reason=reason,
+                via=via,
+            )
+        elif command == "acknowledge_alert":
+            _apply_acknowledge(
+                self.session, alert, user=user, now=self.now, note=str(detail.get("note") or ""), via=via
+            )
+        else:
+            return  # an answer, but this alert is not a request for acknowledgement
+        self.changed += 1
+        self._count("followed", alert.order_no)
+
 
 def parse_until(value: str, now: datetime) -> datetime:
     """A snooze end typed by a person: ``+2h``, ``+30m``, ``+1d`` or an ISO time (UTC if no offset)."""
@@ -945,6 +1027,100 @@ def parse_until(value: str, now: datetime) -> datetime:
 
 
 # -- actions people take (domain commands) ---------------------------------------------------------------
+# Alert ids are local to each node: every node that runs the engine raises its own alerts. A person's action
+# therefore goes up (sync) with the alert's natural key — order, kind, topic and the order's state it was
+# about — and whoever receives it acts on *its own* live alert with that key (``AlertKey``): the central
+# API through these same commands (``key=``, see orderdesk/replay_alerts.py), a desk's engine when it reads
+# the action in its pulled audit trail (``_Engine.follow_audit``). A node without such a live alert (it does
+# not run the engine, or the alert already closed there) only records the action; and where two people acted
+# on the same alert, the first action to arrive wins (``already_done``).
+
+
+@dataclass(frozen=True)
+class AlertKey:
+    """An alert by what it is about, the same on every node: at most one is live per order, kind and topic.
+
+    ``state`` is the order's state the alert was raised for (an action on an order's overdue alert in
+    ``draft`` is not meant for the one it gets later in ``tech_review``). ``topic`` and ``state`` are None in
+    ops recorded before they were carried: then any live alert of that kind on the order matches, if just one.
+    """
+
+    order_no: str
+    kind: str
+    topic: str | None = ""
+    state: str | None = None
+
+    @classmethod
+    def of(cls, alert: Alert) -> AlertKey:
+        return cls(alert.order_no, alert.kind, alert.topic, alert.state)
+
+    @classmethod
+    def from_args(cls, args: dict[str, Any]) -> AlertKey:
+        """The key an action's outbox args carry (ValueError if they do not name one)."""
+        order_no, kind = args["order_no"], args["kind"]
+        topic, state = args.get("topic"), args.get("state")
+        if not isinstance(order_no, str) or not order_no.strip():
+            raise ValueError("the alert's order_no must be an order number")
+        if kind not in KINDS:
+            raise ValueError(f"the alert's kind must be one of {', '.join(KINDS)}, not {kind!r}")
+        if not (topic is None or isinstance(topic, str)) or not (state is None or isinstance(state, str)):
+            raise ValueError("the alert's topic and state must be text")
+        return cls(order_no.strip().upper(), kind, topic, state)
+
+    def to_args(self) -> dict[str, Any]:
+        return {"order_no": self.order_no, "kind": self.kind, "topic": self.topic, "state": self.state}
+
+
+def find_live_alert(session: Session, key: AlertKey) -> Alert | None:
+    """This node's live (not closed) alert with ``key``, if it has one."""
+    query = select(Alert).where(
+        Alert.order_no == key.order_no, Alert.kind == key.kind, col(Alert.closed_at).is_(None)
+    )
+    if key.topic is not None:
+        query = query.where(Alert.topic == key.topic)
+    if key.state is not None:
+        query = query.where(Alert.state == key.state)
+    found = session.exec(query.limit(2)).all()
+    return found[0] if len(found) == 1 else None
+
+
+def already_done(
+    workflow: Workflow,
+    alert: Alert | None,
+    command: str,
+    *,
+    now: datetime,
+    level: int | None = None,
+    until: datetime | None = None,
+) -> str:
+    """Why an action that reached this node from another one changes nothing here ("" if it applies).
+
+    The first action to arrive wins: a late one never undoes what an earlier one did.
+
+    * ``no_live_alert``: no live alert with its key (this node does not run the engine, or the alert has
+      closed: the order moved on, or someone answered the request first);
+    * ``already_acknowledged``: someone acknowledged it first — a later acknowledgement keeps the first
+      person's name, and a later snooze or escalation would only undo "someone is on it";
+    * ``already_snoozed``: someone snoozed it first (their time stands);
+    * ``snooze_over``: the snooze ended before it arrived;
+    * ``already_escalated``: it is already at (or above) the level the person sent it to, or at the top.
+    """
+    if alert is None:
+        return "no_live_alert"
+    if alert.status == "acked":
+        return "already_acknowledged"
+    if command == "snooze_alert":
+        if alert.status == "snoozed":
+            return "already_snoozed"
+        if until is not None and until <= now:
+            return "snooze_over"
+    if command == "escalate_alert":
+        top = len(chain_for(workflow, alert)) - 1
+        if alert.level >= top or (level is not None and alert.level >= level):
+            return "already_escalated"
+    return ""
+
+
 def _load_alert(ctx: CommandContext, alert_id: int) -> Alert:
     alert = ctx.session.get(Alert, alert_id)
     if alert is None:
@@ -959,6 +1135,33 @@ def _load_alert(ctx: CommandContext, alert_id: int) -> Alert:
             code="alert_closed",
         )
     return alert
+
+
+def _one_of(alert_id: int | None, key: AlertKey | None) -> None:
+    if (alert_id is None) == (key is None):
+        raise TypeError("name the alert either by alert_id (on this node) or by key (from another node)")
+
+
+def _target(
+    ctx: CommandContext,
+    alert_id: int | None,
+    key: AlertKey | None,
+    *,
+    level: int | None = None,
+    until: datetime | None = None,
+) -> tuple[Alert | None, str]:
+    """The alert a command acts on, and why it changes nothing ("" if it applies): by id the alert must be
+    live here (else a refusal); by key see ``already_done``."""
+    if key is None:
+        assert alert_id is not None
+        return _load_alert(ctx, alert_id), ""
+    known = ctx.session.execute(
+        text("SELECT 1 FROM sales_order WHERE order_no = :n"), {"n": key.order_no}
+    ).first()
+    if known is None:
+        raise Refused(msg("There is no order {order_no}.", order_no=key.order_no), code="unknown_order")
+    alert = find_live_alert(ctx.session, key)
+    return alert, already_done(ctx.store.workflow, alert, ctx.name, now=ctx.now, level=level, until=until)
 
 
 def _check_version(alert: Alert, expected: int | None) -> None:
@@ -991,46 +1194,190 @@ def _require_may_act(ctx: CommandContext, workflow: Workflow, alert: Alert, acti
     )
 
 
-def _event(ctx: CommandContext, alert: Alert, name: str, **detail: Any) -> None:
-    ctx.session.add(
+def _add_event(session: Session, alert: Alert, at: datetime, name: str, user: str, **detail: Any) -> None:
+    session.add(
         AlertEvent(
             alert_id=alert.id or 0,
-            at=ctx.now,
+            at=at,
             event=name,
             level=alert.level,
-            user_name=ctx.actor.name,
+            user_name=user,
             detail=canonical_json(detail),
         )
     )
 
 
-def _record(ctx: CommandContext, alert: Alert, base: int, **args: Any) -> None:
-    ctx.record(
-        order_no=alert.order_no,
-        args={"alert_id": alert.id, "order_no": alert.order_no, "kind": alert.kind, **args},
-        base_version=base,
-    )
+def _record(
+    ctx: CommandContext,
+    key: AlertKey | None,
+    alert: Alert | None,
+    base: int | None,
+    unchanged: str,
+    **args: Any,
+) -> None:
+    """Audit and outbox: the synced args name the alert by its key (``alert_id`` is this node's, so it goes
+    in the audit detail only), plus why nothing changed if so."""
+    named = AlertKey.of(alert) if alert is not None else key
+    assert named is not None
+    detail: dict[str, Any] = {"alert_id": alert.id if alert is not None else None}
+    if unchanged:
+        detail["unchanged"] = unchanged
+    ctx.record(order_no=named.order_no, args={**named.to_args(), **args}, base_version=base, detail=detail)
 
 
 @dataclass(frozen=True)
 class AlertChange:
-    """The outcome of an action on an alert, for the screen that asked."""
+    """The outcome of an action on an alert, for the screen that asked (``unchanged``: why the action was only
+    recorded, see ``already_done``; then ``alert_id`` is 0 if this node has no such alert)."""
 
     alert_id: int
     order_no: str
     status: str
     level: int
     version: int
+    unchanged: str = ""
 
 
-def _change(alert: Alert) -> AlertChange:
-    return AlertChange(alert.id or 0, alert.order_no, alert.status, alert.level, alert.version)
+def _change(alert: Alert | None, key: AlertKey | None, unchanged: str = "") -> AlertChange:
+    if alert is None:
+        assert key is not None
+        return AlertChange(0, key.order_no, "", 0, 0, unchanged)
+    return AlertChange(alert.id or 0, alert.order_no, alert.status, alert.level, alert.version, unchanged)
+
+
+# The effects, shared by the commands and by the engine following another node's action.
+def _apply_acknowledge(session: Session, alert: Alert, *, user: str, now: datetime, **detail: Any) -> None:
+    alert.status, alert.acked_at, alert.acked_by = "acked", now, user
+    alert.escalate_at, alert.snoozed_until = None, None
+    if alert.kind == "info":
+        alert.status, alert.closed_at, alert.close_reason = "closed", now, "answered"
+    alert.version += 1
+    session.add(alert)
+    _add_event(session, alert, now, "acknowledged", user, **detail)
+
+
+def _apply_answer(
+    session: Session,
+    workflow: Workflow,
+    config: NotifyConfig,
+    alert: Alert,
+    *,
+    user: str,
+    now: datetime,
+    answer: str,
+    reason: str,
+    **detail: Any,
+) -> None:
+    alert.answer, alert.answer_reason = answer, reason
+    alert.acked_at, alert.acked_by = now, user
+    alert.status, alert.closed_at, alert.close_reason = "closed", now, answer
+    alert.escalate_at = None
+    alert.version += 1
+    session.add(alert)
+    _add_event(session, alert, now, answer, user, reason=reason, **detail)
+    state = _state_label(workflow, alert.state)
+    if answer == "acknowledged":
+        message = msg(
+            "{user} ({role}) acknowledged your move of {order_no} to {state}.",
+            user=user,
+            role=alert.topic,
+            order_no=alert.order_no,
+            state=state,
+        )
+        enqueue(
+            session,
+            config,
+            key=f"a{alert.id}:answered",
+            now=now,
+            event="answered",
+            message=message,
+            users=[alert.mover],
+            roles=[],
+            alert_id=alert.id,
+            order_no=alert.order_no,
+        )
+        return
+    info = Alert(
+        order_id=alert.order_id,
+        order_no=alert.order_no,
+        kind="info",
+        topic=alert.topic,
+        severity="amber",
+        state=alert.state,
+        state_since=alert.state_since,
+        due_at=now,
+        level=0,
+        target_role="",
+        target_user=alert.mover,
+        mover=alert.mover,
+        acked_by=user,
+        answer_reason=reason,
+        raised_at=now,
+    )
+    existing = session.exec(
+        select(Alert).where(
+            Alert.order_id == alert.order_id,
+            Alert.kind == "info",
+            Alert.topic == alert.topic,
+            col(Alert.closed_at).is_(None),
+        )
+    ).first()
+    if existing is not None:
+        existing.status, existing.closed_at, existing.close_reason = "closed", now, "superseded"
+        session.add(existing)
+        session.flush()
+    info.escalate_at = now + minutes_for(workflow, info)
+    session.add(info)
+    session.flush()
+    _add_event(session, info, now, "raised", user, reason=reason, by=user, **detail)
+    enqueue(
+        session,
+        config,
+        key=f"a{info.id}:raised",
+        now=now,
+        event="need_info",
+        message=alert_message(info, workflow, now, config),
+        users=[alert.mover],
+        roles=[],
+        alert_id=info.id,
+        order_no=alert.order_no,
+    )
+
+
+def _apply_snooze(
+    session: Session, alert: Alert, *, user: str, now: datetime, until: datetime, reason: str, **detail: Any
+) -> None:
+    alert.status, alert.snoozed_until, alert.snooze_reason = "snoozed", until, reason
+    alert.escalate_at = None
+    alert.version += 1
+    session.add(alert)
+    _add_event(session, alert, now, "snoozed", user, until=until.isoformat(), reason=reason, **detail)
+
+
+def _apply_escalate(
+    engine: _Engine, alert: Alert, *, user: str, reason: str, to_level: int | None, **detail: Any
+) -> bool:
+    """One level up (reopening a snoozed or acknowledged alert), then on up to ``to_level`` if given; False
+    if it is already at the top of its chain (nothing changed)."""
+    if alert.level + 1 >= len(chain_for(engine.workflow, alert)):
+        return False
+    if alert.status != "open":
+        alert.status, alert.snoozed_until = "open", None
+    engine.step_up(alert, by=user, reason=reason, **detail)
+    while (
+        to_level is not None
+        and alert.level < to_level
+        and engine.step_up(alert, by=user, reason=reason, **detail)
+    ):
+        pass
+    return True
 
 
 def acknowledge_alert(
     store: Store,
     *,
-    alert_id: int,
+    alert_id: int | None = None,
+    key: AlertKey | None = None,
     user: str | Actor,
     note: str = "",
     expected_version: int | None = None,
@@ -1039,11 +1386,14 @@ def acknowledge_alert(
     """ "I have seen it and I am on it": stops the escalation until the order moves on or gets worse.
 
     On an acknowledgement request (``ack``) this is the answer "acknowledged", sent back to the mover.
+    ``key`` instead of ``alert_id``: the same action from another node (see ``already_done``).
     """
-    if _kind_of(store, alert_id) == "ack":
+    _one_of(alert_id, key)
+    if (key.kind if key is not None else _kind_of(store, alert_id or 0)) == "ack":
         return answer_ack_request(
             store,
             alert_id=alert_id,
+            key=key,
             user=user,
             answer="acknowledged",
             reason=note,
@@ -1053,19 +1403,15 @@ def acknowledge_alert(
     note = clean_text(note, field_name="Note", max_len=REASON_MAX)
     workflow = store.workflow
     with command(store, "acknowledge_alert", user=user) as ctx:
-        alert = _load_alert(ctx, alert_id)
-        _check_version(alert, expected_version)
-        _require_may_act(ctx, workflow, alert, "acknowledge")
-        base = alert.version
-        alert.status, alert.acked_at, alert.acked_by = "acked", ctx.now, ctx.actor.name
-        alert.escalate_at, alert.snoozed_until = None, None
-        if alert.kind == "info":
-            alert.status, alert.closed_at, alert.close_reason = "closed", ctx.now, "answered"
-        alert.version += 1
-        ctx.session.add(alert)
-        _event(ctx, alert, "acknowledged", note=note)
-        _record(ctx, alert, base, note=note)
-        return _change(alert)
+        alert, unchanged = _target(ctx, alert_id, key)
+        base = alert.version if alert is not None else None
+        if not unchanged:
+            assert alert is not None
+            _check_version(alert, expected_version)
+            _require_may_act(ctx, workflow, alert, "acknowledge")
+            _apply_acknowledge(ctx.session, alert, user=ctx.actor.name, now=ctx.now, note=note)
+        _record(ctx, key, alert, base, unchanged, note=note)
+        return _change(alert, key, unchanged)
 
 
 def _kind_of(store: Store, alert_id: int) -> str:
@@ -1077,7 +1423,8 @@ def _kind_of(store: Store, alert_id: int) -> str:
 def answer_ack_request(
     store: Store,
     *,
-    alert_id: int,
+    alert_id: int | None = None,
+    key: AlertKey | None = None,
     user: str | Actor,
     answer: str,
     reason: str = "",
@@ -1085,7 +1432,9 @@ def answer_ack_request(
     config: NotifyConfig | None = None,
 ) -> AlertChange:
     """Answer a move that asked for acknowledgement: ``acknowledged``, or ``need_info`` with a reason that
-    goes back to whoever made the move (as an ``info`` alert addressed to them)."""
+    goes back to whoever made the move (as an ``info`` alert addressed to them). ``key`` instead of
+    ``alert_id``: the same answer from another node (see ``already_done``)."""
+    _one_of(alert_id, key)
     if answer not in ("acknowledged", "need_info"):
         raise Refused(
             msg("Answer acknowledged or need_info, not {answer}.", answer=answer), code="bad_answer"
@@ -1094,167 +1443,119 @@ def answer_ack_request(
     config = config or load_notify_config()
     workflow = store.workflow
     with command(store, "answer_ack_request", user=user) as ctx:
-        alert = _load_alert(ctx, alert_id)
-        if alert.kind != "ack":
+        if key is not None and key.kind != "ack":
             raise Refused(
-                msg("The alert on {order_no} is not a request for acknowledgement.", order_no=alert.order_no),
+                msg("The alert on {order_no} is not a request for acknowledgement.", order_no=key.order_no),
                 code="not_ack_request",
             )
-        _check_version(alert, expected_version)
-        _require_may_act(ctx, workflow, alert, "answer")
-        base = alert.version
-        alert.answer, alert.answer_reason = answer, reason
-        alert.acked_at, alert.acked_by = ctx.now, ctx.actor.name
-        alert.status, alert.closed_at, alert.close_reason = "closed", ctx.now, answer
-        alert.escalate_at = None
-        alert.version += 1
-        ctx.session.add(alert)
-        _event(ctx, alert, answer, reason=reason)
-        state = _state_label(workflow, alert.state)
-        if answer == "acknowledged":
-            message = msg(
-                "{user} ({role}) acknowledged your move of {order_no} to {state}.",
-                user=ctx.actor.name,
-                role=alert.topic,
-                order_no=alert.order_no,
-                state=state,
-            )
-            enqueue(
-                ctx.session,
-                config,
-                key=f"a{alert.id}:answered",
-                now=ctx.now,
-                event="answered",
-                message=message,
-                users=[alert.mover],
-                roles=[],
-                alert_id=alert.id,
-                order_no=alert.order_no,
-            )
-        else:
-            info = Alert(
-                order_id=alert.order_id,
-                order_no=alert.order_no,
-                kind="info",
-                topic=alert.topic,
-                severity="amber",
-                state=alert.state,
-                state_since=alert.state_since,
-                due_at=ctx.now,
-                level=0,
-                target_role="",
-                target_user=alert.mover,
-                mover=alert.mover,
-                acked_by=ctx.actor.name,
-                answer_reason=reason,
-                raised_at=ctx.now,
-            )
-            existing = ctx.session.exec(
-                select(Alert).where(
-                    Alert.order_id == alert.order_id,
-                    Alert.kind == "info",
-                    Alert.topic == alert.topic,
-                    col(Alert.closed_at).is_(None),
+        alert, unchanged = _target(ctx, alert_id, key)
+        base = alert.version if alert is not None else None
+        if not unchanged:
+            assert alert is not None
+            if alert.kind != "ack":
+                raise Refused(
+                    msg(
+                        "The alert on {order_no} is not a request for acknowledgement.",
+                        order_no=alert.order_no,
+                    ),
+                    code="not_ack_request",
                 )
-            ).first()
-            if existing is not None:
-                existing.status, existing.closed_at, existing.close_reason = "closed", ctx.now, "superseded"
-                ctx.session.add(existing)
-                ctx.session.flush()
-            info.escalate_at = ctx.now + minutes_for(workflow, info)
-            ctx.session.add(info)
-            ctx.session.flush()
-            _event(ctx, info, "raised", reason=reason, by=ctx.actor.name)
-            enqueue(
+            _check_version(alert, expected_version)
+            _require_may_act(ctx, workflow, alert, "answer")
+            _apply_answer(
                 ctx.session,
+                workflow,
                 config,
-                key=f"a{info.id}:raised",
+                alert,
+                user=ctx.actor.name,
                 now=ctx.now,
-                event="need_info",
-                message=alert_message(info, workflow, ctx.now, config),
-                users=[alert.mover],
-                roles=[],
-                alert_id=info.id,
-                order_no=alert.order_no,
+                answer=answer,
+                reason=reason,
             )
-        _record(ctx, alert, base, answer=answer, reason=reason)
-        return _change(alert)
+        _record(ctx, key, alert, base, unchanged, answer=answer, reason=reason)
+        return _change(alert, key, unchanged)
 
 
 def snooze_alert(
     store: Store,
     *,
-    alert_id: int,
+    alert_id: int | None = None,
+    key: AlertKey | None = None,
     user: str | Actor,
     until: datetime,
     reason: str,
     expected_version: int | None = None,
 ) -> AlertChange:
-    """Quiet an alert until ``until`` (at most two weeks) for a stated reason; then it comes back."""
+    """Quiet an alert until ``until`` (at most two weeks) for a stated reason; then it comes back.
+
+    ``key`` instead of ``alert_id``: the same snooze from another node, which checked the two weeks against
+    its own clock; here it is only recorded if it has already ended (see ``already_done``)."""
+    _one_of(alert_id, key)
     reason = clean_text(reason, field_name="Reason", max_len=REASON_MAX, required=True)
+    until = until if until.tzinfo else until.replace(tzinfo=UTC)
     workflow = store.workflow
     with command(store, "snooze_alert", user=user) as ctx:
-        alert = _load_alert(ctx, alert_id)
-        _check_version(alert, expected_version)
-        _require_may_act(ctx, workflow, alert, "snooze")
-        until = until if until.tzinfo else until.replace(tzinfo=UTC)
-        if until <= ctx.now:
-            raise Refused(msg("Snooze until a time in the future."), code="snooze_past")
-        if until > ctx.now + SNOOZE_MAX:
-            raise Refused(
-                msg("An alert may be snoozed for at most {days} days.", days=SNOOZE_MAX.days),
-                code="snooze_long",
-            )
-        base = alert.version
-        alert.status, alert.snoozed_until, alert.snooze_reason = "snoozed", until, reason
-        alert.escalate_at = None
-        alert.version += 1
-        ctx.session.add(alert)
-        _event(ctx, alert, "snoozed", until=until.isoformat(), reason=reason)
-        _record(ctx, alert, base, until=until.isoformat(), reason=reason)
-        return _change(alert)
+        alert, unchanged = _target(ctx, alert_id, key, until=until)
+        base = alert.version if alert is not None else None
+        if not unchanged:
+            assert alert is not None
+            _check_version(alert, expected_version)
+            _require_may_act(ctx, workflow, alert, "snooze")
+            if until <= ctx.now:
+                raise Refused(msg("Snooze until a time in the future."), code="snooze_past")
+            if key is None and until > ctx.now + SNOOZE_MAX:
+                raise Refused(
+                    msg("An alert may be snoozed for at most {days} days.", days=SNOOZE_MAX.days),
+                    code="snooze_long",
+                )
+            _apply_snooze(ctx.session, alert, user=ctx.actor.name, now=ctx.now, until=until, reason=reason)
+        _record(ctx, key, alert, base, unchanged, until=until.isoformat(), reason=reason)
+        return _change(alert, key, unchanged)
 
 
 def escalate_alert(
     store: Store,
     *,
-    alert_id: int,
+    alert_id: int | None = None,
+    key: AlertKey | None = None,
     user: str | Actor,
     reason: str = "",
+    to_level: int | None = None,
     expected_version: int | None = None,
     config: NotifyConfig | None = None,
 ) -> AlertChange:
-    """Send an alert one level up now (and tell that level)."""
+    """Send an alert one level up now (and tell that level); with ``to_level``, on up to that level.
+
+    ``key`` instead of ``alert_id``: the same escalation from another node, with the level it went to there
+    (only recorded if the alert is already at or above it, see ``already_done``)."""
+    _one_of(alert_id, key)
     reason = clean_text(reason, field_name="Reason", max_len=REASON_MAX)
     config = config or load_notify_config()
     workflow = store.workflow
     with command(store, "escalate_alert", user=user) as ctx:
-        alert = _load_alert(ctx, alert_id)
-        _check_version(alert, expected_version)
-        _require_may_act(ctx, workflow, alert, "escalate")
-        base = alert.version
-        if alert.status != "open":
-            alert.status, alert.snoozed_until = "open", None
-        engine = _Engine(
-            ctx,
-            workflow,
-            config,
-            ctx.now,
-            dict(escalated=0, raised=0, reopened=0, closed=0, ack_requests=0),
-            {k: [] for k in ("escalated", "raised", "reopened", "closed", "ack_requests")},
-        )
-        if not engine.step_up(alert, by=ctx.actor.name, reason=reason):
-            raise Refused(
-                msg(
-                    "The alert on {order_no} is already at the top of its chain ({role}).",
-                    order_no=alert.order_no,
-                    role=alert.target_role,
-                ),
-                code="top_of_chain",
+        alert, unchanged = _target(ctx, alert_id, key, level=to_level)
+        base = alert.version if alert is not None else None
+        if not unchanged:
+            assert alert is not None
+            _check_version(alert, expected_version)
+            _require_may_act(ctx, workflow, alert, "escalate")
+            engine = _Engine(
+                ctx, workflow, config, ctx.now, dict.fromkeys(COUNTS, 0), {k: [] for k in COUNTS}
             )
-        engine.outbox.flush(ctx.session, config, ctx.now)
-        _record(ctx, alert, base, level=alert.level, to=alert.target_role, reason=reason)
-        return _change(alert)
+            if not _apply_escalate(engine, alert, user=ctx.actor.name, reason=reason, to_level=to_level):
+                raise Refused(
+                    msg(
+                        "The alert on {order_no} is already at the top of its chain ({role}).",
+                        order_no=alert.order_no,
+                        role=alert.target_role,
+                    ),
+                    code="top_of_chain",
+                )
+            engine.outbox.flush(ctx.session, config, ctx.now)
+        level = alert.level if alert is not None and not unchanged else to_level
+        to = alert.target_role if alert is not None and not unchanged else None
+        _record(ctx, key, alert, base, unchanged, level=level, to=to, reason=reason)
+        return _change(alert, key, unchanged)
 
 
 def set_promised_date(
@@ -1445,15 +1746,19 @@ def alert_for_order(store: Store, order_no: str) -> list[AlertView]:
 
 
 __all__ = [
+    "ACTION_COMMANDS",
     "KINDS",
     "AlertChange",
+    "AlertKey",
     "AlertView",
     "PassReport",
     "acknowledge_alert",
     "alert_trail",
+    "already_done",
     "answer_ack_request",
     "assign_alert_owner",
     "escalate_alert",
+    "find_live_alert",
     "list_alerts",
     "run_alert_pass",
     "set_promised_date",

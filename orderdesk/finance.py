@@ -57,6 +57,7 @@ HOLD_STATUS = {
     "released": Label("released", "已放行"),
 }
 PAGE_MAX = 200
+NUMBER_MAX = 24  # invoice and payment numbers (INV-D1-000001)
 
 
 # -- permissions ---------------------------------------------------------------------------------------
@@ -214,7 +215,8 @@ def decide_credit(
         require_any_role(ctx, rules.credit_release_roles, action="release credit holds")
         order = order_for_change(ctx, order_no, expected_version, workflow=workflow)
         info = ctx.session.get(OrderSales, order.id)
-        held = info is not None and info.credit_hold in ("pending", "kept")
+        hold_was = info.credit_hold if info is not None else ""
+        held = hold_was in ("pending", "kept")
         if not release and not held:
             raise Refused(
                 msg("Order {order_no} is not on credit hold.", order_no=order.order_no), code="not_on_hold"
@@ -232,7 +234,12 @@ def decide_credit(
         base = touch_order(ctx, order)
         ctx.record(
             order_no=order.order_no,
-            args={"order_no": order.order_no, "decision": "release" if release else "keep", "reason": reason},
+            args={
+                "order_no": order.order_no,
+                "decision": "release" if release else "keep",
+                "reason": reason,
+                "hold_was": hold_was,  # what the decision was made on: the central API's conflict check
+            },
             base_version=base,
             detail={"from": source, "to": order.state, "notify": ["sales"], "require_ack": not release},
         )
@@ -377,6 +384,18 @@ def _next_number(session: Session, model: Any, column: Any, prefix: str) -> str:
     return f"{prefix}-{code}-{n:06d}"
 
 
+def _given_number(session: Session, column: Any, number: str | None) -> str | None:
+    """A number a desk already gave an invoice or payment (the central API replaying it), checked free."""
+    if number is None:
+        return None
+    number = number.strip().upper()
+    if not number or len(number) > NUMBER_MAX:
+        raise Refused(msg("{number} is not a valid document number.", number=number), code="bad_number")
+    if session.exec(select(column).where(column == number)).first() is not None:
+        raise Refused(msg("Number {number} is already in use.", number=number), code="duplicate_number")
+    return number
+
+
 def create_invoice(
     store: Store,
     *,
@@ -384,10 +403,12 @@ def create_invoice(
     user: str | Actor,
     invoice_date: date | None = None,
     note: str = "",
+    invoice_no: str | None = None,
 ) -> InvoiceView:
     """One invoice for shipped orders of one customer; each order brings its linked orders along.
 
     Unmatched payments of the customer (prepayments) are matched to the new invoice, oldest first.
+    ``invoice_no`` is for the central API replaying a desk's invoice: the desk already numbered it.
     """
     note = clean_text(note, field_name="Notes", max_len=REASON_MAX)
     if not order_nos:
@@ -435,7 +456,8 @@ def create_invoice(
         amount = sum(o.amount for o in orders.values())
         net, tax, total = split_tax(rules, amount)
         invoice = Invoice(
-            invoice_no=_next_number(ctx.session, Invoice, Invoice.invoice_no, "INV"),
+            invoice_no=_given_number(ctx.session, Invoice.invoice_no, invoice_no)
+            or _next_number(ctx.session, Invoice, Invoice.invoice_no, "INV"),
             customer_id=cust.id or 0,
             invoice_date=day,
             due_date=day + timedelta(days=rules.payment_days(cust.settlement_terms)),
@@ -462,6 +484,7 @@ def create_invoice(
                 "tax": tax,
                 "total": total,
                 "note": note,
+                "matched_payments": matched,  # what this desk matched (the central API matches its own)
             },
             detail={"matched_payments": matched},
         )
@@ -644,9 +667,12 @@ def record_payment(
     method: str = "bank",
     reference: str = "",
     note: str = "",
+    payment_no: str | None = None,
 ) -> PaymentView:
     """Record money received and match it: to the named invoices in order, else to the customer's open
-    invoices oldest first; what is left stays on account (and is matched to the next invoice)."""
+    invoices oldest first; what is left stays on account (and is matched to the next invoice).
+
+    ``payment_no`` is for the central API replaying a desk's payment: the desk already numbered it."""
     reference = clean_text(reference, field_name="Reference", max_len=60)
     note = clean_text(note, field_name="Notes", max_len=REASON_MAX)
     if not isinstance(amount, int) or amount <= 0:
@@ -710,7 +736,8 @@ def record_payment(
                 ).all()
             )
         payment = Payment(
-            payment_no=_next_number(ctx.session, Payment, Payment.payment_no, "PAY"),
+            payment_no=_given_number(ctx.session, Payment.payment_no, payment_no)
+            or _next_number(ctx.session, Payment, Payment.payment_no, "PAY"),
             customer_id=cust.id,
             received_on=day,
             amount=amount,
@@ -740,6 +767,7 @@ def record_payment(
                 "method": method,
                 "reference": reference,
                 "note": note,
+                "matched": matched,  # what this desk matched (the central API matches its own)
             },
             detail={"matched": matched, "unallocated": payment.unallocated},
         )

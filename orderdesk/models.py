@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import Index, UniqueConstraint
+from sqlalchemy import BigInteger, Index, Integer, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 # Upper bounds for free text, enforced by the domain commands so the database never holds a novel.
@@ -12,6 +12,9 @@ NAME_MAX = 120
 ADDRESS_MAX = 300
 NOTE_MAX = 2000
 REASON_MAX = 500
+
+# Money in fen: 64-bit, so an amount may pass 21 million CNY (SQLite's INTEGER is 64-bit already).
+MONEY = BigInteger().with_variant(Integer(), "sqlite")
 
 
 class Desk(SQLModel, table=True):
@@ -34,7 +37,7 @@ class Customer(SQLModel, table=True):
     phone: str = Field(default="", index=True, max_length=32)
     address: str = Field(default="", max_length=ADDRESS_MAX)
     region: str = Field(default="", max_length=40)
-    credit_limit: int = 0  # fen
+    credit_limit: int = Field(default=0, sa_type=MONEY)  # fen
     settlement_terms: str = Field(default="", max_length=40)
     credit_level: str = Field(default="B", max_length=2)
     notes: str = Field(default="", max_length=NOTE_MAX)
@@ -45,7 +48,7 @@ class Product(SQLModel, table=True):
     sku: str = Field(index=True, unique=True, max_length=40)
     name: str = Field(max_length=NAME_MAX)
     unit: str = Field(default="pcs", max_length=12)
-    unit_price: int = 0  # fen
+    unit_price: int = Field(default=0, sa_type=MONEY)  # fen
     hazard: str = Field(default="none", max_length=12)  # none | hazardous | prohibited
     hazard_note: str = Field(default="", max_length=200)
     stock_on_hand: int = 0
@@ -74,7 +77,7 @@ class SalesOrder(SQLModel, table=True):
     channel: str = Field(default="offline", max_length=20)
     customer_id: int = Field(foreign_key="customer.id")
     ship_address: str = Field(default="", max_length=ADDRESS_MAX)
-    amount: int = 0  # fen
+    amount: int = Field(default=0, sa_type=MONEY)  # fen
     signed_date: date | None = None
     promised_date: date | None = Field(default=None, index=True)
     rush: bool = False
@@ -107,7 +110,7 @@ class OrderLine(SQLModel, table=True):
     line_no: int
     product_id: int = Field(foreign_key="product.id", index=True)
     quantity: int
-    unit_price: int = 0  # fen, copied from the product when the line is made
+    unit_price: int = Field(default=0, sa_type=MONEY)  # fen, copied from the product when the line is made
     scanned_qty: int = 0
     shipped_qty: int = 0
     batch: str = Field(default="", max_length=40)
@@ -323,7 +326,6 @@ Index("ix_sales_order_state_promised", SalesOrder.state, SalesOrder.promised_dat
 
 
 # -- sync (issue 4) --
-from sqlalchemy import BigInteger  # noqa: E402 - kept inside this block so each area's tables stay one block
 
 
 # Central API side: enrolled desks, their op streams, every op's terminal outcome and the change log.
@@ -511,7 +513,9 @@ class OrderSales(SQLModel, table=True):
     credit_hold: str = Field(default="", max_length=12, index=True)  # "" | pending | released | kept
     approval: str = Field(default="", max_length=12, index=True)  # "" | pending | approved | rejected
     approval_roles: str = Field(default="", max_length=100)  # who may approve, as configured at the time
-    approved_amount: int = 0  # fen; a change that raises the amount above it needs approval again
+    approved_amount: int = Field(
+        default=0, sa_type=MONEY
+    )  # fen; a change that raises the amount above it needs approval again
     short_lead: bool = False
     proposed_date: date | None = None
     promised_reason: str = Field(default="", max_length=REASON_MAX)
@@ -613,11 +617,11 @@ class Invoice(SQLModel, table=True):
     customer_id: int = Field(foreign_key="customer.id")
     invoice_date: date = Field(index=True)
     due_date: date
-    net: int  # fen, without VAT
-    tax: int  # fen
-    total: int  # fen, VAT included
+    net: int = Field(sa_type=MONEY)  # fen, without VAT
+    tax: int = Field(sa_type=MONEY)  # fen
+    total: int = Field(sa_type=MONEY)  # fen, VAT included
     tax_rate_bp: int  # basis points: 1300 = 13 %
-    paid: int = 0  # fen matched from payments so far
+    paid: int = Field(default=0, sa_type=MONEY)  # fen matched from payments so far
     created_at: datetime
     created_by: str = Field(max_length=40)
     note: str = Field(default="", max_length=REASON_MAX)
@@ -630,7 +634,7 @@ class InvoiceOrder(SQLModel, table=True):
 
     order_id: int = Field(foreign_key="sales_order.id", primary_key=True)
     invoice_id: int = Field(foreign_key="invoice.id", index=True)
-    amount: int  # fen, VAT included
+    amount: int = Field(sa_type=MONEY)  # fen, VAT included
 
 
 class Payment(SQLModel, table=True):
@@ -642,8 +646,8 @@ class Payment(SQLModel, table=True):
     payment_no: str = Field(unique=True, max_length=24)
     customer_id: int = Field(foreign_key="customer.id", index=True)
     received_on: date
-    amount: int  # fen
-    unallocated: int = 0
+    amount: int = Field(sa_type=MONEY)  # fen
+    unallocated: int = Field(default=0, sa_type=MONEY)  # fen
     method: str = Field(default="bank", max_length=20)
     reference: str = Field(default="", max_length=60)
     note: str = Field(default="", max_length=REASON_MAX)
@@ -659,7 +663,7 @@ class PaymentAllocation(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     payment_id: int = Field(foreign_key="payment.id", index=True)
     invoice_id: int = Field(foreign_key="invoice.id", index=True)
-    amount: int  # fen
+    amount: int = Field(sa_type=MONEY)  # fen
 
 
 # -- scanning (issue 3) --

@@ -20,6 +20,7 @@ import json
 import secrets
 import sqlite3
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -61,6 +62,8 @@ from orderdesk.store import Store
 SERVER_DESK_CODE = "HQ"  # orders created on the central API itself are SO-HQ-…
 ENROL_CODE_TTL = timedelta(hours=24)
 DEFAULT_PAGE = 1000
+OPS_PER_COMMIT = 500  # a push's ops are decided in transactions of at most this many ops …
+COMMIT_BUDGET_S = 0.5  # … or of about this long, so other desks never wait long for the writer
 
 
 # -- errors ----------------------------------------------------------------------------------------------
@@ -768,7 +771,8 @@ def _record_fields(
         session.add(row)
 
 
-_KIND_ORDER = {"user": 0, "customer": 1, "product": 2, "order": 3}
+# Kinds in the order a publish appends and a pull applies them (parents first); other areas add theirs.
+KIND_ORDER = {"user": 0, "customer": 1, "product": 2, "order": 3}
 
 
 def _publish(
@@ -783,7 +787,7 @@ def _publish(
     """Append the images of ``touched``; the op's event (what was done, by whom, via which desk) rides on
     the entry of its order, or else on the first entry, so every desk's timeline shows it once."""
     last = None
-    ordered = sorted(set(touched), key=lambda t: (_KIND_ORDER.get(t[0], 9), t[1]))
+    ordered = sorted(set(touched), key=lambda t: (KIND_ORDER.get(t[0], 9), t[1]))
     carrier = next((t for t in ordered if event and t == ("order", event.get("order_no"))), None)
     carrier = carrier or next((t for t in ordered if t[0] in DUMPERS), None)
     for kind, key in ordered:
@@ -833,8 +837,38 @@ def _refresh(session: Session, command: str, args: dict[str, Any], order_no: str
     return out
 
 
+def decide_ops(
+    store: Store,
+    desk_id: str,
+    epoch: int,
+    ops: list[OpIn],
+    *,
+    limit: int = OPS_PER_COMMIT,
+    budget_s: float = COMMIT_BUDGET_S,
+) -> tuple[list[OpResult], SyncError | None]:
+    """Decide the first of ``ops`` in order in one transaction (group commit): at most ``limit``, and no more
+    once ``budget_s`` has passed, so one desk never holds the writer long. Each op is decided in its own
+    savepoint, so its effect and its outcome stand or fall together; a protocol error stops the batch (the
+    ops before it stand) and is returned with their results. If the transaction fails, none of it stands."""
+    results: list[OpResult] = []
+    deadline = time.monotonic() + budget_s
+    with store.write() as session:
+        for op in ops[:limit]:
+            if results and time.monotonic() > deadline:
+                break
+            savepoint = session.begin_nested()
+            try:
+                results.append(decide_op(store, desk_id, epoch, op))
+            except SyncError as exc:
+                savepoint.rollback()
+                return results, exc
+            savepoint.commit()
+    return results, None
+
+
 def decide_op(store: Store, desk_id: str, epoch: int, op: OpIn) -> OpResult:
-    """Decide one op in one transaction: the stored outcome for a retry, else replay it and store the outcome.
+    """Decide one op (in the caller's transaction, else its own): the stored outcome for a retry, else
+    replay it and store the outcome.
 
     Raises ``SyncError`` (nothing written) for a hash mismatch, a sequence gap or reuse, or an unknown command.
     """
@@ -1365,21 +1399,23 @@ def _defer(conn: sqlite3.Connection, kind: str, key: str, seq: int, image: str) 
 
 
 def _apply_deferred(conn: sqlite3.Connection, pending: set[tuple[str, str]]) -> None:
-    rows = conn.execute("SELECT kind, key, seq, image FROM sync_deferred").fetchall()
-    for kind, key, seq, image in rows:
-        if (kind, key) in pending:
-            continue
-        _apply_entry(conn, seq, kind, key, json.loads(image), as_of=True)
-        conn.execute("DELETE FROM sync_deferred WHERE kind = ? AND key = ?", (kind, key))
+    rows = conn.execute("SELECT seq, kind, key, image FROM sync_deferred").fetchall()
+    ready = [r for r in rows if (r[1], r[2]) not in pending]
+    _apply_images(conn, ready, as_of=True)
+    conn.executemany(
+        "DELETE FROM sync_deferred WHERE kind = ? AND key = ?", [(k, key) for _, k, key, _ in ready]
+    )
 
 
 def apply_changes(store: Store, entries: list[tuple[Any, ...]], *, next_cursor: int) -> int:
     """Apply a page of change-log entries (seq, kind, key, image[, event]) and advance the cursor, in one
     transaction. An entity is brought to an image only if the image is newer than what it has; one with
     unsent ops waits (deferred). Another desk's event is added to this desk's audit trail, so the order's
-    timeline shows it. Applying the same page twice changes nothing. Returns how many entries changed
-    something."""
-    changed = 0
+    timeline shows it. Applying the same page twice changes nothing. Returns how many entities changed.
+
+    Images are whole states, so only an entity's newest image in the page is applied, and a page is applied
+    kind by kind in set-based statements (users, customers and products before the orders that name them).
+    """
     with store.write() as session:
         conn = _raw(session)
         link = conn.execute("SELECT cursor FROM sync_link WHERE id = 1").fetchone()
@@ -1389,6 +1425,7 @@ def apply_changes(store: Store, entries: list[tuple[Any, ...]], *, next_cursor: 
         _fresh_lookups()
         pending = _pending_entities(conn)
         events = []
+        newest: dict[tuple[str, str], tuple[int, Any]] = {}
         for seq, kind, key, image, *rest in entries:
             if seq <= link[0]:
                 continue
@@ -1397,11 +1434,13 @@ def apply_changes(store: Store, entries: list[tuple[Any, ...]], *, next_cursor: 
                 event = json.loads(event) if isinstance(event, str) else event
                 if event.get("desk_id") != me:
                     events.append(event)
-            data = json.loads(image) if isinstance(image, str) else image
             if (kind, key) in pending:
                 _defer(conn, kind, key, seq, image if isinstance(image, str) else canonical_json(image))
                 continue
-            changed += _apply_entry(conn, seq, kind, key, data)
+            newest[(kind, key)] = (seq, image)
+        changed = _apply_images(
+            conn, [(seq, kind, key, image) for (kind, key), (seq, image) in newest.items()]
+        )
         _append_audit(conn, events)
         conn.execute("UPDATE sync_link SET cursor = max(cursor, ?) WHERE id = 1", (next_cursor,))
     return changed
@@ -1458,33 +1497,58 @@ def _to_sqlite(value: Any, is_time: bool) -> Any:
     return value[:10] + " " + value[11:26] if len(value) >= 26 else value.replace("T", " ")[:19]
 
 
-def _entity_seq(conn: sqlite3.Connection, kind: str, key: str) -> int:
-    row = conn.execute("SELECT seq FROM sync_entity WHERE kind = ? AND key = ?", (kind, key)).fetchone()
-    if row is not None:
-        return int(row[0])
+def _keyed(
+    conn: sqlite3.Connection, sql: str, fixed: tuple[Any, ...], keys: list[Any]
+) -> list[tuple[Any, ...]]:
+    """Rows of ``sql`` (ending in ``IN ({marks})``) for ``keys``, asked in chunks SQLite accepts."""
+    rows: list[tuple[Any, ...]] = []
+    for chunk in iter_chunks(keys, 500):
+        rows += conn.execute(sql.format(marks=", ".join("?" * len(chunk))), (*fixed, *chunk)).fetchall()
+    return rows
+
+
+def _entity_seqs(conn: sqlite3.Connection, kind: str, keys: list[str]) -> dict[str, int]:
+    """The change seq each entity is at here: its last applied image, else the snapshot it came with."""
     cached = getattr(_lookups, "snapshot_seq", None)
-    if cached is not None:
-        return cached
-    link = conn.execute("SELECT snapshot_seq FROM sync_link WHERE id = 1").fetchone()
-    _lookups.snapshot_seq = int(link[0]) if link else 0
-    return _lookups.snapshot_seq
-
-
-def _apply_entry(
-    conn: sqlite3.Connection, seq: int, kind: str, key: str, image: Any, *, as_of: bool = False
-) -> int:
-    """Bring one entity to ``image`` if it is newer than what the desk has. ``as_of``: the image is the
-    state "as of" seq (a refresh after a rejection), so it also wins over an entry with that same seq."""
-    current = _entity_seq(conn, kind, key)
-    if seq < current or (seq == current and not as_of):
-        return 0
-    APPLIERS[kind](conn, key, image)
-    conn.execute(
-        "INSERT INTO sync_entity (kind, key, seq) VALUES (?, ?, ?) "
-        "ON CONFLICT (kind, key) DO UPDATE SET seq = excluded.seq",
-        (kind, key, seq),
+    if cached is None:
+        link = conn.execute("SELECT snapshot_seq FROM sync_link WHERE id = 1").fetchone()
+        cached = _lookups.snapshot_seq = int(link[0]) if link else 0
+    have = dict(
+        _keyed(conn, "SELECT key, seq FROM sync_entity WHERE kind = ? AND key IN ({marks})", (kind,), keys)
     )
-    return 1
+    return {key: int(have.get(key, cached)) for key in keys}
+
+
+def _apply_images(
+    conn: sqlite3.Connection, items: list[tuple[int, str, str, Any]], *, as_of: bool = False
+) -> int:
+    """Bring entities to images (seq, kind, key, image; one per entity) newer than what the desk has, kind
+    by kind. ``as_of``: an image is the state "as of" its seq (a refresh after a rejection), so it also wins
+    over an entry with that same seq. Returns how many entities changed."""
+    by_kind: dict[str, list[tuple[int, str, Any]]] = {}
+    for seq, kind, key, image in items:
+        by_kind.setdefault(kind, []).append((seq, key, image))
+    changed = 0
+    for kind in sorted(by_kind, key=lambda k: KIND_ORDER.get(k, 9)):
+        group = by_kind[kind]
+        have = _entity_seqs(conn, kind, [key for _, key, _ in group])
+        fresh = [(s, k, i) for s, k, i in group if s > have[k] or (as_of and s == have[k])]
+        if not fresh:
+            continue
+        decoded = [(k, json.loads(i) if isinstance(i, str) else i) for _, k, i in fresh]
+        many = BATCH_APPLIERS.get(kind)
+        if many is not None:
+            many(conn, decoded)
+        else:
+            for key, image in decoded:
+                APPLIERS[kind](conn, key, image)
+        conn.executemany(
+            "INSERT INTO sync_entity (kind, key, seq) VALUES (?, ?, ?) "
+            "ON CONFLICT (kind, key) DO UPDATE SET seq = excluded.seq",
+            [(kind, k, s) for s, k, _ in fresh],
+        )
+        changed += len(fresh)
+    return changed
 
 
 @cache
@@ -1510,6 +1574,33 @@ def _upsert_sql(
     return sql + (" RETURNING id" if returning else "")
 
 
+def _row_values(
+    table: str,
+    image: dict[str, Any],
+    extra: dict[str, Any] | None,
+    skip: tuple[str, ...],
+    local_only: tuple[str, ...],
+) -> tuple[tuple[str, ...], list[Any]]:
+    """The columns and SQLite values one row of ``table`` gets from ``image`` (see ``_upsert``)."""
+    extra = dict(extra or {})
+    if local_only:
+        extra.update({k: v for k, v in _local_defaults(table, local_only).items() if k not in extra})
+    cols, times = _row_shape(table, tuple(image), skip, tuple(extra))
+    values = [_to_sqlite(image[c], t) if t else image[c] for c, t in zip(cols, times, strict=True)]
+    return cols + tuple(extra), values + list(extra.values())
+
+
+@cache
+def _row_shape(
+    table: str, keys: tuple[str, ...], skip: tuple[str, ...], extra: tuple[str, ...]
+) -> tuple[tuple[str, ...], tuple[bool, ...]]:
+    """Which of an image's keys are columns to write, and which of those hold date-times."""
+    names, times = _table_columns(table)
+    present = set(keys)
+    cols = tuple(c for c in names if c in present and c not in skip and c not in extra)
+    return cols, tuple(c in times for c in cols)
+
+
 def _upsert(
     conn: sqlite3.Connection,
     table: str,
@@ -1522,17 +1613,27 @@ def _upsert(
 ) -> int | None:
     """Insert or update one row by its natural key; returns its local id. ``extra`` holds resolved foreign
     keys; ``local_only`` columns get their defaults on insert and are never overwritten."""
-    names, times = _table_columns(table)
-    extra = dict(extra or {})
-    extra.update({k: v for k, v in _local_defaults(table, local_only).items() if k not in extra})
-    cols = tuple(c for c in names if c in image and c not in skip and c not in extra)
-    values = [_to_sqlite(image[c], c in times) for c in cols]
-    cols += tuple(extra)
-    values += list(extra.values())
-    returning = "id" in names
+    cols, values = _row_values(table, image, extra, skip, local_only)
+    returning = "id" in _table_columns(table)[0]
     sql = _upsert_sql(table, cols, conflict, keep_if_empty, tuple(local_only), returning)
     row = conn.execute(sql, values).fetchone() if returning else conn.execute(sql, values) and None
     return int(row[0]) if row else None
+
+
+def _upsert_many(
+    conn: sqlite3.Connection,
+    table: str,
+    rows: list[tuple[dict[str, Any], dict[str, Any]]],
+    conflict: tuple[str, ...],
+    skip: tuple[str, ...] = ("id",),
+) -> None:
+    """``_upsert`` for many (image, extra) rows at once, one statement per shape of row."""
+    shapes: dict[tuple[str, ...], list[list[Any]]] = {}
+    for image, extra in rows:
+        cols, values = _row_values(table, image, extra, skip, ())
+        shapes.setdefault(cols, []).append(values)
+    for cols, batch in shapes.items():
+        conn.executemany(_upsert_sql(table, cols, conflict, (), (), False), batch)
 
 
 # Per-transaction lookups (local ids of customers, products, users; the snapshot seq), so a page of
@@ -1566,53 +1667,80 @@ def _id_of(conn: sqlite3.Connection, table: str, column: str, value: Any) -> int
     return int(row[0])
 
 
-def _apply_order(conn: sqlite3.Connection, order_no: str, image: dict[str, Any] | None) -> None:
-    if image is None:
-        _delete_order(conn, order_no)
+def _apply_orders(conn: sqlite3.Connection, items: list[tuple[str, dict[str, Any] | None]]) -> None:
+    """Bring orders to their images (``None``: the central API has no such order), with their lines, notes
+    and ``ORDER_PARTS``, in set-based statements for the whole batch."""
+    for order_no, image in items:
+        if image is None:
+            _delete_order(conn, order_no)
+    images = [image for _, image in items if image is not None]
+    if not images:
         return
-    refs = {
-        "customer_id": _id_of(conn, "customer", "code", image["_customer"]),
-        "owner_id": _id_of(conn, "app_user", "name", image.get("_owner")),
-        "inspector_id": _id_of(conn, "app_user", "name", image.get("_inspector")),
-    }
-    order_id = _upsert(conn, "sales_order", image, ("order_no",), extra=refs, skip=("id", *refs))
-    assert order_id is not None
-    products: dict[str, int | None] = {}
-    line_nos = []
-    for line in image.get("_lines", []):
-        sku = line["_sku"]
-        if sku not in products:
-            products[sku] = _id_of(conn, "product", "sku", sku)
-        _upsert(
+    refs = ("customer_id", "owner_id", "inspector_id")
+    _upsert_many(
+        conn,
+        "sales_order",
+        [
+            (
+                image,
+                {
+                    "customer_id": _id_of(conn, "customer", "code", image["_customer"]),
+                    "owner_id": _id_of(conn, "app_user", "name", image.get("_owner")),
+                    "inspector_id": _id_of(conn, "app_user", "name", image.get("_inspector")),
+                },
+            )
+            for image in images
+        ],
+        ("order_no",),
+        skip=("id", *refs),
+    )
+    ids = dict(
+        _keyed(
             conn,
-            "order_line",
-            line,
-            ("order_id", "line_no"),
-            extra={"order_id": order_id, "product_id": products[sku]},
-            skip=("id", "order_id", "product_id"),
+            "SELECT order_no, id FROM sales_order WHERE order_no IN ({marks})",
+            (),
+            [i["order_no"] for i in images],
         )
-        line_nos.append(line["line_no"])
-    conn.execute(
-        f"DELETE FROM order_line WHERE order_id = ? AND line_no NOT IN ({', '.join('?' * len(line_nos)) or 'NULL'})",
-        (order_id, *line_nos),
+    )
+    order_ids = [int(ids[image["order_no"]]) for image in images]
+    # Lines, by (order, line number): upserted, and those no longer in the image removed.
+    lines = [
+        (line, {"order_id": oid, "product_id": _id_of(conn, "product", "sku", line["_sku"])})
+        for oid, image in zip(order_ids, images, strict=True)
+        for line in image.get("_lines", [])
+    ]
+    _upsert_many(conn, "order_line", lines, ("order_id", "line_no"), skip=("id", "order_id", "product_id"))
+    wanted = {(extra["order_id"], line["line_no"]) for line, extra in lines}
+    held = _keyed(conn, "SELECT order_id, line_no FROM order_line WHERE order_id IN ({marks})", (), order_ids)
+    conn.executemany(
+        "DELETE FROM order_line WHERE order_id = ? AND line_no = ?",
+        [r for r in held if tuple(r) not in wanted],
     )
     # Notes only grow: usually the desk holds a prefix of the image's and only the tail is new. Anything
     # else (a note the desk made itself, now back with the server's time) is replaced wholesale.
-    target = [(_to_sqlite(n["at"], True), n["user_name"], n["text"]) for n in image.get("_notes", [])]
-    have = conn.execute(
-        "SELECT at, user_name, text FROM order_note WHERE order_id = ? ORDER BY at, id", (order_id,)
-    ).fetchall()
-    start = len(have)
-    if have != target[: len(have)]:
-        conn.execute("DELETE FROM order_note WHERE order_id = ?", (order_id,))
-        start = 0
-    conn.executemany(
-        "INSERT INTO order_note (order_id, at, user_name, text) VALUES (?, ?, ?, ?)",
-        [(order_id, *n) for n in target[start:]],
-    )
-    for name, part in ORDER_PARTS.items():
-        if f"_{name}" in image:
-            part.apply(conn, order_id, image[f"_{name}"])
+    have: dict[int, list[tuple[Any, ...]]] = {}
+    for oid, *note in _keyed(
+        conn,
+        "SELECT order_id, at, user_name, text FROM order_note WHERE order_id IN ({marks}) ORDER BY order_id, at, id",
+        (),
+        order_ids,
+    ):
+        have.setdefault(oid, []).append(tuple(note))
+    replaced, added = [], []
+    for oid, image in zip(order_ids, images, strict=True):
+        target = [(_to_sqlite(n["at"], True), n["user_name"], n["text"]) for n in image.get("_notes", [])]
+        held_notes = have.get(oid, [])
+        start = len(held_notes)
+        if held_notes != target[:start]:
+            replaced.append((oid,))
+            start = 0
+        added += [(oid, *n) for n in target[start:]]
+    conn.executemany("DELETE FROM order_note WHERE order_id = ?", replaced)
+    conn.executemany("INSERT INTO order_note (order_id, at, user_name, text) VALUES (?, ?, ?, ?)", added)
+    for oid, image in zip(order_ids, images, strict=True):
+        for name, part in ORDER_PARTS.items():
+            if f"_{name}" in image:
+                part.apply(conn, oid, image[f"_{name}"])
 
 
 def _delete_order(conn: sqlite3.Connection, order_no: str) -> None:
@@ -1686,7 +1814,10 @@ APPLIERS: dict[str, Callable[[sqlite3.Connection, str, Any], None]] = {
     "user": _apply_user,
     "customer": _apply_customer,
     "product": _apply_product,
-    "order": _apply_order,
+}
+# Kinds applied a batch at a time (a page holds thousands of orders).
+BATCH_APPLIERS: dict[str, Callable[[sqlite3.Connection, list[tuple[str, Any]]], None]] = {
+    "order": _apply_orders
 }
 
 
@@ -1832,7 +1963,12 @@ class Rejection:
 
     @property
     def is_conflict(self) -> bool:
-        return self.code in ("edit_conflict", "state_conflict")
+        """Two desks acted on the same thing and this one arrived second (a person decides what stands)."""
+        return self.code in CONFLICT_CODES
+
+
+# Rejection codes that mean "someone else got there first"; other areas add theirs.
+CONFLICT_CODES: set[str] = {"edit_conflict", "state_conflict"}
 
 
 def rejections(store: Store, *, include_resolved: bool = False, limit: int = 500) -> list[Rejection]:
@@ -1952,3 +2088,7 @@ def desk_sync_state(store: Store) -> DeskSyncState:
 def iter_chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
     for i in range(0, len(items), size):
         yield items[i : i + size]
+
+
+# Other areas register their replays, order parts and snapshot tables here (they import this module).
+from orderdesk import replay_alerts, replay_desks  # noqa: E402, F401

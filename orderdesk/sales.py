@@ -532,11 +532,22 @@ def enter_order(
     duplicate_reason: str = "",
     duplicate_note: str = "",
     parent: str = "",
+    order_no: str | None = None,
+    entered_on: date | None = None,
+    ship_address_given: bool | None = None,
 ) -> EntryResult:
     """Create an order the way the sales desk does: with every check in ``rules.toml``, in one transaction.
 
     ``ship_address``, ``notes`` and ``packing_preset`` left as None are the customer's usual ones (see
-    ``customer_defaults``); an empty string means none."""
+    ``customer_defaults``); an empty string means none.
+
+    ``order_no``, ``entered_on`` and ``ship_address_given`` are for the central API replaying a desk's entry
+    (``orderdesk.replay_desks``): the desk's order number, the day the desk entered it (the proposed promised
+    date and the short-lead flag count from it) and whether its user typed the ship-to. A replay runs every
+    check on the central API's data — credit and approval are decided on its figures — but does not refuse
+    for what the desk's user could not have seen or what only time spent offline changed: a duplicate found
+    only on the central API, a linked order's time window, a promised-date reason."""
+    replaying = order_no is not None
     rules = rules_for(store)
     workflow = store.workflow
     promised_reason = clean_text(promised_reason, field_name="Reason", max_len=REASON_MAX)
@@ -560,7 +571,7 @@ def enter_order(
             )
     # A returning customer's usual ship-to, packaging and standing notes, unless given.
     defaults = customer_defaults(store, customer)
-    address_given = ship_address is not None
+    address_given = ship_address is not None if ship_address_given is None else ship_address_given
     ship_address = defaults.ship_address if ship_address is None else ship_address
     notes = defaults.standing_notes if notes is None else notes
     packing_preset = clean_text(
@@ -583,12 +594,12 @@ def enter_order(
             select(OrderLine.product_id, OrderLine.quantity).where(OrderLine.order_id == order.id)
         ).all()
         products = [session.get(Product, pid) for pid, _q in pairs]
-        today = ctx.now.date()
+        today = entered_on if replaying and entered_on is not None else ctx.now.date()
         proposal = _propose(rules, [p for p in products if p is not None], cust, route, today)
 
         # Duplicate suspicion.
         suspect = _find_duplicate(session, rules, cust.id or 0, _line_key(list(pairs)), ctx.now, order.id)
-        if suspect is not None and not duplicate_reason:
+        if suspect is not None and not duplicate_reason and not replaying:
             raise Refused(
                 msg(
                     "This looks like a duplicate of {order_no}: {customer} ordered the same items {ago} ago. "
@@ -608,7 +619,7 @@ def enter_order(
         parent_row: SalesOrder | None = None
         offer = None
         if parent.strip():
-            parent_row = _check_parent(session, rules, order, parent, ctx.now)
+            parent_row = _check_parent(session, rules, order, parent, ctx.now, window=not replaying)
         else:
             offer = _link_candidate(session, rules, cust.id or 0, order.ship_address, ctx.now, order.id)
             if offer is not None and suspect is not None and offer.order_no == suspect.order_no:
@@ -617,7 +628,11 @@ def enter_order(
         # Promised date.
         if order.promised_date is None:
             order.promised_date = proposal.promised
-        elif _reason_needed(rules, order.promised_date, proposal.promised) and not promised_reason:
+        elif (
+            _reason_needed(rules, order.promised_date, proposal.promised)
+            and not promised_reason
+            and not replaying
+        ):
             raise Refused(
                 msg(
                     "The promised date {date} is earlier than the proposed {proposed} (production {production} "
@@ -690,7 +705,9 @@ def enter_order(
             "promised_reason": promised_reason,
             "packing_preset": packing_preset,
         }
-        args = {"sales": {k: v for k, v in given.items() if v}} if any(given.values()) else {}
+        args: dict[str, Any] = {"sales": {k: v for k, v in given.items() if v}} if any(given.values()) else {}
+        # What the central API needs to replay this as the sales desk's entry, not a bare create_order.
+        args["sales_entry"] = {"entered_on": today.isoformat(), "ship_address_given": address_given}
         found = {
             "credit_hold": over,
             "needs_approval": needs_approval,
@@ -715,6 +732,7 @@ def enter_order(
         route=route,
         ship_address=ship_address,
         notes=notes,
+        order_no=order_no,
         sales_checks=checks,
     )
     return EntryResult(
@@ -733,7 +751,7 @@ def enter_order(
 
 
 def _check_parent(
-    session: Session, rules: Rules, order: SalesOrder, parent: str, now: datetime
+    session: Session, rules: Rules, order: SalesOrder, parent: str, now: datetime, *, window: bool = True
 ) -> SalesOrder:
     row = get_order_row(session, parent)
     info = session.get(OrderSales, row.id)
@@ -746,7 +764,7 @@ def _check_parent(
         problem = msg("{parent} is itself linked to another order; link to that one.", parent=row.order_no)
     elif row.state in ("cancelled", *SHIPPED_STATES):
         problem = msg("{parent} has already shipped or is cancelled.", parent=row.order_no)
-    elif now - row.created_at > rules.linked_window:
+    elif window and now - row.created_at > rules.linked_window:
         problem = msg(
             "{parent} was entered more than {minutes} minutes ago.",
             parent=row.order_no,
@@ -1237,6 +1255,13 @@ def request_change(
             args={
                 "order_no": order.order_no,
                 "request_id": request.id,
+                # The order's own number for the request (its natural key on every desk and the central
+                # API; ``request_id`` is this desk's row id) and what was asked, so it can be replayed.
+                "request_no": request_number(ctx.session, request),
+                "quantities": dict(quantities or {}),
+                "replace": dict(replace or {}),
+                "ship_address": ship_address,
+                "promised": promised.isoformat() if promised else None,
                 "proposed": preview.proposed,
                 "reason": reason,
             },
@@ -1253,16 +1278,60 @@ def request_change(
     return change_request(store, request_id)
 
 
+def request_number(session: Session, request: ChangeRequest) -> int:
+    """The request's number on its order (1 = the order's first change request): the natural key that names
+    it on every desk and on the central API, where row ids differ."""
+    return int(
+        session.exec(
+            select(func.count())
+            .select_from(ChangeRequest)
+            .where(ChangeRequest.order_id == request.order_id, col(ChangeRequest.id) <= request.id)
+        ).one()
+    )
+
+
+def find_change_request(session: Session, order_no: str, request_no: int) -> ChangeRequest:
+    """Change request number ``request_no`` of an order, or a refusal saying there is none."""
+    order = get_order_row(session, order_no)
+    found = session.exec(
+        select(ChangeRequest)
+        .where(ChangeRequest.order_id == order.id)
+        .order_by(col(ChangeRequest.id))
+        .offset(max(0, request_no - 1))
+        .limit(1)
+    ).first()
+    if found is None or request_no < 1:
+        raise Refused(
+            msg("Order {order_no} has no change request {n}.", order_no=order.order_no, n=request_no),
+            code="unknown_change",
+        )
+    return found
+
+
 def decide_change(
-    store: Store, *, request_id: int, approve: bool, user: str | Actor, reason: str = ""
+    store: Store,
+    *,
+    request_id: int | None = None,
+    approve: bool,
+    user: str | Actor,
+    reason: str = "",
+    order_no: str | None = None,
+    request_no: int | None = None,
 ) -> ChangeRequestView:
-    """Approve (the change becomes a new order version) or reject a change request, by the class's role."""
+    """Approve (the change becomes a new order version) or reject a change request, by the class's role.
+
+    The request is ``request_id`` (this desk's row), or ``order_no`` with ``request_no`` (its number on the
+    order: how the central API finds the request a desk decided)."""
     reason = clean_text(reason, field_name="Reason", max_len=REASON_MAX, required=not approve)
     rules = rules_for(store)
     with command(store, "decide_change", user=user) as ctx:
-        request = ctx.session.get(ChangeRequest, request_id)
-        if request is None:
+        if order_no is not None and request_no is not None:
+            request: ChangeRequest | None = find_change_request(ctx.session, order_no, request_no)
+        else:
+            request = ctx.session.get(ChangeRequest, request_id) if request_id is not None else None
+        if request is None or request.id is None:
             raise Refused(msg("There is no change request #{id}.", id=request_id), code="unknown_change")
+        request_id = request.id
         order = ctx.session.get(SalesOrder, request.order_id)
         assert order is not None
         if request.status != "pending":
@@ -1343,6 +1412,7 @@ def decide_change(
             args={
                 "order_no": order.order_no,
                 "request_id": request_id,
+                "request_no": request_number(ctx.session, request),
                 "decision": "approve" if approve else "reject",
                 "reason": reason,
             },

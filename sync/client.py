@@ -13,6 +13,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -65,6 +66,12 @@ class Backoff:
         return [
             min(self.cap, self.base * 2**n) * (0.5 + random.random() / 2) for n in range(self.attempts - 1)
         ]
+
+
+@dataclass(frozen=True)
+class _Page:
+    entries: list[tuple[Any, ...]]
+    next_after: int
 
 
 class _Transient(Exception):
@@ -212,24 +219,35 @@ class SyncClient:
 
     # -- pull ---------------------------------------------------------------------------------------------
     def pull(self, report: SyncReport | None = None) -> SyncReport:
-        """Apply change-log pages until caught up; a too-old cursor leads to a fresh snapshot."""
+        """Apply change-log pages until caught up; a too-old cursor leads to a fresh snapshot. The next page
+        is fetched (and decoded) while this one is applied."""
         report = report or SyncReport()
-        while not self.stop.is_set():
-            link = self._link()
-            response = self._call("GET", "/v1/changes", params={"after": link.cursor, "limit": self.page})
-            if response.status_code == 410:
-                rep.mark_needs_bootstrap(self.store)
-                self.bootstrap(report)
-                continue
-            if response.status_code != 200:
-                raise SyncStuck(_reason(response), code="pull_refused")
-            data = _json(response)
-            entries = [(int(s), k, key, img, ev) for s, k, key, img, ev in data["entries"]]
-            if not entries:
-                return report
-            rep.apply_changes(self.store, entries, next_cursor=int(data["next_after"]))
-            report.pulled += len(entries)
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="orderdesk-pull") as fetcher:
+            ahead: Future[_Page | None] | None = None
+            while not self.stop.is_set():
+                page = (ahead or fetcher.submit(self._page, self._link().cursor)).result()
+                ahead = None
+                if page is None:  # 410: the cursor is older than the change log
+                    rep.mark_needs_bootstrap(self.store)
+                    self.bootstrap(report)
+                    continue
+                if not page.entries:
+                    return report
+                ahead = fetcher.submit(self._page, page.next_after)
+                rep.apply_changes(self.store, page.entries, next_cursor=page.next_after)
+                report.pulled += len(page.entries)
         return report
+
+    def _page(self, after: int) -> _Page | None:
+        """The change-log page after ``after`` (``None`` if the central API no longer keeps it)."""
+        response = self._call("GET", "/v1/changes", params={"after": after, "limit": self.page})
+        if response.status_code == 410:
+            return None
+        if response.status_code != 200:
+            raise SyncStuck(_reason(response), code="pull_refused")
+        data = _json(response)
+        entries = [(int(s), k, key, img, ev) for s, k, key, img, ev in data["entries"]]
+        return _Page(entries, int(data["next_after"]) if entries else after)
 
     # -- bootstrap ----------------------------------------------------------------------------------------
     def bootstrap(self, report: SyncReport | None = None) -> SyncReport:

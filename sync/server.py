@@ -102,8 +102,11 @@ class BodyLimit:
         await self.app(scope, replay, send)
 
 
-def create_app(store: Store, *, max_body: int = MAX_BODY_BYTES) -> FastAPI:
-    """The central API over ``store`` (made a server store if it is not one yet)."""
+def create_app(
+    store: Store, *, max_body: int = MAX_BODY_BYTES, ops_per_commit: int = rep.OPS_PER_COMMIT
+) -> FastAPI:
+    """The central API over ``store`` (made a server store if it is not one yet). A push's ops are decided
+    in transactions of up to ``ops_per_commit`` ops (see ``replication.decide_ops``)."""
     rep.init_server(store)
     rep.publish_local_changes(store)
     app = FastAPI(
@@ -181,33 +184,32 @@ def create_app(store: Store, *, max_body: int = MAX_BODY_BYTES) -> FastAPI:
 
     @app.post("/v1/push", response_model=PushResponse, responses=ERRORS, tags=["sync"])
     def push(body: PushRequest, request: Request, me: SyncDesk = Depends(desk)) -> Any:
-        """Decide ops in order, each in its own transaction. A retried op gets its stored outcome."""
+        """Decide ops in order: each in a savepoint, several to a transaction. A retried op gets its stored
+        outcome."""
         same_desk(me, body.desk_id)
         store = current_store(request)
         results: list[dict[str, Any]] = []
         deadline = time.monotonic() + PUSH_BUDGET_S
-        for op in body.ops:
-            if results and time.monotonic() > deadline:
-                break  # answer with what is decided; the desk sends the rest next (no request runs long)
+        ops = [
+            rep.OpIn(
+                op_id=op.op_id,
+                seq=op.seq,
+                command=op.command,
+                args=op.args,
+                order_no=op.order_no,
+                base_version=op.base_version,
+                payload_hash=op.payload_hash,
+                user_name=op.user_name,
+                seen_seq=op.seen_seq,
+            )
+            for op in body.ops
+        ]
+        while len(results) < len(ops) and not (results and time.monotonic() > deadline):
+            # answer with what is decided once the budget is spent; the desk sends the rest next
             try:
-                result = rep.decide_op(
-                    store,
-                    me.desk_id,
-                    body.epoch,
-                    rep.OpIn(
-                        op_id=op.op_id,
-                        seq=op.seq,
-                        command=op.command,
-                        args=op.args,
-                        order_no=op.order_no,
-                        base_version=op.base_version,
-                        payload_hash=op.payload_hash,
-                        user_name=op.user_name,
-                        seen_seq=op.seen_seq,
-                    ),
+                decided, error = rep.decide_ops(
+                    store, me.desk_id, body.epoch, ops[len(results) :], limit=ops_per_commit
                 )
-            except rep.SyncError as exc:
-                return JSONResponse({"error": exc.to_json(), "results": results}, status_code=exc.status)
             except StoreError as exc:
                 if exc.code in TRANSIENT_CODES and results:
                     # Those already decided are committed: hand them back, the rest is retried.
@@ -217,7 +219,9 @@ def create_app(store: Store, *, max_body: int = MAX_BODY_BYTES) -> FastAPI:
                     }
                     return JSONResponse(body_json, status_code=503, headers={"Retry-After": "1"})
                 raise
-            results.append(result.to_json())
+            results += [r.to_json() for r in decided]
+            if error is not None:
+                return JSONResponse({"error": error.to_json(), "results": results}, status_code=error.status)
         if body.ops:
             rep.touch_desk(store, me.desk_id)
         return {"results": results}

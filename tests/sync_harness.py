@@ -37,6 +37,8 @@ USERS = {
     "zhao": ["planner"],
     "sun": ["supervisor"],
     "zhou": ["qc"],
+    "li": ["sales"],  # a second salesperson: decides the change requests wang files
+    "chen": ["finance"],
 }
 READY_ORDER = "SO-HQ-0000001"  # prepared in ready_to_ship with every line scanned and a waybill
 

@@ -1,7 +1,7 @@
 """Run the central API or a desk sync in a separate process that dies on cue (``os._exit``: no cleanup,
 no flushing, exactly like a power cut or ``kill -9``). Used by tests/test_sync_faults.py.
 
-    python tests/sync_proc.py serve DB PORT [--die-after-ops N]
+    python tests/sync_proc.py serve DB PORT [--die-after-ops N]   (ops are committed two at a time)
     python tests/sync_proc.py desk-sync DB [--die-after-push]
 """
 
@@ -26,14 +26,15 @@ def serve(db: str, port: int, die_after: int | None) -> None:
         decided = {"n": 0}
 
         def decide_then_die(*args, **kwargs):  # type: ignore[no-untyped-def]
-            result = real(*args, **kwargs)  # committed
+            result = real(*args, **kwargs)  # decided, but committed only with the rest of its transaction
             decided["n"] += 1
             if decided["n"] >= die_after:
-                os._exit(9)  # killed in the middle of a batch, after this op's commit
+                os._exit(9)  # killed in the middle of a batch, inside a transaction
             return result
 
         replication.decide_op = decide_then_die  # type: ignore[assignment]
-    uvicorn.run(create_app(Store.open(db)), host="127.0.0.1", port=port, log_level="error")
+    app = create_app(Store.open(db), ops_per_commit=2)
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="error")
 
 
 def desk_sync(db: str, die_after_push: bool) -> None:

@@ -229,3 +229,21 @@ def test_push_and_pull_on_both_stores(any_world: World) -> None:
     from orderdesk.orders import show_order
 
     assert show_order(w.desks["b"], READY_ORDER).notes == "小心轻放"
+
+
+def test_amounts_past_21_million_cny_sync_on_both_stores(any_world: World) -> None:
+    """Money is 64-bit in fen on both stores: a 60-million-CNY order is pushed, applied and pulled intact
+    (a 32-bit column on PostgreSQL would refuse it, and the desk would retry it forever)."""
+    from orderdesk.catalog import add_product
+    from orderdesk.orders import create_order, show_order
+
+    w = any_world
+    price = 3_000_000_000  # fen: 30 million CNY, past 2**31 - 1
+    add_product(w.store, sku="TURBINE-1", name="燃气轮机", unit_price=price, user="admin")
+    w.sync("a")
+    order_no = create_order(w.desks["a"], customer="C001", lines=[("TURBINE-1", 2)], user="wang").order_no
+    report = w.sync("a")
+    assert report.error is None and report.rejected == 0 and rep.outbox_count(w.desks["a"]) == 0
+    assert show_order(w.store, order_no).summary.amount == 2 * price
+    w.sync("b")
+    assert show_order(w.desks["b"], order_no).summary.amount == 2 * price
