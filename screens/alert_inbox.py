@@ -15,12 +15,11 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.events import Click
 from textual.message import Message
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
 from orderdesk.errors import OrderdeskError
-from orderdesk.i18n import Msg, _, current_language
-from screens.base import ReportsWorkerErrors, StatusLine, fit, localize_bindings
+from orderdesk.i18n import _, current_language
+from screens.base import CommandRefused, DeskScreen, StatusLine, cursor_key, fit
 
 if TYPE_CHECKING:
     from orderdesk.notify import InboxItem, InboxSummary
@@ -129,7 +128,7 @@ class AlertBell(Static):
         self.app.push_screen(AlertInboxScreen(self.session))
 
 
-class AlertInboxScreen(ReportsWorkerErrors, Screen[None]):
+class AlertInboxScreen(DeskScreen):
     """The newest messages for the logged-in user; Enter opens the order, ``r`` marks everything read."""
 
     AUTO_FOCUS = "#inbox"
@@ -161,15 +160,9 @@ class AlertInboxScreen(ReportsWorkerErrors, Screen[None]):
         items: list[InboxItem]
         failed: int
 
-    @dataclass
-    class Failed(Message):
-        reason: Msg
-
     def __init__(self, session: DeskSession) -> None:
-        super().__init__()
-        self.session = session
+        super().__init__(session)
         self.items: list[InboxItem] = []
-        localize_bindings(self)
 
     def compose(self) -> ComposeResult:
         yield Static(_("Alert inbox · {user}", user=self.session.user.name), id="inbox-title")
@@ -181,21 +174,19 @@ class AlertInboxScreen(ReportsWorkerErrors, Screen[None]):
     def on_mount(self) -> None:
         self.load()
 
-    @work(thread=True, exclusive=True, exit_on_error=False, group="inbox")
     def load(self) -> None:
-        from orderdesk.notify import inbox, inbox_summary
+        lang = current_language()
 
-        try:
-            items = inbox(
-                self.session.store, self.session.user.name, limit=INBOX_PAGE, lang=current_language()
-            )
+        def inbox_page() -> tuple[list[InboxItem], int]:
+            from orderdesk.notify import inbox, inbox_summary
+
+            items = inbox(self.session.store, self.session.user.name, limit=INBOX_PAGE, lang=lang)
             failed = inbox_summary(
                 self.session.store, self.session.user.name, with_failed=True
             ).failed_deliveries
-        except OrderdeskError as exc:
-            self.post_message(self.Failed(exc.message))
-            return
-        self.post_message(self.Loaded(items, failed))
+            return items, failed
+
+        self.run_command(inbox_page, lambda found: self.Loaded(*found), group="inbox")
 
     @on(Loaded)
     def _loaded(self, event: Loaded) -> None:
@@ -234,15 +225,12 @@ class AlertInboxScreen(ReportsWorkerErrors, Screen[None]):
                 _("Alert inbox · {user} · nothing here", user=self.session.user.name)
             )
 
-    @on(Failed)
-    def _failed(self, event: Failed) -> None:
+    @on(CommandRefused)
+    def _failed(self, event: CommandRefused) -> None:
         self.notify(str(event.reason), severity="error")
 
     def _current(self) -> InboxItem | None:
-        table = self.query_one("#inbox", DataTable)
-        if not table.row_count:
-            return None
-        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+        key = cursor_key(self.query_one("#inbox", DataTable))
         return next((i for i in self.items if str(i.id) == key), None)
 
     def action_open_order(self) -> None:
@@ -274,6 +262,3 @@ class AlertInboxScreen(ReportsWorkerErrors, Screen[None]):
 
     def action_reload(self) -> None:
         self.load()
-
-    def action_back(self) -> None:
-        self.app.pop_screen()

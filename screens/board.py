@@ -14,18 +14,16 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich.text import Text
-from textual import on, work
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
-from orderdesk.errors import OrderdeskError
-from orderdesk.i18n import Msg, _, current_language
+from orderdesk.i18n import _, current_language
 from screens.alert_inbox import AlertBell, AlertInboxScreen
-from screens.base import ReportsWorkerErrors, StatusLine, fit, localize_bindings
+from screens.base import CommandRefused, DeskScreen, StatusLine, fit
 
 if TYPE_CHECKING:
     from orderdesk.board import Board
@@ -36,7 +34,7 @@ W_STATE, W_COUNT, W_LATE, W_AGE, W_OLDEST, W_TIMEOUT = 16, 8, 6, 6, 14, 7
 BAR = 8  # cells of the red/amber/green bar
 
 
-class StatusBoardScreen(ReportsWorkerErrors, Screen[None]):
+class StatusBoardScreen(DeskScreen):
     """The whole floor at a glance; the supervisor's home."""
 
     CSS_PATH = "alert_screens.tcss"
@@ -56,13 +54,8 @@ class StatusBoardScreen(ReportsWorkerErrors, Screen[None]):
         def can_replace(self, message: Message) -> bool:
             return isinstance(message, StatusBoardScreen.Loaded)  # only the newest board matters
 
-    @dataclass
-    class LoadFailed(Message):
-        reason: Msg
-
     def __init__(self, session: DeskSession) -> None:
-        super().__init__()
-        self.session = session
+        super().__init__(session)
         self.board: Board | None = None
         self.refreshes = 0  # boards applied (tests and the benchmark read it)
         self.cell_updates = 0  # table cells actually changed
@@ -71,7 +64,6 @@ class StatusBoardScreen(ReportsWorkerErrors, Screen[None]):
         self._cells: dict[tuple[str, str], str] = {}
         self._texts: dict[str, str] = {}
         self._columns: tuple[str, ...] = ()
-        localize_bindings(self)
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="board-bar"):
@@ -98,16 +90,13 @@ class StatusBoardScreen(ReportsWorkerErrors, Screen[None]):
         self._inflight = True
         self.load()
 
-    @work(thread=True, exclusive=False, exit_on_error=False, group="board")
     def load(self) -> None:
-        from orderdesk.board import load_board
+        def board() -> Board:
+            from orderdesk.board import load_board
 
-        try:
-            board = load_board(self.session.store)
-        except OrderdeskError as exc:
-            self.post_message(self.LoadFailed(exc.message))
-            return
-        self.post_message(self.Loaded(board))
+            return load_board(self.session.store)
+
+        self.run_command(board, self.Loaded, group="board", exclusive=False)
 
     @on(Loaded)
     def _loaded(self, event: Loaded) -> None:
@@ -116,8 +105,8 @@ class StatusBoardScreen(ReportsWorkerErrors, Screen[None]):
         self.refreshes += 1
         self.apply(event.board)
 
-    @on(LoadFailed)
-    def _failed(self, event: LoadFailed) -> None:
+    @on(CommandRefused)
+    def _failed(self, event: CommandRefused) -> None:
         self._inflight = False
         self._set_text("board-title", Text(str(event.reason), style="bold red"))
 

@@ -8,7 +8,7 @@ and shows the answer (so a refusal is shown where the person is working).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, TypeVar
 
 from textual import on
 from textual.app import ComposeResult
@@ -22,20 +22,32 @@ from orderdesk.i18n import _
 from screens.base import localize_bindings, text_input
 from screens.order_dialogs import DIALOG_CSS
 
+ResultT = TypeVar("ResultT")
 
-class ReasonDialog(ModalScreen[str | None]):
+
+class DeskDialog(ModalScreen[ResultT]):
+    """A small modal form in a box titled ``title_text``; the ``cancel`` action (Esc) dismisses None."""
+
+    def __init__(self, title: str) -> None:
+        super().__init__()
+        self.title_text = title
+        localize_bindings(self)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class ReasonDialog(DeskDialog[str | None]):
     """Ask for a reason (required or not); Enter confirms, Esc cancels (dismisses None)."""
 
     DEFAULT_CSS = DIALOG_CSS.format(name="ReasonDialog")
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel", id="reason.cancel")]
 
     def __init__(self, title: str, prompt: str, *, required: bool = True, value: str = "") -> None:
-        super().__init__()
-        self.title_text = title
+        super().__init__(title)
         self.prompt = prompt
         self.required = required
         self.value = value
-        localize_bindings(self)
 
     def compose(self) -> ComposeResult:
         with Vertical() as box:
@@ -56,9 +68,6 @@ class ReasonDialog(ModalScreen[str | None]):
             return
         self.dismiss(text)
 
-    def action_cancel(self) -> None:
-        self.dismiss(None)
-
 
 @dataclass(frozen=True)
 class Choice:
@@ -67,18 +76,16 @@ class Choice:
     needs_text: bool = False
 
 
-class ChoiceDialog(ModalScreen[tuple[str, str] | None]):
+class ChoiceDialog(DeskDialog[tuple[str, str] | None]):
     """Pick one option (with a text where the option needs one); dismisses (option id, text) or None."""
 
     DEFAULT_CSS = DIALOG_CSS.format(name="ChoiceDialog")
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel", id="choice.cancel")]
 
     def __init__(self, title: str, prompt: str, choices: list[Choice]) -> None:
-        super().__init__()
-        self.title_text = title
+        super().__init__(title)
         self.prompt = prompt
         self.choices = choices
-        localize_bindings(self)
 
     def compose(self) -> ComposeResult:
         with Vertical() as box:
@@ -120,11 +127,8 @@ class ChoiceDialog(ModalScreen[tuple[str, str] | None]):
             return
         self.dismiss((choice.id, event.value.strip()))
 
-    def action_cancel(self) -> None:
-        self.dismiss(None)
 
-
-class ConfirmDialog(ModalScreen[bool]):
+class ConfirmDialog(DeskDialog[bool]):
     """A yes/no question: y or Enter says yes, n or Esc says no."""
 
     DEFAULT_CSS = DIALOG_CSS.format(name="ConfirmDialog")
@@ -134,10 +138,8 @@ class ConfirmDialog(ModalScreen[bool]):
     ]
 
     def __init__(self, title: str, question: str) -> None:
-        super().__init__()
-        self.title_text = title
+        super().__init__(title)
         self.question = question
-        localize_bindings(self)
 
     def compose(self) -> ComposeResult:
         with Vertical() as box:
@@ -156,7 +158,7 @@ class DefectInput:
     note: str
 
 
-class DefectDialog(ModalScreen[DefectInput | None]):
+class DefectDialog(DeskDialog[DefectInput | None]):
     """Defect codes for a failed line (space ticks), its measured values and a note; Enter in the note saves."""
 
     DEFAULT_CSS = (
@@ -173,12 +175,10 @@ class DefectDialog(ModalScreen[DefectInput | None]):
     def __init__(
         self, title: str, codes: list[tuple[str, str]], *, chosen: tuple[str, ...] = (), measured: str = ""
     ) -> None:
-        super().__init__()
-        self.title_text = title
+        super().__init__(title)
         self.codes = codes
         self.chosen = chosen
         self.measured = measured
-        localize_bindings(self)
 
     def compose(self) -> ComposeResult:
         with Vertical() as box:
@@ -225,9 +225,6 @@ class DefectDialog(ModalScreen[DefectInput | None]):
             )
         )
 
-    def action_cancel(self) -> None:
-        self.dismiss(None)
-
 
 @dataclass(frozen=True)
 class FieldSpec:
@@ -238,7 +235,7 @@ class FieldSpec:
     required: bool = False
 
 
-class FormDialog(ModalScreen[dict[str, str] | None]):
+class FormDialog(DeskDialog[dict[str, str] | None]):
     """A few labelled fields (a payment, an export path); Enter moves on, Enter in the last one confirms."""
 
     DEFAULT_CSS = (
@@ -250,11 +247,9 @@ class FormDialog(ModalScreen[dict[str, str] | None]):
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel", id="form.cancel")]
 
     def __init__(self, title: str, fields: list[FieldSpec], hint: str = "") -> None:
-        super().__init__()
-        self.title_text = title
+        super().__init__(title)
         self.fields = fields
         self.hint = hint
-        localize_bindings(self)
 
     def compose(self) -> ComposeResult:
         with Vertical() as box:
@@ -285,6 +280,3 @@ class FormDialog(ModalScreen[dict[str, str] | None]):
             self.query_one("#form-error", Static).update(_("Fill in: {fields}", fields=", ".join(missing)))
             return
         self.dismiss(values)
-
-    def action_cancel(self) -> None:
-        self.dismiss(None)

@@ -13,18 +13,15 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from rich.text import Text
-from textual import on, work
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.message import Message
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static, TabbedContent, TabPane
 
-from orderdesk.errors import OrderdeskError
-from orderdesk.i18n import Msg, _
-from screens.base import ReportsWorkerErrors, StatusLine, fit, localize_bindings
+from orderdesk.i18n import _
+from screens.base import CommandRefused, DeskScreen, StatusLine, cursor_key, fit, keep_cursor
 from screens.desk_dialogs import ConfirmDialog, FieldSpec, FormDialog, ReasonDialog
-from screens.order_dialogs import refusal_text
 from screens.sales_desk import RED, money
 
 PAGE = 50
@@ -48,7 +45,25 @@ class Column:
     right: bool = False
 
 
-class FinanceDeskScreen(ReportsWorkerErrors, Screen[None]):
+def order_columns(amount_width: int) -> list[Column]:
+    """The columns every order queue starts with: order, customer (takes what is left), amount."""
+    return [
+        Column("order", _("Order"), 15),
+        Column("customer", _("Customer"), 0),
+        Column("amount", _("Amount"), amount_width, True),
+    ]
+
+
+def order_cells(item: Any, cols: list[Column], *, style: str = "") -> tuple[Text, Text, Text]:
+    """The cells under ``order_columns`` for one queued order."""
+    return (
+        fit(item.order_no, cols[0].width, style=style),
+        fit(item.customer_name, cols[1].width),
+        fit(money(item.amount), cols[2].width, justify="right"),
+    )
+
+
+class FinanceDeskScreen(DeskScreen):
     """Home of the finance role."""
 
     DEFAULT_CSS = """
@@ -85,19 +100,12 @@ class FinanceDeskScreen(ReportsWorkerErrors, Screen[None]):
         text: str
         tabs: tuple[str, ...]
 
-    @dataclass
-    class Refused(Message):
-        reason: Msg
-        who: tuple[str, ...]
-
     def __init__(self, session: Any) -> None:
-        super().__init__()
-        self.session = session
+        super().__init__(session)
         self.rows: dict[str, list[Row]] = {}
         self.busy = False
         # A refusal stays in the hint line while its row is selected (reloads must not wipe it away).
         self.notice: tuple[str, str | None, Text] | None = None
-        localize_bindings(self)
 
     def compose(self) -> ComposeResult:
         titles = {
@@ -141,16 +149,12 @@ class FinanceDeskScreen(ReportsWorkerErrors, Screen[None]):
     # -- loading -------------------------------------------------------------------------------------------
     def load(self, tab: str) -> None:
         width = self.query_one(f"#fin-{tab}", DataTable).size.width or self.app.size.width
-        self.load_tab(tab, width)
-
-    @work(thread=True, exclusive=False, exit_on_error=False, group="finance-load")
-    def load_tab(self, tab: str, width: int) -> None:
-        try:
-            columns, rows, title = getattr(self, f"_rows_{tab}")(width)
-        except OrderdeskError as exc:
-            self.post_message(self.Refused(exc.message, exc.who))
-            return
-        self.post_message(self.Loaded(tab, columns, rows, title))
+        self.run_command(
+            lambda: getattr(self, f"_rows_{tab}")(width),
+            lambda found: self.Loaded(tab, *found),
+            group="finance-load",
+            exclusive=False,
+        )
 
     def _flex(self, width: int, columns: list[Column]) -> list[Column]:
         fixed = sum(c.width for c in columns)
@@ -164,21 +168,13 @@ class FinanceDeskScreen(ReportsWorkerErrors, Screen[None]):
         items = credit_hold_queue(self.session.store, viewer=self.session.user.name, limit=PAGE)
         cols = self._flex(
             width,
-            [
-                Column("order", _("Order"), 15),
-                Column("customer", _("Customer"), 0),
-                Column("amount", _("Amount"), 12, True),
-                Column("over", _("Over by"), 12, True),
-                Column("status", _("Status"), 8),
-            ],
+            [*order_columns(12), Column("over", _("Over by"), 12, True), Column("status", _("Status"), 8)],
         )
         rows = [
             Row(
                 i.order_no,
                 (
-                    fit(i.order_no, cols[0].width),
-                    fit(i.customer_name, cols[1].width),
-                    fit(money(i.amount), cols[2].width, justify="right"),
+                    *order_cells(i, cols),
                     fit(
                         money(i.over_by),
                         cols[3].width,
@@ -202,22 +198,13 @@ class FinanceDeskScreen(ReportsWorkerErrors, Screen[None]):
 
         items = approval_queue(self.session.store, viewer=self.session.user.name, limit=PAGE)
         cols = self._flex(
-            width,
-            [
-                Column("order", _("Order"), 15),
-                Column("customer", _("Customer"), 0),
-                Column("amount", _("Amount"), 13, True),
-                Column("terms", _("Terms"), 10),
-                Column("since", _("Entered"), 10),
-            ],
+            width, [*order_columns(13), Column("terms", _("Terms"), 10), Column("since", _("Entered"), 10)]
         )
         rows = [
             Row(
                 i.order_no,
                 (
-                    fit(i.order_no, cols[0].width),
-                    fit(i.customer_name, cols[1].width),
-                    fit(money(i.amount), cols[2].width, justify="right"),
+                    *order_cells(i, cols),
                     fit(i.settlement_terms or "-", cols[3].width),
                     fit(i.since.date().isoformat(), cols[4].width),
                 ),
@@ -231,15 +218,7 @@ class FinanceDeskScreen(ReportsWorkerErrors, Screen[None]):
         from orderdesk.finance import orders_to_invoice
 
         items = orders_to_invoice(self.session.store, viewer=self.session.user.name, limit=PAGE)
-        cols = self._flex(
-            width,
-            [
-                Column("order", _("Order"), 15),
-                Column("customer", _("Customer"), 0),
-                Column("amount", _("Amount"), 13, True),
-                Column("linked", _("Linked"), 16),
-            ],
-        )
+        cols = self._flex(width, [*order_columns(13), Column("linked", _("Linked"), 16)])
         rows = []
         for i in items:
             linked = (f"+{len(i.children)} " + " ".join(c[-4:] for c in i.children)) if i.children else ""
@@ -249,9 +228,7 @@ class FinanceDeskScreen(ReportsWorkerErrors, Screen[None]):
                 Row(
                     i.order_no,
                     (
-                        fit(i.order_no, cols[0].width, style="" if i.ready else "dim"),
-                        fit(i.customer_name, cols[1].width),
-                        fit(money(i.amount), cols[2].width, justify="right"),
+                        *order_cells(i, cols, style="" if i.ready else "dim"),
                         fit(linked, cols[3].width, style="yellow" if i.waiting_for else ""),
                     ),
                     i,
@@ -356,18 +333,13 @@ class FinanceDeskScreen(ReportsWorkerErrors, Screen[None]):
                 )
             for row in event.rows:
                 table.add_row(*row.cells, key=row.key)
-        if current and any(r.key == current for r in event.rows):
-            table.move_cursor(row=table.get_row_index(current))
+        keep_cursor(table, current)
         table.border_title = event.title
         self._hint()
         self.refresh_bindings()
 
     def _current_key(self, tab: str | None = None) -> str | None:
-        table = self.query_one(f"#fin-{tab or self.tab}", DataTable)
-        if not table.row_count:
-            return None
-        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
-        return str(key) if key is not None else None
+        return cursor_key(self.query_one(f"#fin-{tab or self.tab}", DataTable))
 
     def current(self) -> Row | None:
         key = self._current_key()
@@ -452,16 +424,7 @@ class FinanceDeskScreen(ReportsWorkerErrors, Screen[None]):
         if self.busy:
             return
         self.busy = True
-        self.run_command(text, tabs, call)
-
-    @work(thread=True, exclusive=True, exit_on_error=False, group="finance-command")
-    def run_command(self, text: str, tabs: tuple[str, ...], call: Any) -> None:
-        try:
-            done = call()
-        except OrderdeskError as exc:
-            self.post_message(self.Refused(exc.message, exc.who))
-            return
-        self.post_message(self.Done(done or text, tabs))
+        self.run_command(call, lambda done: self.Done(done or text, tabs), group="finance-command")
 
     @on(Done)
     def _done(self, event: Done) -> None:
@@ -471,13 +434,11 @@ class FinanceDeskScreen(ReportsWorkerErrors, Screen[None]):
         for tab in event.tabs:
             self.load(tab)
 
-    @on(Refused)
-    def _refused(self, event: Refused) -> None:
+    @on(CommandRefused)
+    def _refused(self, event: CommandRefused) -> None:
         self.busy = False
         row = self.current()
-        text = Text(refusal_text(self.session, event.reason, event.who), style=RED)
-        self.notice = (self.tab, row.key if row else None, text)
-        self.query_one("#fin-hint", Static).update(text)
+        self.notice = (self.tab, row.key if row else None, self.show_refusal(event, "#fin-hint"))
 
     def action_release(self) -> None:
         self._credit(True)
@@ -489,79 +450,74 @@ class FinanceDeskScreen(ReportsWorkerErrors, Screen[None]):
         row = self.current()
         if row is None:
             return
-        title = (
-            _("Release {order_no}", order_no=row.key)
-            if release
-            else _("Keep {order_no} on hold", order_no=row.key)
-        )
-        prompt = _("Why is it released?") if release else _("Why is it kept on hold? (sales is told)")
-
-        def decided(reason: str | None) -> None:
-            if reason is None:
-                return
-            from orderdesk.finance import decide_credit
-
-            user = self.session.user.name
-            self._run(
-                _("{order_no} released.", order_no=row.key)
+        self._decide(
+            row,
+            ReasonDialog(
+                _("Release {order_no}", order_no=row.key)
                 if release
-                else _("{order_no} kept on hold.", order_no=row.key),
-                ("holds", "ageing"),
-                lambda: (
-                    decide_credit(
-                        self.session.store,
-                        order_no=row.key,
-                        release=release,
-                        user=user,
-                        reason=reason,
-                        expected_version=row.data.version,
-                    )
-                    and ""
-                ),
-            )
-
-        self.app.push_screen(ReasonDialog(title, prompt, required=True), callback=decided)
+                else _("Keep {order_no} on hold", order_no=row.key),
+                _("Why is it released?") if release else _("Why is it kept on hold? (sales is told)"),
+                required=True,
+            ),
+            _("{order_no} released.", order_no=row.key)
+            if release
+            else _("{order_no} kept on hold.", order_no=row.key),
+            ("holds", "ageing"),
+            "decide_credit",
+            release=release,
+        )
 
     def action_approve(self, approve: bool) -> None:
         row = self.current()
         if row is None:
             return
-        title = (
-            _("Approve {order_no}", order_no=row.key) if approve else _("Reject {order_no}", order_no=row.key)
-        )
-
-        def decided(reason: str | None) -> None:
-            if reason is None:
-                return
-            from orderdesk.finance import decide_approval
-
-            user = self.session.user.name
-            self._run(
-                _("{order_no} approved.", order_no=row.key)
-                if approve
-                else _("{order_no} rejected.", order_no=row.key),
-                ("approvals",),
-                lambda: (
-                    decide_approval(
-                        self.session.store,
-                        order_no=row.key,
-                        approve=approve,
-                        user=user,
-                        reason=reason,
-                        expected_version=row.data.version,
-                    )
-                    and ""
-                ),
-            )
-
-        self.app.push_screen(
+        self._decide(
+            row,
             ReasonDialog(
-                title,
+                _("Approve {order_no}", order_no=row.key)
+                if approve
+                else _("Reject {order_no}", order_no=row.key),
                 _("Reason (optional for approval)") if approve else _("Why is it rejected? (sales is told)"),
                 required=not approve,
             ),
-            callback=decided,
+            _("{order_no} approved.", order_no=row.key)
+            if approve
+            else _("{order_no} rejected.", order_no=row.key),
+            ("approvals",),
+            "decide_approval",
+            approve=approve,
         )
+
+    def _decide(
+        self,
+        row: Row,
+        dialog: ReasonDialog,
+        done_text: str,
+        tabs: tuple[str, ...],
+        command: str,
+        **decision: bool,
+    ) -> None:
+        """Ask ``dialog`` for a reason, then run ``orderdesk.finance.<command>`` on ``row``'s order."""
+        user = self.session.user.name
+
+        def decide(reason: str) -> str:
+            from orderdesk import finance
+
+            getattr(finance, command)(
+                self.session.store,
+                order_no=row.key,
+                user=user,
+                reason=reason,
+                expected_version=row.data.version,
+                **decision,
+            )
+            return ""
+
+        def decided(reason: str | None) -> None:
+            if reason is not None:
+                self._run(done_text, tabs, lambda: decide(reason))
+
+        self.app.push_screen(dialog, callback=decided)
 
     def action_invoice(self) -> None:
         row = self.current()

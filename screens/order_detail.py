@@ -11,16 +11,14 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich.cells import cell_len
 from rich.text import Text
-from textual import on, work
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.message import Message
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
-from orderdesk.errors import OrderdeskError
-from orderdesk.i18n import Msg, _, current_language
-from screens.base import ReportsWorkerErrors, StatusLine, fit, localize_bindings
+from orderdesk.i18n import _, current_language
+from screens.base import CommandRefused, DeskScreen, StatusLine, fit
 from screens.order_dialogs import MoveDialog, NoteDialog
 
 if TYPE_CHECKING:
@@ -51,7 +49,7 @@ def describe(entry: AuditEntry, workflow: Workflow) -> str:
     return f"{text} · {reason}" if reason else text
 
 
-class OrderDetailScreen(ReportsWorkerErrors, Screen[None]):
+class OrderDetailScreen(DeskScreen):
     """Everything about one order for the person looking at it."""
 
     AUTO_FOCUS = "#lines"
@@ -66,16 +64,10 @@ class OrderDetailScreen(ReportsWorkerErrors, Screen[None]):
     class Loaded(Message):
         detail: OrderDetail
 
-    @dataclass
-    class LoadFailed(Message):
-        reason: Msg
-
     def __init__(self, session: DeskSession, order_no: str) -> None:
-        super().__init__()
-        self.session = session
+        super().__init__(session)
         self.order_no = order_no.strip().upper()
         self.detail: OrderDetail | None = None
-        localize_bindings(self)
 
     def compose(self) -> ComposeResult:
         yield Static(_("Loading {order_no}…", order_no=self.order_no), id="detail-header", markup=False)
@@ -92,23 +84,20 @@ class OrderDetailScreen(ReportsWorkerErrors, Screen[None]):
         self.load_detail()
 
     # -- loading -------------------------------------------------------------------------------------
-    @work(thread=True, exclusive=True, exit_on_error=False, group="detail")
     def load_detail(self) -> None:
-        from orderdesk.orders import show_order
+        def detail() -> OrderDetail:
+            from orderdesk.orders import show_order
 
-        try:
-            detail = show_order(self.session.store, self.order_no, viewer=self.session.user.name)
-        except OrderdeskError as exc:
-            self.post_message(self.LoadFailed(exc.message))
-            return
-        self.post_message(self.Loaded(detail))
+            return show_order(self.session.store, self.order_no, viewer=self.session.user.name)
+
+        self.run_command(detail, self.Loaded, group="detail")
 
     @on(Loaded)
     def _loaded(self, event: Loaded) -> None:
         self.show(event.detail)
 
-    @on(LoadFailed)
-    def _load_failed(self, event: LoadFailed) -> None:
+    @on(CommandRefused)
+    def _load_failed(self, event: CommandRefused) -> None:
         self.query_one("#detail-header", Static).update(Text(str(event.reason), style="bold red"))
 
     def show(self, detail: OrderDetail) -> None:
@@ -247,6 +236,3 @@ class OrderDetailScreen(ReportsWorkerErrors, Screen[None]):
 
     def action_reload(self) -> None:
         self.load_detail()
-
-    def action_back(self) -> None:
-        self.app.pop_screen()

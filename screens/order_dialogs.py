@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
 from rich.text import Text
-from textual import on, work
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
@@ -19,9 +19,8 @@ from textual.screen import ModalScreen
 from textual.widgets import Input, OptionList, Static
 from textual.widgets.option_list import Option
 
-from orderdesk.errors import OrderdeskError
-from orderdesk.i18n import Msg, _
-from screens.base import ReportsWorkerErrors, localize_bindings, text_input
+from orderdesk.i18n import _
+from screens.base import CommandRefused, RunsCommands, localize_bindings, refusal_text, text_input
 
 if TYPE_CHECKING:
     from orderdesk.views import OrderDetail
@@ -56,15 +55,7 @@ DIALOG_CSS = """
 """
 
 
-def refusal_text(session: DeskSession, reason: Msg, who: tuple[str, ...]) -> str:
-    """A refusal as shown to the person: the reason, then who has to act before it can work."""
-    text = str(reason)
-    if who:
-        text += "\n" + _("Who must act: {roles}", roles=session.role_labels(who))
-    return text
-
-
-class MoveDialog(ReportsWorkerErrors, ModalScreen["OrderDetail | None"]):
+class MoveDialog(RunsCommands, ModalScreen["OrderDetail | None"]):
     """Pick one of the moves this user may make on the order, give a reason, Enter to move."""
 
     DEFAULT_CSS = DIALOG_CSS.format(name="MoveDialog")
@@ -75,11 +66,6 @@ class MoveDialog(ReportsWorkerErrors, ModalScreen["OrderDetail | None"]):
     @dataclass
     class Moved(Message):
         detail: OrderDetail
-
-    @dataclass
-    class MoveRefused(Message):
-        reason: Msg
-        who: tuple[str, ...]
 
     def __init__(self, session: DeskSession, detail: OrderDetail) -> None:
         super().__init__()
@@ -138,13 +124,13 @@ class MoveDialog(ReportsWorkerErrors, ModalScreen["OrderDetail | None"]):
         self.query_one("#move-error", Static).update(_("Moving…"))
         self.move(transition, self.query_one("#move-reason", Input).value)
 
-    @work(thread=True, exclusive=True, exit_on_error=False, group="move")
     def move(self, transition: str, reason: str) -> None:
         """Run the move against the version on screen: a change made meanwhile is refused as stale."""
-        from orderdesk.orders import move_order
 
-        try:
-            detail = move_order(
+        def move_it() -> OrderDetail:
+            from orderdesk.orders import move_order
+
+            return move_order(
                 self.session.store,
                 order_no=self.detail.order_no,
                 to=transition,
@@ -152,17 +138,15 @@ class MoveDialog(ReportsWorkerErrors, ModalScreen["OrderDetail | None"]):
                 reason=reason,
                 expected_version=self.detail.version,
             )
-        except OrderdeskError as exc:
-            self.post_message(self.MoveRefused(exc.message, exc.who))
-            return
-        self.post_message(self.Moved(detail))
+
+        self.run_command(move_it, self.Moved, group="move")
 
     @on(Moved)
     def _moved(self, event: Moved) -> None:
         self.dismiss(event.detail)
 
-    @on(MoveRefused)
-    def _move_refused(self, event: MoveRefused) -> None:
+    @on(CommandRefused)
+    def _move_refused(self, event: CommandRefused) -> None:
         self._busy = False
         self.query_one("#move-error", Static).update(refusal_text(self.session, event.reason, event.who))
 
@@ -170,7 +154,7 @@ class MoveDialog(ReportsWorkerErrors, ModalScreen["OrderDetail | None"]):
         self.dismiss(None)
 
 
-class NoteDialog(ReportsWorkerErrors, ModalScreen[bool]):
+class NoteDialog(RunsCommands, ModalScreen[bool]):
     """Add a note to the order's timeline; Enter saves, Esc cancels."""
 
     DEFAULT_CSS = DIALOG_CSS.format(name="NoteDialog")
@@ -181,10 +165,6 @@ class NoteDialog(ReportsWorkerErrors, ModalScreen[bool]):
     @dataclass
     class NoteAdded(Message):
         pass
-
-    @dataclass
-    class NoteRefused(Message):
-        reason: Msg
 
     def __init__(self, session: DeskSession, order_no: str) -> None:
         super().__init__()
@@ -207,23 +187,20 @@ class NoteDialog(ReportsWorkerErrors, ModalScreen[bool]):
         self._busy = True
         self.add(event.value)
 
-    @work(thread=True, exclusive=True, exit_on_error=False, group="note")
     def add(self, text: str) -> None:
-        from orderdesk.orders import add_note
+        def add_it() -> None:
+            from orderdesk.orders import add_note
 
-        try:
             add_note(self.session.store, order_no=self.order_no, text=text, user=self.session.user.name)
-        except OrderdeskError as exc:
-            self.post_message(self.NoteRefused(exc.message))
-            return
-        self.post_message(self.NoteAdded())
+
+        self.run_command(add_it, lambda _added: self.NoteAdded(), group="note")
 
     @on(NoteAdded)
     def _added(self) -> None:
         self.dismiss(True)
 
-    @on(NoteRefused)
-    def _refused(self, event: NoteRefused) -> None:
+    @on(CommandRefused)
+    def _refused(self, event: CommandRefused) -> None:
         self._busy = False
         self.query_one("#note-error", Static).update(str(event.reason))
 

@@ -16,14 +16,20 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
 from textual.message import Message
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Static
 
-from orderdesk.errors import OrderdeskError
-from orderdesk.i18n import Label, Msg, _
-from screens.base import ReportsWorkerErrors, StatusLine, fit, localize_bindings, text_input
+from orderdesk.i18n import Label, _
+from screens.base import (
+    CommandRefused,
+    DeskScreen,
+    QueueDeskScreen,
+    StatusLine,
+    fit,
+    keep_cursor,
+    refusal_text,
+    text_input,
+)
 from screens.desk_dialogs import DefectDialog, DefectInput
-from screens.order_dialogs import refusal_text
 from screens.sales_desk import BUSINESS_TZ, RED, label_pad, promised_text, table_flex
 
 if TYPE_CHECKING:
@@ -50,7 +56,7 @@ def waited(delta: timedelta) -> str:
     return f"{hours // 24}d {hours % 24}h"
 
 
-class QCDeskScreen(ReportsWorkerErrors, Screen[None]):
+class QCDeskScreen(QueueDeskScreen):
     """Home of the QC role: the inspection queue, longest waiting first; Enter inspects."""
 
     DEFAULT_CSS = """
@@ -59,6 +65,7 @@ class QCDeskScreen(ReportsWorkerErrors, Screen[None]):
     QCDeskScreen #qc-hint { height: 2; padding: 0 1; color: $text-muted; }
     """
     AUTO_FOCUS = "#qc-queue"
+    QUEUE_ID = "qc-queue"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("enter", "inspect", "Inspect", id="qc.inspect", show=True),
         Binding("t", "take", "Take", id="qc.take"),
@@ -77,47 +84,27 @@ class QCDeskScreen(ReportsWorkerErrors, Screen[None]):
             return isinstance(message, QCDeskScreen.Loaded)
 
     @dataclass
-    class Failed(Message):
-        reason: Msg
-        who: tuple[str, ...] = ()
-
-    @dataclass
     class Taken(Message):
         order_no: str
 
     def __init__(self, session: DeskSession) -> None:
-        super().__init__()
-        self.session = session
+        super().__init__(session)
         self.items: list[QueueItem] = []
         self.filter = "all"
-        self.loaded = False
-        localize_bindings(self)
 
     def compose(self) -> ComposeResult:
-        yield Static(_("QC desk — loading…"), id="qc-title")
-        yield DataTable(id="qc-queue", cursor_type="row", zebra_stripes=True)
-        yield Static("", id="qc-hint")
-        yield StatusLine(self.session, self.session.db_path.name)
-        yield Footer()
+        yield from self.compose_queue(_("QC desk — loading…"), "qc-title", "qc-hint")
 
-    def on_mount(self) -> None:
-        self.load()
-
-    def on_screen_resume(self) -> None:
-        if self.loaded:
-            self.load()
-
-    @work(thread=True, exclusive=True, exit_on_error=False, group="qc-queue")
     def load(self) -> None:
-        from orderdesk.qc import UNASSIGNED, qc_queue
+        shown = self.filter
 
-        wanted = {"all": None, "mine": self.session.user.name, "unassigned": UNASSIGNED}[self.filter]
-        try:
-            items = qc_queue(self.session.store, inspector=wanted, limit=PAGE)
-        except OrderdeskError as exc:
-            self.post_message(self.Failed(exc.message, exc.who))
-            return
-        self.post_message(self.Loaded(items, self.filter))
+        def queue() -> list[QueueItem]:
+            from orderdesk.qc import UNASSIGNED, qc_queue
+
+            wanted = {"all": None, "mine": self.session.user.name, "unassigned": UNASSIGNED}[shown]
+            return qc_queue(self.session.store, inspector=wanted, limit=PAGE)
+
+        self.run_command(queue, lambda items: self.Loaded(items, shown), group="qc-queue")
 
     @on(Loaded)
     def _loaded(self, event: Loaded) -> None:
@@ -135,8 +122,8 @@ class QCDeskScreen(ReportsWorkerErrors, Screen[None]):
         self._hint()
         self.refresh_bindings()
 
-    @on(Failed)
-    def _failed(self, event: Failed) -> None:
+    @on(CommandRefused)
+    def _failed(self, event: CommandRefused) -> None:
         self.notify(refusal_text(self.session, event.reason, event.who), severity="error", timeout=8)
 
     def _fill(self) -> None:
@@ -163,19 +150,7 @@ class QCDeskScreen(ReportsWorkerErrors, Screen[None]):
                     promised_text(i.promised_date, i.short_lead),
                     key=i.order_no,
                 )
-        if current and any(i.order_no == current for i in self.items):
-            table.move_cursor(row=table.get_row_index(current))
-
-    def on_resize(self) -> None:
-        if self.loaded:
-            self._fill()
-
-    def current_order(self) -> str | None:
-        table = self.query_one("#qc-queue", DataTable)
-        if not table.row_count:
-            return None
-        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key
-        return str(key.value) if key.value is not None else None
+        keep_cursor(table, current)
 
     @on(DataTable.RowHighlighted, "#qc-queue")
     def _hint(self) -> None:
@@ -220,21 +195,15 @@ class QCDeskScreen(ReportsWorkerErrors, Screen[None]):
         if no:
             self.take(no)
 
-    @work(thread=True, exclusive=True, exit_on_error=False, group="qc-take")
     def take(self, order_no: str) -> None:
-        from orderdesk.qc import assign_inspector
+        def assign() -> str:
+            from orderdesk.qc import assign_inspector
 
-        try:
-            assign_inspector(
-                self.session.store,
-                order_no=order_no,
-                inspector=self.session.user.name,
-                user=self.session.user.name,
-            )
-        except OrderdeskError as exc:
-            self.post_message(self.Failed(exc.message, exc.who))
-            return
-        self.post_message(self.Taken(order_no))
+            user = self.session.user.name
+            assign_inspector(self.session.store, order_no=order_no, inspector=user, user=user)
+            return order_no
+
+        self.run_command(assign, self.Taken, group="qc-take")
 
     @on(Taken)
     def _taken(self, event: Taken) -> None:
@@ -247,9 +216,6 @@ class QCDeskScreen(ReportsWorkerErrors, Screen[None]):
 
     def action_yield_report(self) -> None:
         self.app.push_screen(YieldScreen(self.session))
-
-    def action_reload(self) -> None:
-        self.load()
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -274,7 +240,7 @@ class InspectionForm:
     lines: list[LineResult] = field(default_factory=list)
 
 
-class InspectionScreen(ReportsWorkerErrors, Screen[None]):
+class InspectionScreen(DeskScreen):
     """Inspect an order line by line: p passes a line, f fails it with defects, a passes every open line."""
 
     DEFAULT_CSS = """
@@ -307,20 +273,13 @@ class InspectionScreen(ReportsWorkerErrors, Screen[None]):
     class Recorded(Message):
         view: InspectionView
 
-    @dataclass
-    class Refused(Message):
-        reason: Msg
-        who: tuple[str, ...]
-
     def __init__(self, session: DeskSession, order_no: str) -> None:
-        super().__init__()
-        self.session = session
+        super().__init__(session)
         self.order_no = order_no
         self.plan: InspectionPlan | None = None
         self.form = InspectionForm()
         self.codes: list[tuple[str, str]] = []
         self.busy = False
-        localize_bindings(self)
 
     def compose(self) -> ComposeResult:
         yield Static(_("Inspect {order_no} — loading…", order_no=self.order_no), id="insp-title")
@@ -355,22 +314,20 @@ class InspectionScreen(ReportsWorkerErrors, Screen[None]):
     def on_mount(self) -> None:
         self.load()
 
-    @work(thread=True, exclusive=True, exit_on_error=False, group="inspect-load")
     def load(self) -> None:
-        from orderdesk.i18n import current_language
-        from orderdesk.qc import inspection_plan
-        from orderdesk.rules import rules_for
+        def plan_and_codes() -> tuple[InspectionPlan, list[tuple[str, str]]]:
+            from orderdesk.i18n import current_language
+            from orderdesk.qc import inspection_plan
+            from orderdesk.rules import rules_for
 
-        try:
             plan = inspection_plan(self.session.store, self.order_no)
             lang = current_language()
             codes = [
                 (d.id, d.label.render(lang)) for d in rules_for(self.session.store).defect_codes.values()
             ]
-        except OrderdeskError as exc:
-            self.post_message(self.Refused(exc.message, exc.who))
-            return
-        self.post_message(self.Loaded(plan, codes))
+            return plan, codes
+
+        self.run_command(plan_and_codes, lambda found: self.Loaded(*found), group="inspect-load")
 
     @on(Loaded)
     def _loaded(self, event: Loaded) -> None:
@@ -565,12 +522,11 @@ class InspectionScreen(ReportsWorkerErrors, Screen[None]):
             self.plan.version,
         )
 
-    @work(thread=True, exclusive=True, exit_on_error=False, group="inspect-record")
     def record(self, verdicts: list[Any], notes: str, reason: str, version: int) -> None:
-        from orderdesk.qc import record_inspection
+        def record_it() -> InspectionView:
+            from orderdesk.qc import record_inspection
 
-        try:
-            view = record_inspection(
+            return record_inspection(
                 self.session.store,
                 order_no=self.order_no,
                 user=self.session.user.name,
@@ -579,17 +535,13 @@ class InspectionScreen(ReportsWorkerErrors, Screen[None]):
                 reason=reason,
                 expected_version=version,
             )
-        except OrderdeskError as exc:
-            self.post_message(self.Refused(exc.message, exc.who))
-            return
-        self.post_message(self.Recorded(view))
 
-    @on(Refused)
-    def _refused(self, event: Refused) -> None:
+        self.run_command(record_it, self.Recorded, group="inspect-record")
+
+    @on(CommandRefused)
+    def _refused(self, event: CommandRefused) -> None:
         self.busy = False
-        self.query_one("#insp-result", Static).update(
-            Text(refusal_text(self.session, event.reason, event.who), style=RED)
-        )
+        self.show_refusal(event, "#insp-result")
 
     @on(Recorded)
     def _recorded(self, event: Recorded) -> None:
@@ -601,9 +553,6 @@ class InspectionScreen(ReportsWorkerErrors, Screen[None]):
             severity="information" if v.result == "passed" else "warning",
             timeout=8,
         )
-        self.app.pop_screen()
-
-    def action_back(self) -> None:
         self.app.pop_screen()
 
 
@@ -622,7 +571,7 @@ def history_summary(history: tuple[InspectionView, ...] | list[InspectionView]) 
     return Text(_("Earlier: ") + " · ".join(parts))
 
 
-class HistoryScreen(ReportsWorkerErrors, Screen[None]):
+class HistoryScreen(DeskScreen):
     """Every inspection of one order with each line's verdict, defects and measured values."""
 
     DEFAULT_CSS = """
@@ -636,15 +585,9 @@ class HistoryScreen(ReportsWorkerErrors, Screen[None]):
     class Loaded(Message):
         history: list[InspectionView]
 
-    @dataclass
-    class Failed(Message):
-        reason: Msg
-
     def __init__(self, session: DeskSession, order_no: str) -> None:
-        super().__init__()
-        self.session = session
+        super().__init__(session)
         self.order_no = order_no
-        localize_bindings(self)
 
     def compose(self) -> ComposeResult:
         yield Static(_("Inspections of {order_no}", order_no=self.order_no), id="hist-title")
@@ -655,19 +598,16 @@ class HistoryScreen(ReportsWorkerErrors, Screen[None]):
     def on_mount(self) -> None:
         self.load()
 
-    @work(thread=True, exclusive=True, exit_on_error=False, group="history")
     def load(self) -> None:
-        from orderdesk.qc import inspection_history
+        def history() -> list[InspectionView]:
+            from orderdesk.qc import inspection_history
 
-        try:
-            history = inspection_history(self.session.store, self.order_no)
-        except OrderdeskError as exc:
-            self.post_message(self.Failed(exc.message))
-            return
-        self.post_message(self.Loaded(history))
+            return inspection_history(self.session.store, self.order_no)
 
-    @on(Failed)
-    def _failed(self, event: Failed) -> None:
+        self.run_command(history, self.Loaded, group="history")
+
+    @on(CommandRefused)
+    def _failed(self, event: CommandRefused) -> None:
         self.query_one("#hist-title", Static).update(Text(str(event.reason), style=RED))
 
     @on(Loaded)
@@ -712,9 +652,6 @@ class HistoryScreen(ReportsWorkerErrors, Screen[None]):
                 _("{order_no} has not been inspected yet.", order_no=self.order_no)
             )
 
-    def action_back(self) -> None:
-        self.app.pop_screen()
-
 
 # ---------------------------------------------------------------------------------------------------------
 # First-pass yield
@@ -728,7 +665,7 @@ PERIOD_LABELS = {
 }
 
 
-class YieldScreen(ReportsWorkerErrors, Screen[None]):
+class YieldScreen(DeskScreen):
     """First-pass yield by product and period; F3 changes the period, [ and ] the range of days."""
 
     DEFAULT_CSS = """
@@ -752,11 +689,9 @@ class YieldScreen(ReportsWorkerErrors, Screen[None]):
             return isinstance(message, YieldScreen.Loaded)
 
     def __init__(self, session: DeskSession) -> None:
-        super().__init__()
-        self.session = session
+        super().__init__(session)
         self.period = "month"
         self.days = 90
-        localize_bindings(self)
 
     def compose(self) -> ComposeResult:
         yield Static(_("First-pass yield — loading…"), id="yield-title")
@@ -826,6 +761,3 @@ class YieldScreen(ReportsWorkerErrors, Screen[None]):
         i = max(0, min(len(RANGES) - 1, RANGES.index(self.days) + step))
         self.days = RANGES[i]
         self.load()
-
-    def action_back(self) -> None:
-        self.app.pop_screen()

@@ -7,6 +7,7 @@ handlers own the widgets. Tables hold one page at most.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, timedelta, timezone
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -19,15 +20,25 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
 from textual.message import Message
-from textual.screen import Screen
 from textual.widgets import ContentSwitcher, DataTable, Footer, Input, OptionList, Static
 from textual.widgets.option_list import Option
 
 from orderdesk.errors import OrderdeskError
 from orderdesk.i18n import Label, Msg, _
-from screens.base import ReportsWorkerErrors, StatusLine, desk_app, fit, localize_bindings, text_input
+from screens.base import (
+    RED,
+    CommandRefused,
+    DeskScreen,
+    QueueDeskScreen,
+    StatusLine,
+    cursor_key,
+    desk_app,
+    fit,
+    keep_cursor,
+    refusal_text,
+    text_input,
+)
 from screens.desk_dialogs import Choice, ChoiceDialog, ConfirmDialog, ReasonDialog
-from screens.order_dialogs import refusal_text
 
 if TYPE_CHECKING:
     from orderdesk.sales import (
@@ -62,7 +73,6 @@ FLAG_LABELS = {
     "short_lead": Label("Short", "交期紧"),
 }
 W_ORDER, W_PROMISED, W_AMOUNT, W_FLAGS, W_MIN = 15, 10, 12, 18, 10
-RED = "bold red"
 # Times on the desks are shown in China Standard Time, where the desks are (stable in tests too).
 BUSINESS_TZ = timezone(timedelta(hours=8))
 
@@ -91,7 +101,7 @@ def table_flex(table: DataTable[Any], app_width: int, fixed: int, columns: int) 
 # ---------------------------------------------------------------------------------------------------------
 # The desk: orders needing attention
 # ---------------------------------------------------------------------------------------------------------
-class SalesDeskScreen(ReportsWorkerErrors, Screen[None]):
+class SalesDeskScreen(QueueDeskScreen):
     """Home of the sales role: the orders that need sales, most urgent first; n enters a new order."""
 
     DEFAULT_CSS = """
@@ -100,6 +110,7 @@ class SalesDeskScreen(ReportsWorkerErrors, Screen[None]):
     SalesDeskScreen #sales-hint { height: 2; padding: 0 1; color: $text-muted; }
     """
     AUTO_FOCUS = "#worklist"
+    QUEUE_ID = "worklist"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("n", "new_order", "New order", id="sales.new"),
         Binding("c", "change", "Change", id="sales.change"),
@@ -116,42 +127,20 @@ class SalesDeskScreen(ReportsWorkerErrors, Screen[None]):
         def can_replace(self, message: Message) -> bool:
             return isinstance(message, SalesDeskScreen.Loaded)
 
-    @dataclass
-    class LoadFailed(Message):
-        reason: Msg
-
     def __init__(self, session: DeskSession) -> None:
-        super().__init__()
-        self.session = session
+        super().__init__(session)
         self.items: list[WorkItem] = []
-        self.loaded = False
-        localize_bindings(self)
 
     def compose(self) -> ComposeResult:
-        yield Static(_("Sales desk — loading…"), id="sales-title")
-        table: DataTable[Any] = DataTable(id="worklist", cursor_type="row", zebra_stripes=True)
-        yield table
-        yield Static("", id="sales-hint")
-        yield StatusLine(self.session, self.session.db_path.name)
-        yield Footer()
+        yield from self.compose_queue(_("Sales desk — loading…"), "sales-title", "sales-hint")
 
-    def on_mount(self) -> None:
-        self.load()
-
-    def on_screen_resume(self) -> None:
-        if self.loaded:
-            self.load()
-
-    @work(thread=True, exclusive=True, exit_on_error=False, group="sales-worklist")
     def load(self) -> None:
-        from orderdesk.sales import sales_worklist
+        def worklist() -> list[WorkItem]:
+            from orderdesk.sales import sales_worklist
 
-        try:
-            items = sales_worklist(self.session.store, viewer=self.session.user.name, limit=PAGE, recent=True)
-        except OrderdeskError as exc:
-            self.post_message(self.LoadFailed(exc.message))
-            return
-        self.post_message(self.Loaded(items))
+            return sales_worklist(self.session.store, viewer=self.session.user.name, limit=PAGE, recent=True)
+
+        self.run_command(worklist, self.Loaded, group="sales-worklist")
 
     @on(Loaded)
     def _loaded(self, event: Loaded) -> None:
@@ -166,8 +155,8 @@ class SalesDeskScreen(ReportsWorkerErrors, Screen[None]):
         self._hint()
         self.refresh_bindings()
 
-    @on(LoadFailed)
-    def _failed(self, event: LoadFailed) -> None:
+    @on(CommandRefused)
+    def _failed(self, event: CommandRefused) -> None:
         self.query_one("#sales-title", Static).update(Text(str(event.reason), style=RED))
 
     def _fill(self) -> None:
@@ -194,19 +183,7 @@ class SalesDeskScreen(ReportsWorkerErrors, Screen[None]):
                     cells.append(fit(money(item.amount), W_AMOUNT, justify="right"))
                 cells.append(fit(" · ".join(str(FLAG_LABELS[f]) for f in item.flags), W_FLAGS))
                 table.add_row(*cells, key=item.order_no)
-        if current and any(i.order_no == current for i in self.items):
-            table.move_cursor(row=table.get_row_index(current))
-
-    def on_resize(self) -> None:
-        if self.loaded:
-            self._fill()
-
-    def current_order(self) -> str | None:
-        table = self.query_one("#worklist", DataTable)
-        if not table.row_count:
-            return None
-        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key
-        return str(key.value) if key.value is not None else None
+        keep_cursor(table, current)
 
     def _current_item(self) -> WorkItem | None:
         no = self.current_order()
@@ -251,9 +228,6 @@ class SalesDeskScreen(ReportsWorkerErrors, Screen[None]):
 
     async def action_find(self) -> None:
         await desk_app(self).action_find_order()
-
-    def action_reload(self) -> None:
-        self.load()
 
 
 def explain(item: WorkItem) -> Text:
@@ -304,7 +278,7 @@ class Draft:
     link: bool | None = None  # None: not decided yet
 
 
-class OrderEntryScreen(ReportsWorkerErrors, Screen[None]):
+class OrderEntryScreen(DeskScreen):
     """Enter an order: customer by code, name or phone; lines by SKU, name or scan; the checks answered live."""
 
     DEFAULT_CSS = """
@@ -359,15 +333,8 @@ class OrderEntryScreen(ReportsWorkerErrors, Screen[None]):
     class Saved(Message):
         result: EntryResult
 
-    @dataclass
-    class Refused(Message):
-        reason: Msg
-        code: str
-        who: tuple[str, ...]
-
     def __init__(self, session: DeskSession) -> None:
-        super().__init__()
-        self.session = session
+        super().__init__(session)
         self.draft = Draft()
         self.check: EntryCheck | None = None
         self.picks: list[Any] = []
@@ -377,7 +344,6 @@ class OrderEntryScreen(ReportsWorkerErrors, Screen[None]):
         self.duplicate: tuple[str, str] = ("", "")
         self.busy = False
         self.problem: Text | None = None
-        localize_bindings(self)
 
     def compose(self) -> ComposeResult:
         yield Static(_("New order"), id="entry-title")
@@ -430,17 +396,18 @@ class OrderEntryScreen(ReportsWorkerErrors, Screen[None]):
     def _customer_typed(self, event: Input.Changed) -> None:
         if self.draft.customer is not None and event.value.strip() == self.draft.customer.code:
             return
-        self.find_customers(event.value)
+        self.lookup("find_customers", event.value, self.CustomersFound)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="entry-lookup")
-    def find_customers(self, text: str) -> None:
-        from orderdesk.sales import find_customers
+    def lookup(self, finder: str, text: str, found: Callable[[str, list[Any]], Message]) -> None:
+        """Customers or products matching ``text`` (``finder``: the ``orderdesk.sales`` function)."""
+        from orderdesk import sales
 
         try:
-            picks = find_customers(self.session.store, text, limit=6)
+            picks = getattr(sales, finder)(self.session.store, text, limit=6)
         except OrderdeskError:
-            picks = []
-        self.post_message(self.CustomersFound(text, picks))
+            picks = []  # a half-typed query that finds nothing is not an error
+        self.post_message(found(text, picks))
 
     @on(CustomersFound)
     def _customers_found(self, event: CustomersFound) -> None:
@@ -455,17 +422,7 @@ class OrderEntryScreen(ReportsWorkerErrors, Screen[None]):
     @on(Input.Changed, "#entry-product")
     def _product_typed(self, event: Input.Changed) -> None:
         self.pending_product = None
-        self.find_products(event.value)
-
-    @work(thread=True, exclusive=True, exit_on_error=False, group="entry-lookup")
-    def find_products(self, text: str) -> None:
-        from orderdesk.sales import find_products
-
-        try:
-            picks = find_products(self.session.store, text, limit=6)
-        except OrderdeskError:
-            picks = []
-        self.post_message(self.ProductsFound(text, picks))
+        self.lookup("find_products", event.value, self.ProductsFound)
 
     @on(ProductsFound)
     def _products_found(self, event: ProductsFound) -> None:
@@ -536,16 +493,13 @@ class OrderEntryScreen(ReportsWorkerErrors, Screen[None]):
         self.load_customer(pick.code)
         self.query_one("#entry-product", Input).focus()
 
-    @work(thread=True, exclusive=True, exit_on_error=False, group="entry-customer")
     def load_customer(self, code: str) -> None:
-        from orderdesk.sales import customer_defaults
+        def defaults() -> CustomerDefaults:
+            from orderdesk.sales import customer_defaults
 
-        try:
-            defaults = customer_defaults(self.session.store, code)
-        except OrderdeskError as exc:
-            self.post_message(self.Refused(exc.message, exc.code, exc.who))
-            return
-        self.post_message(self.CustomerLoaded(defaults))
+            return customer_defaults(self.session.store, code)
+
+        self.run_command(defaults, self.CustomerLoaded, group="entry-customer")
 
     @on(CustomerLoaded)
     def _customer_loaded(self, event: CustomerLoaded) -> None:
@@ -667,20 +621,17 @@ class OrderEntryScreen(ReportsWorkerErrors, Screen[None]):
             self.query_one("#entry-address", Input).value,
         )
 
-    @work(thread=True, exclusive=True, exit_on_error=False, group="entry-check")
     def check_entry(
         self, customer: str, lines: list[tuple[str, int]], promised: date | None, address: str
     ) -> None:
-        from orderdesk.sales import check_entry
+        def check() -> EntryCheck:
+            from orderdesk.sales import check_entry
 
-        try:
-            check = check_entry(
+            return check_entry(
                 self.session.store, customer=customer, lines=lines, promised=promised, ship_address=address
             )
-        except OrderdeskError as exc:
-            self.post_message(self.Refused(exc.message, exc.code, exc.who))
-            return
-        self.post_message(self.Checked(check))
+
+        self.run_command(check, self.Checked, group="entry-check")
 
     @on(Checked)
     def _checked(self, event: Checked) -> None:
@@ -905,24 +856,21 @@ class OrderEntryScreen(ReportsWorkerErrors, Screen[None]):
             parent=self.check.link.order_no if self.check and self.check.link and self.draft.link else "",
         )
 
-    @work(thread=True, exclusive=True, exit_on_error=False, group="entry-save")
     def save(self, **kwargs: Any) -> None:
-        from orderdesk.sales import enter_order
+        def enter() -> EntryResult:
+            from orderdesk.sales import enter_order
 
-        address_given = kwargs["ship_address"] != (
-            self.draft.customer.ship_address if self.draft.customer else ""
-        )
-        if not address_given:
-            kwargs["ship_address"] = None  # the usual address: no edit permission needed to keep it
-        try:
-            result = enter_order(self.session.store, user=self.session.user.name, **kwargs)
-        except OrderdeskError as exc:
-            self.post_message(self.Refused(exc.message, exc.code, exc.who))
-            return
-        self.post_message(self.Saved(result))
+            address_given = kwargs["ship_address"] != (
+                self.draft.customer.ship_address if self.draft.customer else ""
+            )
+            if not address_given:
+                kwargs["ship_address"] = None  # the usual address: no edit permission needed to keep it
+            return enter_order(self.session.store, user=self.session.user.name, **kwargs)
 
-    @on(Refused)
-    def _refused(self, event: Refused) -> None:
+        self.run_command(enter, self.Saved, group="entry-save")
+
+    @on(CommandRefused)
+    def _refused(self, event: CommandRefused) -> None:
         self.busy = False
         if event.code == "duplicate_suspected":
             self.problem = None
@@ -989,7 +937,7 @@ class ChangeLine:
     replaced_by: str = ""
 
 
-class ChangeRequestScreen(ReportsWorkerErrors, Screen[None]):
+class ChangeRequestScreen(DeskScreen):
     """Ask for a change to an order: quantities, SKUs, ship-to, date, with a reason; impact and class shown live."""
 
     DEFAULT_CSS = """
@@ -1026,20 +974,13 @@ class ChangeRequestScreen(ReportsWorkerErrors, Screen[None]):
     class Filed(Message):
         view: ChangeRequestView
 
-    @dataclass
-    class Refused(Message):
-        reason: Msg
-        who: tuple[str, ...]
-
     def __init__(self, session: DeskSession, order_no: str) -> None:
-        super().__init__()
-        self.session = session
+        super().__init__(session)
         self.order_no = order_no
         self.detail: Any = None
         self.lines: list[ChangeLine] = []
         self.mode = "qty"  # qty | replace | add
         self.busy = False
-        localize_bindings(self)
 
     def compose(self) -> ComposeResult:
         yield Static(_("Change {order_no} — loading…", order_no=self.order_no), id="change-title")
@@ -1072,16 +1013,13 @@ class ChangeRequestScreen(ReportsWorkerErrors, Screen[None]):
     def on_mount(self) -> None:
         self.load()
 
-    @work(thread=True, exclusive=True, exit_on_error=False, group="change-load")
     def load(self) -> None:
-        from orderdesk.orders import show_order
+        def detail() -> Any:
+            from orderdesk.orders import show_order
 
-        try:
-            detail = show_order(self.session.store, self.order_no, viewer=self.session.user.name)
-        except OrderdeskError as exc:
-            self.post_message(self.Refused(exc.message, exc.who))
-            return
-        self.post_message(self.Loaded(detail))
+            return show_order(self.session.store, self.order_no, viewer=self.session.user.name)
+
+        self.run_command(detail, self.Loaded, group="change-load")
 
     @on(Loaded)
     def _loaded(self, event: Loaded) -> None:
@@ -1257,12 +1195,11 @@ class ChangeRequestScreen(ReportsWorkerErrors, Screen[None]):
         self.busy = True
         self.file(request, self.query_one("#change-reason", Input).value, self.detail.version)
 
-    @work(thread=True, exclusive=True, exit_on_error=False, group="change-file")
     def file(self, request: dict[str, Any], reason: str, version: int) -> None:
-        from orderdesk.sales import request_change
+        def request_it() -> ChangeRequestView:
+            from orderdesk.sales import request_change
 
-        try:
-            view = request_change(
+            return request_change(
                 self.session.store,
                 order_no=self.order_no,
                 user=self.session.user.name,
@@ -1270,17 +1207,13 @@ class ChangeRequestScreen(ReportsWorkerErrors, Screen[None]):
                 expected_version=version,
                 **request,
             )
-        except OrderdeskError as exc:
-            self.post_message(self.Refused(exc.message, exc.who))
-            return
-        self.post_message(self.Filed(view))
 
-    @on(Refused)
-    def _refused(self, event: Refused) -> None:
+        self.run_command(request_it, self.Filed, group="change-file")
+
+    @on(CommandRefused)
+    def _refused(self, event: CommandRefused) -> None:
         self.busy = False
-        self.query_one("#change-preview", Static).update(
-            Text(refusal_text(self.session, event.reason, event.who), style=RED)
-        )
+        self.show_refusal(event, "#change-preview")
 
     @on(Filed)
     def _filed(self, event: Filed) -> None:
@@ -1295,9 +1228,6 @@ class ChangeRequestScreen(ReportsWorkerErrors, Screen[None]):
             title=v.order_no,
             timeout=8,
         )
-        self.app.pop_screen()
-
-    def action_back(self) -> None:
         self.app.pop_screen()
 
 
@@ -1340,7 +1270,7 @@ def preview_text(session: DeskSession, p: ChangePreview) -> Text:
 # ---------------------------------------------------------------------------------------------------------
 # Versions side by side
 # ---------------------------------------------------------------------------------------------------------
-class VersionsScreen(ReportsWorkerErrors, Screen[None]):
+class VersionsScreen(DeskScreen):
     """Two versions of an order side by side with the differences marked; [ and ] step through them."""
 
     DEFAULT_CSS = """
@@ -1358,17 +1288,11 @@ class VersionsScreen(ReportsWorkerErrors, Screen[None]):
     class Loaded(Message):
         revisions: list[RevisionView]
 
-    @dataclass
-    class LoadFailed(Message):
-        reason: Msg
-
     def __init__(self, session: DeskSession, order_no: str) -> None:
-        super().__init__()
-        self.session = session
+        super().__init__(session)
         self.order_no = order_no
         self.revisions: list[RevisionView] = []
         self.index = 0  # compare revisions[index] (left) with revisions[index + 1] (right)
-        localize_bindings(self)
 
     def compose(self) -> ComposeResult:
         yield Static(_("Versions of {order_no} — loading…", order_no=self.order_no), id="versions-title")
@@ -1381,16 +1305,13 @@ class VersionsScreen(ReportsWorkerErrors, Screen[None]):
     def on_mount(self) -> None:
         self.load()
 
-    @work(thread=True, exclusive=True, exit_on_error=False, group="versions")
     def load(self) -> None:
-        from orderdesk.sales import order_revisions
+        def revisions() -> list[RevisionView]:
+            from orderdesk.sales import order_revisions
 
-        try:
-            revisions = order_revisions(self.session.store, self.order_no, viewer=self.session.user.name)
-        except OrderdeskError as exc:
-            self.post_message(self.LoadFailed(exc.message))
-            return
-        self.post_message(self.Loaded(revisions))
+            return order_revisions(self.session.store, self.order_no, viewer=self.session.user.name)
+
+        self.run_command(revisions, self.Loaded, group="versions")
 
     @on(Loaded)
     def _loaded(self, event: Loaded) -> None:
@@ -1398,8 +1319,8 @@ class VersionsScreen(ReportsWorkerErrors, Screen[None]):
         self.index = max(0, len(self.revisions) - 2)
         self._show_versions()
 
-    @on(LoadFailed)
-    def _failed(self, event: LoadFailed) -> None:
+    @on(CommandRefused)
+    def _failed(self, event: CommandRefused) -> None:
         self.query_one("#versions-title", Static).update(Text(str(event.reason), style=RED))
 
     def _show_versions(self) -> None:
@@ -1436,9 +1357,6 @@ class VersionsScreen(ReportsWorkerErrors, Screen[None]):
             return
         self.index = max(0, min(len(self.revisions) - 2, self.index + step))
         self._show_versions()
-
-    def action_back(self) -> None:
-        self.app.pop_screen()
 
 
 def version_text(session: DeskSession, rev: RevisionView, diff: Any, side: str) -> Group:
@@ -1503,7 +1421,7 @@ class _PlainLine:
 # ---------------------------------------------------------------------------------------------------------
 # Change requests to decide
 # ---------------------------------------------------------------------------------------------------------
-class ChangeApprovalsScreen(ReportsWorkerErrors, Screen[None]):
+class ChangeApprovalsScreen(DeskScreen):
     """Change requests this person's roles may decide: y approves (a new order version), x rejects."""
 
     DEFAULT_CSS = """
@@ -1528,17 +1446,10 @@ class ChangeApprovalsScreen(ReportsWorkerErrors, Screen[None]):
     class Decided(Message):
         view: ChangeRequestView
 
-    @dataclass
-    class Refused(Message):
-        reason: Msg
-        who: tuple[str, ...]
-
     def __init__(self, session: DeskSession) -> None:
-        super().__init__()
-        self.session = session
+        super().__init__(session)
         self.views: list[ChangeRequestView] = []
         self.busy = False
-        localize_bindings(self)
 
     def compose(self) -> ComposeResult:
         yield Static(_("Change requests to decide — loading…"), id="approvals-title")
@@ -1550,16 +1461,13 @@ class ChangeApprovalsScreen(ReportsWorkerErrors, Screen[None]):
     def on_mount(self) -> None:
         self.load()
 
-    @work(thread=True, exclusive=True, exit_on_error=False, group="approvals")
     def load(self) -> None:
-        from orderdesk.sales import change_requests
+        def waiting() -> list[ChangeRequestView]:
+            from orderdesk.sales import change_requests
 
-        try:
-            views = change_requests(self.session.store, decidable_by=self.session.user.name, limit=PAGE)
-        except OrderdeskError as exc:
-            self.post_message(self.Refused(exc.message, exc.who))
-            return
-        self.post_message(self.Loaded(views))
+            return change_requests(self.session.store, decidable_by=self.session.user.name, limit=PAGE)
+
+        self.run_command(waiting, self.Loaded, group="approvals")
 
     @on(Loaded)
     def _loaded(self, event: Loaded) -> None:
@@ -1589,10 +1497,7 @@ class ChangeApprovalsScreen(ReportsWorkerErrors, Screen[None]):
         self._detail()
 
     def _current(self) -> ChangeRequestView | None:
-        table = self.query_one("#approvals", DataTable)
-        if not table.row_count:
-            return None
-        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+        key = cursor_key(self.query_one("#approvals", DataTable))
         return next((v for v in self.views if str(v.id) == key), None)
 
     @on(DataTable.RowHighlighted, "#approvals")
@@ -1663,22 +1568,19 @@ class ChangeApprovalsScreen(ReportsWorkerErrors, Screen[None]):
         self.busy = True
         self.decide(request_id, approve, reason)
 
-    @work(thread=True, exclusive=True, exit_on_error=False, group="approvals-decide")
     def decide(self, request_id: int, approve: bool, reason: str) -> None:
-        from orderdesk.sales import decide_change
+        def decide_it() -> ChangeRequestView:
+            from orderdesk.sales import decide_change
 
-        try:
-            view = decide_change(
+            return decide_change(
                 self.session.store,
                 request_id=request_id,
                 approve=approve,
                 user=self.session.user.name,
                 reason=reason,
             )
-        except OrderdeskError as exc:
-            self.post_message(self.Refused(exc.message, exc.who))
-            return
-        self.post_message(self.Decided(view))
+
+        self.run_command(decide_it, self.Decided, group="approvals-decide")
 
     @on(Decided)
     def _decided(self, event: Decided) -> None:
@@ -1696,12 +1598,10 @@ class ChangeApprovalsScreen(ReportsWorkerErrors, Screen[None]):
         )
         self.load()
 
-    @on(Refused)
-    def _refused(self, event: Refused) -> None:
+    @on(CommandRefused)
+    def _refused(self, event: CommandRefused) -> None:
         self.busy = False
-        self.query_one("#approval-detail", Static).update(
-            Text(refusal_text(self.session, event.reason, event.who), style=RED)
-        )
+        self.show_refusal(event, "#approval-detail")
 
     def action_versions(self) -> None:
         v = self._current()
@@ -1710,6 +1610,3 @@ class ChangeApprovalsScreen(ReportsWorkerErrors, Screen[None]):
 
     def action_reload(self) -> None:
         self.load()
-
-    def action_back(self) -> None:
-        self.app.pop_screen()

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich.text import Text
 from textual import on, work
@@ -20,15 +20,26 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
-from textual.screen import ModalScreen, Screen
+from textual.screen import ModalScreen
 from textual.widgets import DataTable, Footer, Input, OptionList, Static
 from textual.widgets.option_list import Option
 
 from orderdesk.errors import OrderdeskError
 from orderdesk.i18n import Msg, _, current_language, msg
 from screens.alert_inbox import AlertBell, AlertInboxScreen
-from screens.base import ReportsWorkerErrors, StatusLine, fit, localize_bindings, text_input
-from screens.order_dialogs import DIALOG_CSS, refusal_text
+from screens.base import (
+    CommandRefused,
+    DeskScreen,
+    RunsCommands,
+    StatusLine,
+    cursor_key,
+    fit,
+    keep_cursor,
+    localize_bindings,
+    refusal_text,
+    text_input,
+)
+from screens.order_dialogs import DIALOG_CSS
 
 if TYPE_CHECKING:
     from orderdesk.alerts import TriageFilter, TriageRow
@@ -52,7 +63,7 @@ def late_text(seconds: int) -> str:
     return f"{sign}{left // 60}m"
 
 
-class TriageScreen(ReportsWorkerErrors, Screen[None]):
+class TriageScreen(DeskScreen):
     """Overdue and at-risk orders ranked by how bad they are; the planner's home."""
 
     CSS_PATH = "alert_screens.tcss"
@@ -90,23 +101,17 @@ class TriageScreen(ReportsWorkerErrors, Screen[None]):
         found: dict[int, tuple[Msg | None, tuple[str, ...]]]
 
     @dataclass
-    class LoadFailed(Message):
-        reason: Msg
-
-    @dataclass
     class ChoicesLoaded(Message):
         owners: list[str]
 
     def __init__(self, session: DeskSession) -> None:
-        super().__init__()
-        self.session = session
+        super().__init__(session)
         self.rows: list[TriageRow] = []
         self.total = 0
         self.page_offset = 0
         self.filter: dict[str, str | None] = {"state": None, "owner": None, "channel": None}
         self.owners: list[str] = []
         self.blocking: dict[int, tuple[Msg | None, tuple[str, ...]]] = {}
-        localize_bindings(self)
 
     # -- layout --------------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -197,7 +202,7 @@ class TriageScreen(ReportsWorkerErrors, Screen[None]):
                 self.session.store, filters=filters, limit=PAGE, offset=offset, with_blocking=False
             )
         except OrderdeskError as exc:
-            self.post_message(self.LoadFailed(exc.message))
+            self.post_message(CommandRefused(exc.message, exc.who, exc.code))
             return
         self.post_message(self.Loaded(filters, offset, total, rows))
         # What blocks each order runs the workflow's guards (a few queries per row): shown when ready.
@@ -226,6 +231,7 @@ class TriageScreen(ReportsWorkerErrors, Screen[None]):
         self.blocking = {k: v for k, v in self.blocking.items() if k in {r.alert_id for r in self.rows}}
         self._fill()
         self.query_one("#triage-title", Static).update(self._title_text())
+        self.refresh_bindings()  # the row keys apply now there are rows (the table may have had focus first)
 
     @on(BlockingLoaded)
     def _blocking_loaded(self, event: BlockingLoaded) -> None:
@@ -237,8 +243,8 @@ class TriageScreen(ReportsWorkerErrors, Screen[None]):
                 table.update_cell(str(row.alert_id), "blocking", self._blocking_cell(row, width))
         self._show_detail()
 
-    @on(LoadFailed)
-    def _load_failed(self, event: LoadFailed) -> None:
+    @on(CommandRefused)
+    def _load_failed(self, event: CommandRefused) -> None:
         self.notify(str(event.reason), severity="error", timeout=8)
 
     # -- the table -----------------------------------------------------------------------------------
@@ -320,15 +326,11 @@ class TriageScreen(ReportsWorkerErrors, Screen[None]):
             for row in self.rows[:PAGE]:
                 cells = self._cells(row, widths)
                 table.add_row(*(cells[k] for k, _l in columns), key=str(row.alert_id))
-            if current is not None and str(current.alert_id) in table.rows:
-                table.move_cursor(row=table.get_row_index(str(current.alert_id)))
+            keep_cursor(table, str(current.alert_id) if current else None)
         self._show_detail()
 
     def current_row(self) -> TriageRow | None:
-        table = self.query_one("#triage", DataTable)
-        if not table.row_count:
-            return None
-        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+        key = cursor_key(self.query_one("#triage", DataTable))
         return next((r for r in self.rows if str(r.alert_id) == key), None)
 
     @on(DataTable.RowSelected, "#triage")
@@ -442,6 +444,12 @@ class TriageScreen(ReportsWorkerErrors, Screen[None]):
             return self.current_row() is not None and not isinstance(self.focused, Input)
         return True
 
+    def _ask(self, row: TriageRow, title: str, run: Callable[[dict[str, str]], Msg], **form: Any) -> None:
+        """Open the form for one action on ``row``'s alert; the page reloads once the action went through."""
+        self.app.push_screen(
+            ActionDialog(self.session, title, row.message, run, **form), callback=self._after
+        )
+
     def _after(self, done: bool | None) -> None:
         if done:
             self.reload()
@@ -474,10 +482,9 @@ class TriageScreen(ReportsWorkerErrors, Screen[None]):
                 )
                 return msg("Answered: {order_no}.", order_no=row.order_no)
 
-            dialog = ActionDialog(
-                self.session,
+            self._ask(
+                row,
                 _("Answer {order_no}", order_no=row.order_no),
-                row.message,
                 answer,
                 choices=choices,
                 fields=[("text", _("Reason (needed when you ask for more information)"), "")],
@@ -494,14 +501,12 @@ class TriageScreen(ReportsWorkerErrors, Screen[None]):
                 )
                 return msg("Acknowledged: {order_no}.", order_no=row.order_no)
 
-            dialog = ActionDialog(
-                self.session,
+            self._ask(
+                row,
                 _("Acknowledge {order_no}", order_no=row.order_no),
-                row.message,
                 ack,
                 fields=[("text", _("What you are doing about it (optional)"), "")],
             )
-        self.app.push_screen(dialog, callback=self._after)
 
     def action_assign(self) -> None:
         from orderdesk.alerts import assign_alert_owner
@@ -520,15 +525,11 @@ class TriageScreen(ReportsWorkerErrors, Screen[None]):
             )
             return msg("{order_no} is now owned by {owner}.", order_no=row.order_no, owner=values["choice"])
 
-        self.app.push_screen(
-            ActionDialog(
-                self.session,
-                _("Assign {order_no}", order_no=row.order_no),
-                row.message,
-                assign,
-                choices=[(name, name) for name in self.owners],
-            ),
-            callback=self._after,
+        self._ask(
+            row,
+            _("Assign {order_no}", order_no=row.order_no),
+            assign,
+            choices=[(name, name) for name in self.owners],
         )
 
     def action_new_date(self) -> None:
@@ -558,18 +559,14 @@ class TriageScreen(ReportsWorkerErrors, Screen[None]):
             )
 
         current = row.promised_date.isoformat() if row.promised_date else ""
-        self.app.push_screen(
-            ActionDialog(
-                self.session,
-                _("New promised date for {order_no}", order_no=row.order_no),
-                row.message,
-                new_date,
-                fields=[
-                    ("date", _("New date, e.g. 2026-12-31"), current),
-                    ("text", _("Reason (required)"), ""),
-                ],
-            ),
-            callback=self._after,
+        self._ask(
+            row,
+            _("New promised date for {order_no}", order_no=row.order_no),
+            new_date,
+            fields=[
+                ("date", _("New date, e.g. 2026-12-31"), current),
+                ("text", _("Reason (required)"), ""),
+            ],
         )
 
     def action_escalate(self) -> None:
@@ -589,15 +586,11 @@ class TriageScreen(ReportsWorkerErrors, Screen[None]):
             )
             return msg("Escalated {order_no} to level {level}.", order_no=row.order_no, level=change.level)
 
-        self.app.push_screen(
-            ActionDialog(
-                self.session,
-                _("Escalate {order_no}", order_no=row.order_no),
-                row.message,
-                escalate,
-                fields=[("text", _("Why (optional)"), "")],
-            ),
-            callback=self._after,
+        self._ask(
+            row,
+            _("Escalate {order_no}", order_no=row.order_no),
+            escalate,
+            fields=[("text", _("Why (optional)"), "")],
         )
 
     def action_snooze(self) -> None:
@@ -619,22 +612,18 @@ class TriageScreen(ReportsWorkerErrors, Screen[None]):
             )
             return msg("Snoozed {order_no}.", order_no=row.order_no)
 
-        self.app.push_screen(
-            ActionDialog(
-                self.session,
-                _("Snooze {order_no}", order_no=row.order_no),
-                row.message,
-                snooze,
-                fields=[
-                    ("until", _("Until: +2h, +1d or 2026-11-23T09:00"), "+2h"),
-                    ("text", _("Reason (required)"), ""),
-                ],
-            ),
-            callback=self._after,
+        self._ask(
+            row,
+            _("Snooze {order_no}", order_no=row.order_no),
+            snooze,
+            fields=[
+                ("until", _("Until: +2h, +1d or 2026-11-23T09:00"), "+2h"),
+                ("text", _("Reason (required)"), ""),
+            ],
         )
 
 
-class ActionDialog(ReportsWorkerErrors, ModalScreen[bool]):
+class ActionDialog(RunsCommands, ModalScreen[bool]):
     """A small form for one action on an alert: optional choices, text fields, Enter runs it in a worker.
 
     A refusal keeps the dialog open with the reason (and who must act) in red; success closes it.
@@ -655,11 +644,6 @@ class ActionDialog(ReportsWorkerErrors, ModalScreen[bool]):
     @dataclass
     class Done(Message):
         note: Msg
-
-    @dataclass
-    class Refused(Message):
-        reason: Msg
-        who: tuple[str, ...]
 
     def __init__(
         self,
@@ -729,24 +713,16 @@ class ActionDialog(ReportsWorkerErrors, ModalScreen[bool]):
             return
         self._busy = True
         self.query_one("#action-error", Static).update(_("Working…"))
-        self.act(self.values())
-
-    @work(thread=True, exclusive=True, exit_on_error=False, group="alert-action")
-    def act(self, values: dict[str, str]) -> None:
-        try:
-            note = self.run(values)
-        except OrderdeskError as exc:
-            self.post_message(self.Refused(exc.message, exc.who))
-            return
-        self.post_message(self.Done(note))
+        values = self.values()
+        self.run_command(lambda: self.run(values), self.Done, group="alert-action")
 
     @on(Done)
     def _done(self, event: Done) -> None:
         self.app.notify(str(event.note))
         self.dismiss(True)
 
-    @on(Refused)
-    def _refused(self, event: Refused) -> None:
+    @on(CommandRefused)
+    def _refused(self, event: CommandRefused) -> None:
         self._busy = False
         self.query_one("#action-error", Static).update(refusal_text(self.session, event.reason, event.who))
 

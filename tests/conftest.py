@@ -4,7 +4,8 @@ commands, and a clock tests move by hand."""
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -33,6 +34,16 @@ DESK_USERS = {
 @pytest.fixture(autouse=True)
 def _english() -> None:
     set_language("en")
+
+
+@pytest.fixture
+def shanghai_time(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The desks' own time zone as the local one, so times on screen (and in snapshots) are stable."""
+    monkeypatch.setenv("TZ", "Asia/Shanghai")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
 
 
 @pytest.fixture

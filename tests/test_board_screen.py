@@ -5,8 +5,6 @@ inbox and its bell."""
 from __future__ import annotations
 
 import contextlib
-import time
-from collections.abc import Iterator
 from datetime import date
 from typing import Any
 
@@ -21,12 +19,12 @@ from orderdesk.notify import NotifyConfig, inbox_summary
 from orderdesk.orders import create_order, move_order
 from orderdesk.store import Store
 from screens.alert_inbox import AlertBell, AlertInboxScreen
-from screens.app import OrderdeskApp, build_app
 from screens.board import StatusBoardScreen
 from screens.order_detail import OrderDetailScreen
 from screens.triage import TriageScreen
+from tests.desks_support import make_app
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("shanghai_time")]
 SIZE = (80, 24)
 CONFIG = NotifyConfig()
 
@@ -34,15 +32,6 @@ CONFIG = NotifyConfig()
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-@pytest.fixture(autouse=True)
-def _shanghai_time(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setenv("TZ", "Asia/Shanghai")
-    time.tzset()
-    yield
-    monkeypatch.undo()
-    time.tzset()
 
 
 def floor(desk: Store, clock: FixedClock) -> list[str]:
@@ -68,12 +57,6 @@ def floor(desk: Store, clock: FixedClock) -> list[str]:
     run_alert_pass(desk, CONFIG)
     clock.advance(minutes=5)
     return made
-
-
-def make_app(desk: Store, clock: FixedClock, lang: str = "en") -> OrderdeskApp:
-    app = build_app(db_path=desk.path, clock=clock, lang=lang)
-    app.CURSOR_BLINK = False  # type: ignore[misc]
-    return app
 
 
 async def settle(pilot: Pilot[Any]) -> None:
@@ -227,20 +210,12 @@ async def test_the_inbox_lists_and_marks_read(desk: Store, clock: FixedClock) ->
 @pytest.mark.parametrize("lang", ["en", "zh"])
 def test_board_snapshot(snap_compare: Any, desk: Store, clock: FixedClock, lang: str) -> None:
     floor(desk, clock)
-
-    async def run_before(pilot: Pilot[Any]) -> None:
-        await log_in(pilot)
-
-    assert snap_compare(make_app(desk, clock, lang), terminal_size=SIZE, run_before=run_before)
+    assert snap_compare(make_app(desk, clock, lang), terminal_size=SIZE, run_before=log_in)
 
 
 def test_board_snapshot_on_a_big_screen(snap_compare: Any, desk: Store, clock: FixedClock) -> None:
     floor(desk, clock)
-
-    async def run_before(pilot: Pilot[Any]) -> None:
-        await log_in(pilot)
-
-    assert snap_compare(make_app(desk, clock, "zh"), terminal_size=(140, 40), run_before=run_before)
+    assert snap_compare(make_app(desk, clock, "zh"), terminal_size=(140, 40), run_before=log_in)
 
 
 @pytest.mark.parametrize("lang", ["en", "zh"])

@@ -49,6 +49,23 @@ def shipped(
     return no
 
 
+def linked_pair(desk: Store) -> tuple[str, str]:
+    """A from-stock order and its linked child (both drafts): they are invoiced together."""
+    parent = enter_order(
+        desk, customer="C003", lines=[("FL-DN50", 10)], user="wang", promised=LATER, route="from_stock"
+    ).detail.order_no
+    child = enter_order(
+        desk,
+        customer="C003",
+        lines=[("HX-M8", 10)],
+        user="wang",
+        promised=LATER,
+        route="from_stock",
+        parent=parent,
+    ).detail.order_no
+    return parent, child
+
+
 def table(pilot: Pilot[Any], tab: str) -> DataTable[Any]:
     return pilot.app.screen.query_one(f"#fin-{tab}", DataTable)
 
@@ -146,18 +163,7 @@ async def test_approving_and_rejecting_large_orders(desk: Store, clock: FixedClo
 
 
 async def test_invoicing_a_shipped_order_with_its_linked_child(desk: Store, clock: FixedClock) -> None:
-    parent = enter_order(
-        desk, customer="C003", lines=[("FL-DN50", 10)], user="wang", promised=LATER, route="from_stock"
-    ).detail.order_no
-    child = enter_order(
-        desk,
-        customer="C003",
-        lines=[("HX-M8", 10)],
-        user="wang",
-        promised=LATER,
-        route="from_stock",
-        parent=parent,
-    ).detail.order_no
+    parent, child = linked_pair(desk)
     move_order(desk, order_no=child, to="sign_contract", user="wang")
     move_order(desk, order_no=child, to="pick_from_stock", user="liu")
     ship_from_stock(desk, parent)
@@ -182,18 +188,7 @@ async def test_invoicing_a_shipped_order_with_its_linked_child(desk: Store, cloc
 
 
 async def test_an_order_whose_parent_has_not_shipped_is_refused(desk: Store, clock: FixedClock) -> None:
-    parent = enter_order(
-        desk, customer="C003", lines=[("FL-DN50", 10)], user="wang", promised=LATER, route="from_stock"
-    ).detail.order_no
-    child = enter_order(
-        desk,
-        customer="C003",
-        lines=[("HX-M8", 10)],
-        user="wang",
-        promised=LATER,
-        route="from_stock",
-        parent=parent,
-    ).detail.order_no
+    parent, child = linked_pair(desk)
     for no in (parent, child):
         move_order(desk, order_no=no, to="sign_contract", user="wang")
         move_order(desk, order_no=no, to="pick_from_stock", user="liu")

@@ -3,8 +3,6 @@ refusals a person meets, the history and first-pass yield; snapshots of the desk
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterator
 from datetime import date, timedelta
 from typing import Any
 
@@ -21,21 +19,12 @@ from screens.desk_dialogs import DefectDialog
 from screens.qc_desk import HistoryScreen, InspectionScreen, QCDeskScreen, YieldScreen
 from tests.desks_support import SIZE, log_in, make_app, row_keys, screen_text, settle, to_qc_pending
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("shanghai_time")]
 
 
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-@pytest.fixture(autouse=True)
-def _shanghai_time(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setenv("TZ", "Asia/Shanghai")
-    time.tzset()
-    yield
-    monkeypatch.undo()
-    time.tzset()
 
 
 def awaiting(

@@ -3,8 +3,6 @@ plus SVG snapshots of the desk and of order entry in both languages (80x24, fixe
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterator
 from datetime import date, timedelta
 from typing import Any
 
@@ -38,22 +36,13 @@ from tests.desks_support import (
     settle,
 )
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("shanghai_time")]
 LATER = date(2026, 12, 30)
 
 
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-@pytest.fixture(autouse=True)
-def _shanghai_time(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setenv("TZ", "Asia/Shanghai")
-    time.tzset()
-    yield
-    monkeypatch.undo()
-    time.tzset()
 
 
 def cell_style(table: DataTable[Any], key: str, column: str) -> str:
@@ -93,6 +82,15 @@ async def add_line(pilot: Pilot[Any], product: str, qty: int) -> None:
     screen.query_one("#entry-qty", Input).value = str(qty)
     await pilot.press("enter")
     await settle(pilot)
+
+
+async def enter_draft(pilot: Pilot[Any], customer: str, *lines: tuple[str, int]) -> OrderEntryScreen:
+    """n, then a customer and lines typed in as the clerk would; nothing is saved yet."""
+    screen = await new_entry(pilot)
+    await pick_customer(pilot, customer)
+    for product, qty in lines:
+        await add_line(pilot, product, qty)
+    return screen
 
 
 async def set_promised(pilot: Pilot[Any], day: date, reason: str = "") -> None:
@@ -183,9 +181,7 @@ async def test_leaving_an_unsaved_order_asks_first(desk: Store, clock: FixedCloc
     app = make_app(desk, clock)
     async with app.run_test(size=SIZE) as pilot:
         await log_in(pilot, "wang")
-        await new_entry(pilot)
-        await pick_customer(pilot, "C003")
-        await add_line(pilot, "HX-M8", 5)
+        await enter_draft(pilot, "C003", ("HX-M8", 5))
         app.screen.query_one("#entry-lines", DataTable).focus()
         await pilot.press("escape")
         assert isinstance(app.screen, ConfirmDialog)
@@ -230,9 +226,7 @@ async def test_a_duplicate_asks_for_a_reason_and_cancel_saves_nothing(desk: Stor
     app = make_app(desk, clock)
     async with app.run_test(size=SIZE) as pilot:
         await log_in(pilot, "wang")
-        await new_entry(pilot)
-        await pick_customer(pilot, "C003")
-        await add_line(pilot, "FL-DN50", 3)
+        await enter_draft(pilot, "C003", ("FL-DN50", 3))
         assert f"Looks like {first}" in checks_text(pilot)
         await save(pilot)
         assert isinstance(app.screen, ChoiceDialog)
@@ -257,9 +251,7 @@ async def test_other_as_the_duplicate_reason_needs_text(desk: Store, clock: Fixe
     app = make_app(desk, clock)
     async with app.run_test(size=SIZE) as pilot:
         await log_in(pilot, "wang")
-        await new_entry(pilot)
-        await pick_customer(pilot, "C003")
-        await add_line(pilot, "FL-DN50", 3)
+        await enter_draft(pilot, "C003", ("FL-DN50", 3))
         await save(pilot)
         await pilot.press("down", "down", "down", "enter")  # Other: the text field takes the focus
         await pilot.press("enter")
@@ -277,9 +269,7 @@ async def test_over_credit_is_said_before_saving_and_the_order_goes_on_hold(
     app = make_app(desk, clock)
     async with app.run_test(size=SIZE) as pilot:
         await log_in(pilot, "wang")
-        await new_entry(pilot)
-        await pick_customer(pilot, "C002")
-        await add_line(pilot, "FL-DN50", 11)  # ¥968 of ¥1,000: fine
+        await enter_draft(pilot, "C002", ("FL-DN50", 11))  # ¥968 of ¥1,000: fine
         assert "Credit: ¥968.00 of ¥1,000.00" in checks_text(pilot)
         await add_line(pilot, "FL-DN50", 9)  # ¥1,760: over
         assert "Over the credit limit (¥1,760.00 of ¥1,000.00)" in checks_text(pilot)
@@ -295,9 +285,7 @@ async def test_approval_is_said_before_saving(desk: Store, clock: FixedClock) ->
     app = make_app(desk, clock)
     async with app.run_test(size=SIZE) as pilot:
         await log_in(pilot, "wang")
-        await new_entry(pilot)
-        await pick_customer(pilot, "C001")
-        await add_line(pilot, "FL-DN50", 500)  # ¥44,000: under ¥50,000
+        await enter_draft(pilot, "C001", ("FL-DN50", 500))  # ¥44,000: under ¥50,000
         assert "No approval needed" in checks_text(pilot)
         await add_line(pilot, "FL-DN50", 100)  # ¥52,800
         assert "Over ¥50,000.00: needs approval by Finance" in checks_text(pilot)
@@ -312,9 +300,7 @@ async def test_an_earlier_promise_without_a_reason_is_refused_on_screen(
     app = make_app(desk, clock)
     async with app.run_test(size=SIZE) as pilot:
         await log_in(pilot, "wang")
-        screen = await new_entry(pilot)
-        await pick_customer(pilot, "C001")
-        await add_line(pilot, "HX-M8", 10)
+        screen = await enter_draft(pilot, "C001", ("HX-M8", 10))
         await set_promised(pilot, clock().date() + timedelta(days=3))
         assert "Short lead time: under 7 days" in checks_text(pilot)
         await save(pilot)
@@ -332,9 +318,7 @@ async def test_a_rush_order_is_entered_and_shown_blocked_until_ready(desk: Store
     app = make_app(desk, clock)
     async with app.run_test(size=SIZE) as pilot:
         await log_in(pilot, "wang")
-        screen = await new_entry(pilot)
-        await pick_customer(pilot, "C003")
-        await add_line(pilot, "HX-M8", 10)
+        screen = await enter_draft(pilot, "C003", ("HX-M8", 10))
         await pilot.press("f6")
         assert screen.draft.rush and "only after technical sign-off and kitted materials" in checks_text(
             pilot
@@ -354,18 +338,14 @@ async def test_a_second_order_is_offered_as_a_linked_child(desk: Store, clock: F
     app = make_app(desk, clock)
     async with app.run_test(size=SIZE) as pilot:
         await log_in(pilot, "wang")
-        await new_entry(pilot)
-        await pick_customer(pilot, "C001")
-        await add_line(pilot, "FL-DN50", 1)
+        await enter_draft(pilot, "C001", ("FL-DN50", 1))
         assert f"{parent} was entered just now for the same address" in checks_text(pilot)
         await save(pilot)
         assert isinstance(app.screen, ConfirmDialog)
         await pilot.press("y")
         await settle(pilot)
         child = last_order(desk)
-        await new_entry(pilot)
-        await pick_customer(pilot, "C001")
-        await add_line(pilot, "PT-RED", 1)
+        await enter_draft(pilot, "C001", ("PT-RED", 1))
         await save(pilot)
         await pilot.press("n")  # not linked
         await settle(pilot)
@@ -487,9 +467,7 @@ async def test_order_entry_works_in_chinese(desk: Store, clock: FixedClock) -> N
     app = make_app(desk, clock, lang="zh")
     async with app.run_test(size=SIZE) as pilot:
         await log_in(pilot, "wang")
-        await new_entry(pilot)
-        await pick_customer(pilot, "宁波")
-        await add_line(pilot, "FL-DN50", 20)
+        await enter_draft(pilot, "宁波", ("FL-DN50", 20))
         assert "超出信用额度" in checks_text(pilot)
         await save(pilot)
         assert isinstance(app.screen, SalesDeskScreen)
@@ -545,9 +523,7 @@ def test_snapshot_order_entry(
 ) -> None:
     async def run_before(pilot: Pilot[Any]) -> None:
         await log_in(pilot, "wang")
-        await new_entry(pilot)
-        await pick_customer(pilot, "C002")
-        await add_line(pilot, "FL-DN50", 12)
+        await enter_draft(pilot, "C002", ("FL-DN50", 12))
         await add_line(pilot, "HX-M8", 40)
 
     assert snap_compare(make_app(busy_desk, clock, lang), terminal_size=SIZE, run_before=run_before)

@@ -4,8 +4,6 @@ domain command; pinned by snapshots in English and Chinese (fixed clock, fixed t
 from __future__ import annotations
 
 import contextlib
-import time
-from collections.abc import Iterator
 from datetime import date
 from typing import Any
 
@@ -20,11 +18,11 @@ from orderdesk.clock import FixedClock
 from orderdesk.notify import NotifyConfig
 from orderdesk.orders import create_order, edit_order, move_order, show_order
 from orderdesk.store import Store
-from screens.app import OrderdeskApp, build_app
 from screens.order_detail import OrderDetailScreen
 from screens.triage import PAGE, ActionDialog, TriageScreen, late_text
+from tests.desks_support import make_app
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("shanghai_time")]
 SIZE = (80, 24)
 CONFIG = NotifyConfig()
 
@@ -32,15 +30,6 @@ CONFIG = NotifyConfig()
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-@pytest.fixture(autouse=True)
-def _shanghai_time(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setenv("TZ", "Asia/Shanghai")
-    time.tzset()
-    yield
-    monkeypatch.undo()
-    time.tzset()
 
 
 def build_scenario(desk: Store, clock: FixedClock) -> dict[str, str]:
@@ -66,12 +55,6 @@ def build_scenario(desk: Store, clock: FixedClock) -> dict[str, str]:
     move_order(desk, order_no=held, to="hold", user="zhao", reason="客户要求暂停")
     run_alert_pass(desk, CONFIG)
     return {"rush": rush, "tight": tight, "passed": passed, "held": held}
-
-
-def make_app(desk: Store, clock: FixedClock, lang: str = "en") -> OrderdeskApp:
-    app = build_app(db_path=desk.path, clock=clock, lang=lang)
-    app.CURSOR_BLINK = False  # type: ignore[misc]
-    return app
 
 
 async def settle(pilot: Pilot[Any]) -> None:
@@ -295,17 +278,9 @@ def test_late_text() -> None:
 @pytest.mark.parametrize("lang", ["en", "zh"])
 def test_triage_snapshot(snap_compare: Any, desk: Store, clock: FixedClock, lang: str) -> None:
     build_scenario(desk, clock)
-
-    async def run_before(pilot: Pilot[Any]) -> None:
-        await log_in(pilot)
-
-    assert snap_compare(make_app(desk, clock, lang), terminal_size=SIZE, run_before=run_before)
+    assert snap_compare(make_app(desk, clock, lang), terminal_size=SIZE, run_before=log_in)
 
 
 def test_triage_snapshot_on_a_big_screen(snap_compare: Any, desk: Store, clock: FixedClock) -> None:
     build_scenario(desk, clock)
-
-    async def run_before(pilot: Pilot[Any]) -> None:
-        await log_in(pilot)
-
-    assert snap_compare(make_app(desk, clock, "zh"), terminal_size=(150, 32), run_before=run_before)
+    assert snap_compare(make_app(desk, clock, "zh"), terminal_size=(150, 32), run_before=log_in)

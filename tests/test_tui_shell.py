@@ -61,6 +61,12 @@ async def settle(pilot: Pilot[Any]) -> None:
         await pilot.pause()
 
 
+async def type_and_enter(pilot: Pilot[Any], *entries: str) -> None:
+    """Type each entry and Enter (as a person or a keyboard-wedge scanner would), then let the desk settle."""
+    await pilot.press(*(key for entry in entries for key in (*entry, "enter")))
+    await settle(pilot)
+
+
 async def log_in(pilot: Pilot[Any], name: str, pin: str = "1234") -> None:
     """Fill the login form and press Enter (typing key by key is covered by the login tests)."""
     await settle(pilot)
@@ -221,8 +227,7 @@ async def test_wrong_pin_shows_the_refusal_and_clears_the_pin(desk: Store, clock
     app = make_app(desk, clock)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
-        await pilot.press(*"wang", "enter", *"9999", "enter")
-        await settle(pilot)
+        await type_and_enter(pilot, "wang", "9999")
         assert isinstance(app.screen, LoginScreen)
         message = login_message(app)
         assert str(message.render()) == "Wrong name or PIN."
@@ -236,8 +241,7 @@ async def test_right_pin_lands_on_the_role_home(desk: Store, clock: FixedClock) 
     app = make_app(desk, clock)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
-        await pilot.press(*"wang", "enter", *"1234", "enter")
-        await settle(pilot)
+        await type_and_enter(pilot, "wang", "1234")
         assert isinstance(app.screen, OrderBrowserScreen)
         assert app.session is not None and app.session.user.name == "wang"
         status = str(app.screen.query_one("StatusLine", Static).render())
@@ -250,8 +254,7 @@ async def test_user_option_prefills_the_name_and_focuses_the_pin(desk: Store, cl
         await settle(pilot)
         assert app.screen.query_one("#login-name", Input).value == "zhou"
         assert app.screen.query_one("#login-pin", Input).has_focus
-        await pilot.press(*"1234", "enter")
-        await settle(pilot)
+        await type_and_enter(pilot, "1234")
         assert app.session is not None and app.session.user.role == "qc"
 
 
@@ -260,8 +263,7 @@ async def test_badge_scan_logs_in(desk: Store, clock: FixedClock) -> None:
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         # A keyboard-wedge scanner types the badge and Enter into whatever field has focus.
-        await pilot.press(*"%BADGE:B-LIU", "enter")
-        await settle(pilot)
+        await type_and_enter(pilot, "%BADGE:B-LIU")
         assert isinstance(app.screen, OrderBrowserScreen)
         assert app.session is not None and app.session.user.name == "liu"
 
@@ -270,8 +272,7 @@ async def test_badge_scanned_into_the_pin_field_logs_in(desk: Store, clock: Fixe
     app = make_app(desk, clock, user="someone")
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
-        await pilot.press(*"%BADGE:B-CHEN", "enter")
-        await settle(pilot)
+        await type_and_enter(pilot, "%BADGE:B-CHEN")
         assert app.session is not None and app.session.user.name == "chen"
 
 
@@ -279,8 +280,7 @@ async def test_unknown_badge_is_refused(desk: Store, clock: FixedClock) -> None:
     app = make_app(desk, clock)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
-        await pilot.press(*"%BADGE:B-NOBODY", "enter")
-        await settle(pilot)
+        await type_and_enter(pilot, "%BADGE:B-NOBODY")
         assert isinstance(app.screen, LoginScreen)
         assert "not registered" in str(login_message(app).render())
         assert app.screen.query_one("#login-name", Input).value == ""
@@ -290,8 +290,7 @@ async def test_login_typed_before_the_desk_opens_is_kept(desk: Store, clock: Fix
     app = make_app(desk, clock)
     async with app.run_test(size=SIZE) as pilot:
         # No settle: the keys may arrive while the store is still opening.
-        await pilot.press(*"wang", "enter", *"1234", "enter")
-        await settle(pilot)
+        await type_and_enter(pilot, "wang", "1234")
         assert isinstance(app.screen, OrderBrowserScreen)
 
 
@@ -390,8 +389,7 @@ async def test_scanning_an_order_number_opens_it(desk: Store, clock: FixedClock)
     app = make_app(desk, clock)
     async with app.run_test(size=SIZE) as pilot:
         await log_in(pilot, "liu")
-        await pilot.press(*wanted.lower(), "enter")
-        await settle(pilot)
+        await type_and_enter(pilot, wanted.lower())
         assert isinstance(app.screen, OrderDetailScreen)
         assert app.screen.order_no == wanted
 
@@ -529,8 +527,7 @@ async def test_adding_a_note(desk: Store, clock: FixedClock) -> None:
         await pilot.press("enter")  # an empty note is refused by the core
         await settle(pilot)
         assert "must not be empty" in str(app.screen.query_one("#note-error", Static).render())
-        await pilot.press(*"box 3 dented", "enter")
-        await settle(pilot)
+        await type_and_enter(pilot, "box 3 dented")
         assert app.screen is screen
         first = cell_texts(screen.query_one("#timeline", DataTable))[0]
         assert first[1:] == ["zhou", "Note: box 3 dented"]
