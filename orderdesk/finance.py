@@ -281,6 +281,7 @@ def decide_approval(
                 "order_no": order.order_no,
                 "decision": "approve" if approve else "reject",
                 "reason": reason,
+                "amount": order.amount,  # what was approved: the central API refuses it for another amount
             },
             base_version=base,
             detail={"notify": ["sales"], "require_ack": not approve},

@@ -53,8 +53,16 @@ from orderdesk.models import (
     SalesOrder,
     SyncOp,
 )
+from orderdesk.money import format_money
 from orderdesk.qc import RESULT_LABELS, Verdict, record_inspection
-from orderdesk.sales import CHANGE_STATUS, decide_change, enter_order, find_change_request, request_change
+from orderdesk.sales import (
+    CHANGE_STATUS,
+    decide_change,
+    enter_order,
+    find_change_request,
+    order_change_requests,
+    request_change,
+)
 from orderdesk.store import Store
 
 DECISIONS = {
@@ -154,9 +162,7 @@ def _check_request_change(store: Store, session: Session, op: rep.OpContext) -> 
     order = _order(session, op.order_no)
     if order is None:
         return None  # the command refuses
-    requests = session.exec(
-        select(ChangeRequest).where(ChangeRequest.order_id == order.id).order_by(col(ChangeRequest.id))
-    ).all()
+    requests = order_change_requests(session, order.id)
     waiting = next((r for r in requests if r.status == "pending"), None)
     if waiting is not None:
         return Refused(
@@ -352,10 +358,26 @@ def _replay_approval(store: Store, a: dict[str, Any], user: str) -> object:
 
 
 def _check_approval(store: Store, session: Session, op: rep.OpContext) -> Refused | None:
-    """A large order approved or rejected by someone else first: the first decision wins."""
+    """A large order approved or rejected by someone else first: the first decision wins. A decision made
+    on another amount (a change raised it meanwhile, and it waits for approval again) decides nothing."""
     order = _order(session, op.order_no)
     info = session.get(OrderSales, order.id) if order is not None else None
-    if order is None or info is None or info.approval not in APPROVAL_STATUS:
+    if order is None or info is None:
+        return None
+    seen = op.args.get("amount")
+    if info.approval == "pending" and isinstance(seen, int) and seen != order.amount:
+        return Refused(
+            msg(
+                "Order {order_no} now comes to {amount}, not the {seen} your decision ({decision}) was made on: "
+                "it was changed meanwhile and waits for approval at its new amount. Decide it again.",
+                order_no=order.order_no,
+                amount=format_money(order.amount),
+                seen=format_money(seen),
+                decision=DECISIONS.get(str(op.args.get("decision")), ""),
+            ),
+            code="decision_conflict",
+        )
+    if info.approval not in APPROVAL_STATUS:
         return None
     return Refused(
         msg(
@@ -459,23 +481,9 @@ def _apply_sales(conn: sqlite3.Connection, order_id: int, image: dict[str, Any] 
     )
 
 
-def _requests(session: Session, order: SalesOrder) -> list[ChangeRequest]:
-    return list(
-        session.exec(
-            select(ChangeRequest).where(ChangeRequest.order_id == order.id).order_by(col(ChangeRequest.id))
-        ).all()
-    )
-
-
 def _dump_change_requests(session: Session, order: SalesOrder) -> list[dict[str, Any]]:
     # In the order they were filed: a request's place in the list is its number on the order.
-    return [rep._columns(r, ("id", "order_id")) for r in _requests(session, order)]
-
-
-def _values(table: str, image: dict[str, Any], skip: tuple[str, ...]) -> tuple[list[str], list[Any]]:
-    names, times = rep._table_columns(table)
-    cols = [c for c in names if c in image and c not in skip]
-    return cols, [rep._to_sqlite(image[c], c in times) for c in cols]
+    return [rep._columns(r, ("id", "order_id")) for r in order_change_requests(session, order.id)]
 
 
 def _request_ids(conn: sqlite3.Connection, order_id: int) -> list[int]:
@@ -489,7 +497,7 @@ def _apply_change_requests(conn: sqlite3.Connection, order_id: int, images: list
     """Request n of the image is the desk's n-th request of the order (by number, not by id)."""
     have = _request_ids(conn, order_id)
     for n, image in enumerate(images):
-        cols, values = _values("change_request", image, ("id", "order_id"))
+        cols, values = rep._row_values("change_request", image, None, ("id", "order_id"), ())
         if n < len(have):
             sets = ", ".join(f"{c} = ?" for c in cols)
             conn.execute(f"UPDATE change_request SET {sets} WHERE id = ?", (*values, have[n]))
@@ -504,7 +512,7 @@ def _apply_change_requests(conn: sqlite3.Connection, order_id: int, images: list
 
 
 def _dump_revisions(session: Session, order: SalesOrder) -> list[dict[str, Any]]:
-    numbers = {r.id: n for n, r in enumerate(_requests(session, order), start=1)}
+    numbers = {r.id: n for n, r in enumerate(order_change_requests(session, order.id), start=1)}
     rows = session.exec(
         select(OrderRevision).where(OrderRevision.order_id == order.id).order_by(col(OrderRevision.revision))
     ).all()
@@ -536,7 +544,7 @@ def _apply_revisions(conn: sqlite3.Connection, order_id: int, images: list[dict[
         )
         kept.append(image["revision"])
     conn.execute(
-        f"DELETE FROM order_revision WHERE order_id = ? AND revision NOT IN ({', '.join('?' * len(kept)) or 'NULL'})",
+        f"DELETE FROM order_revision WHERE order_id = ? AND {rep.not_in('revision', kept)}",
         (order_id, *kept),
     )
 
@@ -554,7 +562,9 @@ def _apply_decisions(conn: sqlite3.Connection, order_id: int, images: list[dict[
         conn.execute("DELETE FROM desk_decision WHERE order_id = ?", (order_id,))
         return
     names = [c for c in rep._table_columns("desk_decision")[0] if c not in ("id", "order_id")]
-    target = [tuple(_values("desk_decision", {c: d.get(c) for c in names}, ())[1]) for d in images]
+    target = [
+        tuple(rep._row_values("desk_decision", {c: d.get(c) for c in names}, None, (), ())[1]) for d in images
+    ]
     have = conn.execute(
         f"SELECT {', '.join(names)} FROM desk_decision WHERE order_id = ? ORDER BY id", (order_id,)
     ).fetchall()
@@ -620,10 +630,10 @@ def _apply_inspections(conn: sqlite3.Connection, order_id: int, images: list[dic
                 f"VALUES ({', '.join('?' * (len(names) + 2))})",
                 [(inspection_id, *row) for row in target],
             )
-    gone = f"SELECT id FROM qc_inspection WHERE order_id = ? AND seq NOT IN ({', '.join('?' * len(seqs)) or 'NULL'})"
+    gone = f"SELECT id FROM qc_inspection WHERE order_id = ? AND {rep.not_in('seq', seqs)}"
     conn.execute(f"DELETE FROM qc_finding WHERE inspection_id IN ({gone})", (order_id, *seqs))
     conn.execute(
-        f"DELETE FROM qc_inspection WHERE order_id = ? AND seq NOT IN ({', '.join('?' * len(seqs)) or 'NULL'})",
+        f"DELETE FROM qc_inspection WHERE order_id = ? AND {rep.not_in('seq', seqs)}",
         (order_id, *seqs),
     )
 
@@ -719,10 +729,6 @@ def _match(conn: sqlite3.Connection, payment_id: int, invoice_id: int, amount: i
         conn.execute("UPDATE payment_allocation SET amount = ? WHERE id = ?", (amount, row[0]))
 
 
-def _not_in(column: str, ids: list[int]) -> str:
-    return f"{column} NOT IN ({', '.join('?' * len(ids)) or 'NULL'})"
-
-
 def _apply_invoice(conn: sqlite3.Connection, invoice_no: str, image: dict[str, Any] | None) -> None:
     if image is None:  # an invoice the central API does not have (its creation was rejected)
         invoice_id = _row_id(conn, "invoice", "invoice_no", invoice_no)
@@ -745,7 +751,7 @@ def _apply_invoice(conn: sqlite3.Connection, invoice_no: str, image: dict[str, A
             _link_order(conn, order_id, invoice_id, int(amount))
             orders.append(order_id)
     conn.execute(
-        f"DELETE FROM invoice_order WHERE invoice_id = ? AND {_not_in('order_id', orders)}",
+        f"DELETE FROM invoice_order WHERE invoice_id = ? AND {rep.not_in('order_id', orders)}",
         (invoice_id, *orders),
     )
     payments = []
@@ -755,7 +761,7 @@ def _apply_invoice(conn: sqlite3.Connection, invoice_no: str, image: dict[str, A
             _match(conn, payment_id, invoice_id, int(amount))
             payments.append(payment_id)
     conn.execute(
-        f"DELETE FROM payment_allocation WHERE invoice_id = ? AND {_not_in('payment_id', payments)}",
+        f"DELETE FROM payment_allocation WHERE invoice_id = ? AND {rep.not_in('payment_id', payments)}",
         (invoice_id, *payments),
     )
 
@@ -781,7 +787,7 @@ def _apply_payment(conn: sqlite3.Connection, payment_no: str, image: dict[str, A
             _match(conn, payment_id, invoice_id, int(amount))
             invoices.append(invoice_id)
     conn.execute(
-        f"DELETE FROM payment_allocation WHERE payment_id = ? AND {_not_in('invoice_id', invoices)}",
+        f"DELETE FROM payment_allocation WHERE payment_id = ? AND {rep.not_in('invoice_id', invoices)}",
         (payment_id, *invoices),
     )
 

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import DateTime, delete, event, func
+from sqlalchemy.exc import DataError, IntegrityError
 from sqlmodel import Session, SQLModel, col, select
 
 from orderdesk.canonical import canonical_json, sha256_hex
@@ -847,22 +848,21 @@ def decide_ops(
     budget_s: float = COMMIT_BUDGET_S,
 ) -> tuple[list[OpResult], SyncError | None]:
     """Decide the first of ``ops`` in order in one transaction (group commit): at most ``limit``, and no more
-    once ``budget_s`` has passed, so one desk never holds the writer long. Each op is decided in its own
-    savepoint, so its effect and its outcome stand or fall together; a protocol error stops the batch (the
-    ops before it stand) and is returned with their results. If the transaction fails, none of it stands."""
+    once ``budget_s`` has passed, so one desk never holds the writer long. An op's effect, its outcome and its
+    change-log entries are written in the same transaction, so they stand or fall together. A protocol error
+    (``SyncError``, raised before the op writes anything) stops the batch: the ops before it stand and are
+    returned with it. Any other failure (the database locked, the disk full) rolls the whole transaction back
+    and propagates: none of it stands, and the desk sends the ops again."""
     results: list[OpResult] = []
     deadline = time.monotonic() + budget_s
-    with store.write() as session:
+    with store.write():
         for op in ops[:limit]:
             if results and time.monotonic() > deadline:
                 break
-            savepoint = session.begin_nested()
             try:
                 results.append(decide_op(store, desk_id, epoch, op))
             except SyncError as exc:
-                savepoint.rollback()
                 return results, exc
-            savepoint.commit()
     return results, None
 
 
@@ -936,6 +936,17 @@ def decide_op(store: Store, desk_id: str, epoch: int, op: OpIn) -> OpResult:
                 rejection = Refused(
                     msg("The op's arguments are malformed: {detail}", detail=f"{type(exc).__name__}: {exc}"),
                     code="malformed_op",
+                )
+            except (IntegrityError, DataError) as exc:
+                # The same op would fail the same way every time: rejected (a person sees why), not retried.
+                savepoint.rollback()
+                rejection = Refused(
+                    msg(
+                        "The central API's database refused this change ({detail}); it was not applied. Tell "
+                        "whoever runs the central API.",
+                        detail=str(exc.orig).splitlines()[0] if exc.orig is not None else type(exc).__name__,
+                    ),
+                    code="server_refused",
                 )
             finally:
                 touched = tracker.close()
@@ -1743,6 +1754,12 @@ def _apply_orders(conn: sqlite3.Connection, items: list[tuple[str, dict[str, Any
                 part.apply(conn, oid, image[f"_{name}"])
 
 
+def not_in(column: str, values: list[Any]) -> str:
+    """SQL for "``column`` is none of ``values``" (bind ``values`` after it; an empty list matches every row,
+    as ``NOT IN ()`` would: ``NOT IN (NULL)`` would match none)."""
+    return f"{column} NOT IN ({', '.join('?' * len(values))})" if values else "1 = 1"
+
+
 def _delete_order(conn: sqlite3.Connection, order_no: str) -> None:
     """The central API has no such order (a create it rejected): remove the desk's own copy and the rows
     that hang off it."""
@@ -1786,7 +1803,7 @@ def _apply_product(conn: sqlite3.Connection, sku: str, image: dict[str, Any] | N
         _upsert(conn, "productbarcode", bc, ("code",), extra={"product_id": product_id}, skip=("product_id",))
         codes.append(bc["code"])
     conn.execute(
-        f"DELETE FROM productbarcode WHERE product_id = ? AND code NOT IN ({', '.join('?' * len(codes)) or 'NULL'})",
+        f"DELETE FROM productbarcode WHERE product_id = ? AND {not_in('code', codes)}",
         (product_id, *codes),
     )
 

@@ -1278,34 +1278,31 @@ def request_change(
     return change_request(store, request_id)
 
 
+def order_change_requests(session: Session, order_id: int | None) -> list[ChangeRequest]:
+    """An order's change requests, oldest first: request n is the n-th (its number on every desk)."""
+    return list(
+        session.exec(
+            select(ChangeRequest).where(ChangeRequest.order_id == order_id).order_by(col(ChangeRequest.id))
+        ).all()
+    )
+
+
 def request_number(session: Session, request: ChangeRequest) -> int:
     """The request's number on its order (1 = the order's first change request): the natural key that names
     it on every desk and on the central API, where row ids differ."""
-    return int(
-        session.exec(
-            select(func.count())
-            .select_from(ChangeRequest)
-            .where(ChangeRequest.order_id == request.order_id, col(ChangeRequest.id) <= request.id)
-        ).one()
-    )
+    return [r.id for r in order_change_requests(session, request.order_id)].index(request.id) + 1
 
 
 def find_change_request(session: Session, order_no: str, request_no: int) -> ChangeRequest:
     """Change request number ``request_no`` of an order, or a refusal saying there is none."""
     order = get_order_row(session, order_no)
-    found = session.exec(
-        select(ChangeRequest)
-        .where(ChangeRequest.order_id == order.id)
-        .order_by(col(ChangeRequest.id))
-        .offset(max(0, request_no - 1))
-        .limit(1)
-    ).first()
-    if found is None or request_no < 1:
+    requests = order_change_requests(session, order.id)
+    if not 1 <= request_no <= len(requests):
         raise Refused(
             msg("Order {order_no} has no change request {n}.", order_no=order.order_no, n=request_no),
             code="unknown_change",
         )
-    return found
+    return requests[request_no - 1]
 
 
 def decide_change(

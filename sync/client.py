@@ -222,8 +222,9 @@ class SyncClient:
         """Apply change-log pages until caught up; a too-old cursor leads to a fresh snapshot. The next page
         is fetched (and decoded) while this one is applied."""
         report = report or SyncReport()
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="orderdesk-pull") as fetcher:
-            ahead: Future[_Page | None] | None = None
+        fetcher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="orderdesk-pull")
+        ahead: Future[_Page | None] | None = None
+        try:
             while not self.stop.is_set():
                 page = (ahead or fetcher.submit(self._page, self._link().cursor)).result()
                 ahead = None
@@ -236,7 +237,12 @@ class SyncClient:
                 ahead = fetcher.submit(self._page, page.next_after)
                 rep.apply_changes(self.store, page.entries, next_cursor=page.next_after)
                 report.pulled += len(page.entries)
-        return report
+            return report
+        finally:
+            # Stopped, or applying failed: a page fetched ahead is not wanted (nor waited for).
+            if ahead is not None:
+                ahead.cancel()
+            fetcher.shutdown(wait=False, cancel_futures=True)
 
     def _page(self, after: int) -> _Page | None:
         """The change-log page after ``after`` (``None`` if the central API no longer keeps it)."""

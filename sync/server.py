@@ -212,12 +212,7 @@ def create_app(
                 )
             except StoreError as exc:
                 if exc.code in TRANSIENT_CODES and results:
-                    # Those already decided are committed: hand them back, the rest is retried.
-                    body_json = {
-                        "error": {"code": exc.code, "message": exc.message.to_json()},
-                        "results": results,
-                    }
-                    return JSONResponse(body_json, status_code=503, headers={"Retry-After": "1"})
+                    break  # those decided are committed: the desk records them and sends the rest again
                 raise
             results += [r.to_json() for r in decided]
             if error is not None:

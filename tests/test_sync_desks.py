@@ -419,6 +419,26 @@ def test_two_desks_deciding_the_same_approval_first_wins(world: World) -> None:
     assert sales_row(b, no)["approval"] == "approved" and approval_queue(b, viewer="chen") == []
 
 
+def test_an_approval_made_on_an_amount_that_changed_meanwhile_decides_nothing(world: World) -> None:
+    """Desk b approves offline; meanwhile the centre approves it and a change raises the amount, so the order
+    waits for approval again: b's approval of the old amount must not approve the new one."""
+    b = world.desks["b"]
+    no = enter_order(world.store, customer="C001", lines=[("BR-6204", 5000)], user="wang").detail.order_no
+    world.sync("b")
+    decide_approval(b, order_no=no, approve=True, user="chen")
+    decide_approval(world.store, order_no=no, approve=True, user="chen")
+    move_order(world.store, order_no=no, to="sign_contract", user="wang")
+    request_change(world.store, order_no=no, user="wang", reason="客户加量", quantities={"BR-6204": 9000})
+    decide_change(world.store, request_id=request_id(world.store, no), approve=True, user="sun")
+    assert sales_row(world.store, no)["approval"] == "pending"  # the raise needs approval again
+    assert world.sync("b").rejected == 1
+    reason = str(only_rejection(b, "decision_conflict").reason)
+    assert f"Order {no} now comes to" in reason and "Decide it again" in reason
+    assert sales_row(world.store, no)["approval"] == "pending"
+    converge(world)
+    assert [i.order_no for i in approval_queue(b, viewer="chen")] == [no]
+
+
 # -- the finance desk: invoices and payments -------------------------------------------------------------
 def shipped_on_server(w: World) -> str:
     move_order(w.store, order_no=READY_ORDER, to="ship", user="liu")

@@ -5,6 +5,7 @@ desk, clock skew, and copied or restored desk files. Afterwards every op is deci
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import sqlite3
 import subprocess
@@ -124,6 +125,30 @@ def test_server_killed_mid_batch_then_restarted(world: World, process_server: An
     assert ops_decided(world, "a") == 6
     assert server_note_texts(world) == texts  # each exactly once, in order
     assert notes_on(world.desks["a"], READY_ORDER) == texts
+
+
+def test_an_op_the_servers_database_refuses_is_rejected_not_retried_forever(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A change the central API's database refuses (here a NOT NULL violation injected into one replay) would
+    fail the same way on every retry: it is rejected with the database's reason, the ops around it apply."""
+    texts = make_notes(world.desks["a"], 3)
+    real = rep.REPLAYS["add_note"]
+
+    def run(store: Store, args: dict[str, Any], user: str) -> object:
+        result = real.run(store, args, user)
+        if args["text"] == texts[1]:
+            with store.write() as session:
+                session.connection().exec_driver_sql("UPDATE sales_order SET order_no = NULL")
+        return result
+
+    monkeypatch.setitem(rep.REPLAYS, "add_note", dataclasses.replace(real, run=run))
+    report = world.client("a").sync_once()
+    assert report.error is None and (report.applied, report.rejected) == (2, 1)
+    assert rep.outbox_count(world.desks["a"]) == 0
+    [rejection] = rep.rejections(world.desks["a"])
+    assert rejection.code == "server_refused" and "NOT NULL" in str(rejection.reason)
+    assert server_note_texts(world) == [texts[0], texts[2]]
 
 
 def test_response_lost_after_commit_is_retried_and_gets_the_stored_outcome(world: World) -> None:

@@ -97,6 +97,27 @@ def test_out_of_order_push_is_refused_with_where_the_desk_stands(world: World) -
     assert status["streams"] == {"1": 3}
 
 
+def test_a_gap_in_the_middle_of_a_push_keeps_the_ops_before_it(world: World) -> None:
+    """Ops are decided several to a transaction: a protocol error at the third op still commits the first
+    two, and the 409 hands their outcomes back with it."""
+    for n in range(4):
+        add_note(world.desks["a"], order_no=READY_ORDER, text=f"g{n}", user="liu")
+    body = push_body(world, "a")
+    before = counts(world.store)
+    gapped = {**body, "ops": [*body["ops"][:2], *body["ops"][3:]]}  # op 3 is missing
+    response = post(world, "/v1/push", json=gapped)
+    assert response.status_code == 409
+    data = response.json()
+    assert data["error"]["code"] == "seq_gap" and data["error"]["expected_seq"] == 3
+    assert [(r["seq"], r["status"]) for r in data["results"]] == [(1, "applied"), (2, "applied")]
+    assert counts(world.store)["sync_op"] == before["sync_op"] + 2
+    assert counts(world.store)["order_note"] == before["order_note"] + 2
+    assert (
+        post(world, "/v1/push", json=body).status_code == 200
+    )  # in order: the first two are stored outcomes
+    assert counts(world.store)["order_note"] == before["order_note"] + 4
+
+
 def test_same_op_id_with_different_content_is_a_protocol_error(world: World) -> None:
     add_note(world.desks["a"], order_no=READY_ORDER, text="原文", user="liu")
     body = push_body(world, "a")
