@@ -644,15 +644,21 @@ def _apply_inspections(conn: sqlite3.Connection, order_id: int, images: list[dic
 # invoices), and each side links what the desk already has: whichever image arrives second completes the
 # link. So no image ever needs another that has not arrived yet (a rejected op's refresh comes before the
 # pull that brings what it refers to).
+def _document(session: Session, row: Invoice | Payment) -> dict[str, Any]:
+    """A finance document's columns (no local ids) and its customer's code."""
+    image = rep._columns(row, ("id", "customer_id"))
+    customer = session.get(Customer, row.customer_id)
+    image["_customer"] = customer.code if customer else None
+    return image
+
+
 def dump_invoice(session: Session, invoice_no: str) -> dict[str, Any] | None:
     """An invoice's image: its row, the customer's code, the orders it covers and the payments matched to
     it (by order and payment number)."""
     invoice = session.exec(select(Invoice).where(Invoice.invoice_no == invoice_no)).first()
     if invoice is None:
         return None
-    image = rep._columns(invoice, ("id", "customer_id"))
-    customer = session.get(Customer, invoice.customer_id)
-    image["_customer"] = customer.code if customer else None
+    image = _document(session, invoice)
     links = session.exec(
         select(InvoiceOrder, SalesOrder.order_no)
         .join(SalesOrder, col(SalesOrder.id) == InvoiceOrder.order_id)
@@ -675,9 +681,7 @@ def dump_payment(session: Session, payment_no: str) -> dict[str, Any] | None:
     payment = session.exec(select(Payment).where(Payment.payment_no == payment_no)).first()
     if payment is None:
         return None
-    image = rep._columns(payment, ("id", "customer_id"))
-    customer = session.get(Customer, payment.customer_id)
-    image["_customer"] = customer.code if customer else None
+    image = _document(session, payment)
     matched = session.exec(
         select(PaymentAllocation, Invoice.invoice_no)
         .join(Invoice, col(Invoice.id) == PaymentAllocation.invoice_id)

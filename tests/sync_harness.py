@@ -340,6 +340,17 @@ def table_count(store: Store, table: str) -> int:
         return int(session.connection().exec_driver_sql(f"SELECT count(*) FROM {table}").scalar_one())
 
 
+def converge(w: World, state: Any = None) -> None:
+    """Sync every desk until each has sent all it had and holds the server's ``state`` (by default every
+    synced entity's image: ``business_state``)."""
+    state = state or business_state
+    for name in ("a", "b", "a"):
+        w.sync(name)
+    for name in w.desks:
+        assert rep.outbox_count(w.desks[name]) == 0
+        assert state(w.desks[name]) == state(w.store)
+
+
 def business_state(store: Store) -> dict[str, Any]:
     """Every synced entity's image (no local ids), to compare a desk with the server."""
     from sqlmodel import select

@@ -13,15 +13,7 @@ from orderdesk.errors import Refused
 from orderdesk.orders import add_note, edit_order, move_order, show_order
 from orderdesk.stock import adjust_stock
 from tests.sync_fixtures import any_world, pg_cluster, pg_template, sqlite_template, world  # noqa: F401
-from tests.sync_harness import READY_ORDER, World, business_state, table_count
-
-
-def converge(w: World) -> None:
-    for name in ("a", "b", "a"):
-        w.sync(name)
-    for name in w.desks:
-        assert rep.outbox_count(w.desks[name]) == 0
-        assert business_state(w.desks[name]) == business_state(w.store)
+from tests.sync_harness import READY_ORDER, World, business_state, converge, table_count
 
 
 def stock_of(store, sku: str) -> int:  # type: ignore[no-untyped-def]

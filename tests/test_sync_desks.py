@@ -45,6 +45,7 @@ from orderdesk.store import Store
 from tests.desks_support import to_qc_pending
 from tests.sync_fixtures import any_world, pg_cluster, pg_template, sqlite_template, world  # noqa: F401
 from tests.sync_harness import READY_ORDER, World, business_state, enrol_local
+from tests.sync_harness import converge as sync_converge
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -72,12 +73,8 @@ def finance_state(store: Store) -> dict[str, Any]:
 
 
 def converge(w: World) -> None:
-    for name in ("a", "b", "a"):
-        w.sync(name)
-    for name in w.desks:
-        assert rep.outbox_count(w.desks[name]) == 0
-        assert business_state(w.desks[name]) == business_state(w.store)
-        assert finance_state(w.desks[name]) == finance_state(w.store)
+    """Every desk holds the server's entities, invoices and payments included."""
+    sync_converge(w, lambda store: (business_state(store), finance_state(store)))
 
 
 def rows(store: Store, sql: str, **params: Any) -> list[tuple[Any, ...]]:
