@@ -884,6 +884,12 @@ class _Engine:
                 if "via" in detail:
                     self.follow_action(rec, detail)
                 continue
+            if "via" in detail and "notify" not in detail:
+                # A move made at another node: its event carries the op's arguments; whom the transition
+                # tells, and whether it asks them to acknowledge, is in this node's workflow.
+                moved = next((t for t in self.workflow.transitions if t.id == detail.get("transition")), None)
+                if moved is not None:
+                    detail |= {"notify": list(moved.notify), "require_ack": moved.require_ack}
             roles = [r for r in detail.get("notify", []) if isinstance(r, str)]
             if not roles:
                 continue

@@ -304,6 +304,21 @@ def test_answers_to_a_request_reach_the_server(world: World, server_engine: bool
     ]
 
 
+def test_a_move_made_at_another_desk_asks_for_acknowledgement_here(world: World) -> None:
+    """Desk b runs the alert engine; a move to hold made at desk a reaches it by sync, and b's engine asks
+    sales and the supervisor to acknowledge it, as the transition says (the pulled event carries only the
+    move's arguments)."""
+    w = world
+    a, b = w.desks["a"], w.desks["b"]
+    pass_(b)  # b's engine is watching
+    move_order(a, order_no=READY_ORDER, to="hold", user="zhao", reason="客户信用复核")
+    push(w, "a", applied=1)
+    w.sync("b")
+    assert pass_(b).ack_requests == 2
+    asks = {x.topic: x for x in list_alerts(b, order_no=READY_ORDER, config=CONFIG) if x.kind == "ack"}
+    assert set(asks) == {"sales", "supervisor"} and asks["sales"].mover == "zhao"
+
+
 def test_the_mover_on_another_desk_hears_the_question(world: World) -> None:
     """The server asks (it runs the engine) and its supervisor answers there; the mover's desk, which asked
     too, closes its own request and raises the question for the mover."""
