@@ -760,10 +760,11 @@ def _append_change(
 
 
 def _record_fields(
-    session: Session, command: str, args: dict[str, Any], order_no: str, *, seq: int, desk_id: str, user: str
+    session: Session, args: dict[str, Any], order_no: str, *, seq: int, desk_id: str, user: str
 ) -> None:
-    if command != "edit_order":
-        return
+    """Remember who last set which order field, at which change seq: an edit (``edit_order``) or an approved
+    change request (``decide_change``) names the fields it set as ``changes``. A later edit from another desk
+    based on an older seq is then a conflict (``_check_edit``)."""
     for name, value in (args.get("changes") or {}).items():
         row = session.get(SyncFieldChange, (order_no, name)) or SyncFieldChange(
             order_no=order_no, field=name, seq=seq
@@ -854,6 +855,7 @@ def decide_ops(
     returned with it. Any other failure (the database locked, the disk full) rolls the whole transaction back
     and propagates: none of it stands, and the desk sends the ops again."""
     results: list[OpResult] = []
+    publish_local_changes(store)  # commands run on the central API itself came first: they count first
     deadline = time.monotonic() + budget_s
     with store.write():
         for op in ops[:limit]:
@@ -975,7 +977,6 @@ def decide_op(store: Store, desk_id: str, epoch: int, op: OpIn) -> OpResult:
             if row.change_seq is not None:
                 _record_fields(
                     session,
-                    op.command,
                     op.args,
                     op.order_no,
                     seq=row.change_seq,
@@ -1047,9 +1048,7 @@ def publish_local_changes(store: Store, *, batch: int = 1000) -> int:
                     event=event,
                 )
                 if seq is not None:
-                    _record_fields(
-                        session, r.command, args, r.order_no, seq=seq, desk_id="", user=r.user_name
-                    )
+                    _record_fields(session, args, r.order_no, seq=seq, desk_id="", user=r.user_name)
                 session.delete(r)
             published += len(rows)
 

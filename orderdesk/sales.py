@@ -1356,6 +1356,7 @@ def decide_change(
             )
         info = _sales_info(ctx.session, order, user=ctx.actor.name, at=ctx.now)
         detail: dict[str, Any] = {"notify": ["sales"]}
+        fields_before = {"ship_address": order.ship_address, "promised_date": _iso(order.promised_date)}
         if approve:
             if info.revision != request.base_revision:
                 raise Refused(
@@ -1412,11 +1413,24 @@ def decide_change(
                 "request_no": request_number(ctx.session, request),
                 "decision": "approve" if approve else "reject",
                 "reason": reason,
+                # the order fields the approval set, as an edit would name them (sync's field conflicts)
+                "changes": {
+                    name: value
+                    for name, value in {
+                        "ship_address": order.ship_address,
+                        "promised_date": _iso(order.promised_date),
+                    }.items()
+                    if value != fields_before[name]
+                },
             },
             base_version=base,
             detail={**detail, "class": request.change_class, "new_revision": request.new_revision},
         )
     return change_request(store, request_id)
+
+
+def _iso(day: date | None) -> str | None:
+    return day.isoformat() if day else None
 
 
 def _apply_change(ctx: CommandContext, order: SalesOrder, info: OrderSales, proposed: dict[str, Any]) -> None:

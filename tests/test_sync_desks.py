@@ -32,7 +32,7 @@ from orderdesk.finance import (
 )
 from orderdesk.i18n import catalog
 from orderdesk.models import Invoice, Payment
-from orderdesk.orders import create_order, move_order, show_order
+from orderdesk.orders import create_order, edit_order, move_order, show_order
 from orderdesk.qc import Verdict, inspection_history, record_inspection
 from orderdesk.sales import (
     change_requests,
@@ -267,6 +267,24 @@ def test_a_decision_on_a_change_request_the_central_api_refused_does_not_land_on
     converge(world)
     [waiting] = change_requests(b, order_no=no)
     assert waiting.reason == "客户加 5 个" and [ln.quantity for ln in show_order(b, no).lines] == [100]
+
+
+def test_an_edit_of_a_field_an_approved_change_set_meanwhile_is_a_conflict(world: World) -> None:
+    """An approved change request sets the ship-to; desk b, which had not seen it, edits the ship-to too:
+    b's edit is kept as a conflict for a person, as if another desk had edited the field."""
+    a, b = world.desks["a"], world.desks["b"]
+    no = signed_on_server(world, [("HX-M8", 100)])
+    request_change(
+        a, order_no=no, user="wang", reason="客户换仓库", ship_address="苏州市工业园区星湖街 328 号"
+    )
+    world.sync("a")
+    decide_change(world.store, request_id=request_id(world.store, no), approve=True, user="sun")
+    edit_order(b, order_no=no, changes={"ship_address": "上海市浦东新区张江路 88 号"}, user="wang")
+    assert world.sync("b").rejected == 1
+    [rejection] = rep.rejections(b)
+    assert rejection.code == "edit_conflict" and "苏州市工业园区星湖街 328 号" in str(rejection.reason)
+    converge(world)
+    assert show_order(b, no).ship_address == "苏州市工业园区星湖街 328 号"
 
 
 def test_a_change_request_filed_on_an_out_of_date_order_is_refused(world: World) -> None:
