@@ -644,52 +644,46 @@ def _apply_inspections(conn: sqlite3.Connection, order_id: int, images: list[dic
 # invoices), and each side links what the desk already has: whichever image arrives second completes the
 # link. So no image ever needs another that has not arrived yet (a rejected op's refresh comes before the
 # pull that brings what it refers to).
-def _document(session: Session, row: Invoice | Payment) -> dict[str, Any]:
-    """A finance document's columns (no local ids) and its customer's code."""
+def _document(session: Session, model: type[Invoice] | type[Payment], number: str) -> dict[str, Any] | None:
+    """An invoice's or payment's image: its row, the customer's code and the other side it is matched to,
+    as (number, amount) pairs."""
+    side, other = (Invoice, Payment) if model is Invoice else (Payment, Invoice)
+    row = session.exec(select(side).where(getattr(side, f"{side.__tablename__}_no") == number)).first()
+    if row is None:
+        return None
     image = rep._columns(row, ("id", "customer_id"))
     customer = session.get(Customer, row.customer_id)
     image["_customer"] = customer.code if customer else None
+    other_no = getattr(other, f"{other.__tablename__}_no")
+    matched = session.exec(
+        select(PaymentAllocation.amount, other_no)
+        .join(other, col(other.id) == getattr(PaymentAllocation, f"{other.__tablename__}_id"))
+        .where(getattr(PaymentAllocation, f"{side.__tablename__}_id") == row.id)
+        .order_by(col(other_no))
+    ).all()
+    image[f"_{other.__tablename__}s"] = [[no, amount] for amount, no in matched]
     return image
 
 
 def dump_invoice(session: Session, invoice_no: str) -> dict[str, Any] | None:
-    """An invoice's image: its row, the customer's code, the orders it covers and the payments matched to
-    it (by order and payment number)."""
-    invoice = session.exec(select(Invoice).where(Invoice.invoice_no == invoice_no)).first()
-    if invoice is None:
+    """An invoice's image (``_document``) with the orders it covers (by order number)."""
+    image = _document(session, Invoice, invoice_no)
+    if image is None:
         return None
-    image = _document(session, invoice)
     links = session.exec(
-        select(InvoiceOrder, SalesOrder.order_no)
+        select(InvoiceOrder.amount, SalesOrder.order_no)
         .join(SalesOrder, col(SalesOrder.id) == InvoiceOrder.order_id)
-        .where(InvoiceOrder.invoice_id == invoice.id)
+        .join(Invoice, col(Invoice.id) == InvoiceOrder.invoice_id)
+        .where(Invoice.invoice_no == invoice_no)
         .order_by(col(SalesOrder.order_no))
     ).all()
-    image["_orders"] = [[order_no, link.amount] for link, order_no in links]
-    matched = session.exec(
-        select(PaymentAllocation, Payment.payment_no)
-        .join(Payment, col(Payment.id) == PaymentAllocation.payment_id)
-        .where(PaymentAllocation.invoice_id == invoice.id)
-        .order_by(col(Payment.payment_no))
-    ).all()
-    image["_payments"] = [[payment_no, a.amount] for a, payment_no in matched]
+    image["_orders"] = [[order_no, amount] for amount, order_no in links]
     return image
 
 
 def dump_payment(session: Session, payment_no: str) -> dict[str, Any] | None:
-    """A payment's image: its row, the customer's code and the invoices it is matched to (by number)."""
-    payment = session.exec(select(Payment).where(Payment.payment_no == payment_no)).first()
-    if payment is None:
-        return None
-    image = _document(session, payment)
-    matched = session.exec(
-        select(PaymentAllocation, Invoice.invoice_no)
-        .join(Invoice, col(Invoice.id) == PaymentAllocation.invoice_id)
-        .where(PaymentAllocation.payment_id == payment.id)
-        .order_by(col(Invoice.invoice_no))
-    ).all()
-    image["_invoices"] = [[invoice_no, a.amount] for a, invoice_no in matched]
-    return image
+    """A payment's image (``_document``)."""
+    return _document(session, Payment, payment_no)
 
 
 def _dump_invoice_link(session: Session, order: SalesOrder) -> dict[str, Any] | None:
@@ -733,21 +727,66 @@ def _match(conn: sqlite3.Connection, payment_id: int, invoice_id: int, amount: i
         conn.execute("UPDATE payment_allocation SET amount = ? WHERE id = ?", (amount, row[0]))
 
 
-def _apply_invoice(conn: sqlite3.Connection, invoice_no: str, image: dict[str, Any] | None) -> None:
-    if image is None:  # an invoice the central API does not have (its creation was rejected)
-        invoice_id = _row_id(conn, "invoice", "invoice_no", invoice_no)
-        if invoice_id is not None:
-            payments = [r[0] for r in conn.execute(_MATCHED_PAYMENTS, (invoice_id,)).fetchall()]
-            conn.execute("DELETE FROM payment_allocation WHERE invoice_id = ?", (invoice_id,))
-            conn.executemany(_RECOUNT_PAYMENT, [(p,) for p in payments])
-            conn.execute("DELETE FROM invoice_order WHERE invoice_id = ?", (invoice_id,))
-            conn.execute("DELETE FROM invoice WHERE id = ?", (invoice_id,))
+# The two sides of a match: a document of one and the table, number column and recount of the other.
+_SIDES = {
+    "invoice": (
+        "payment",
+        "UPDATE payment SET unallocated = amount - (SELECT coalesce(sum(amount), 0) FROM "
+        "payment_allocation WHERE payment_id = payment.id) WHERE id = ?",
+    ),
+    "payment": (
+        "invoice",
+        "UPDATE invoice SET paid = (SELECT coalesce(sum(amount), 0) FROM payment_allocation "
+        "WHERE invoice_id = invoice.id) WHERE id = ?",
+    ),
+}
+
+
+def _drop_document(conn: sqlite3.Connection, side: str, number: str) -> None:
+    """An invoice or payment the central API does not have (its creation was rejected): gone, and what was
+    matched to it is open again until the central API's images of the other side arrive."""
+    doc_id = _row_id(conn, side, f"{side}_no", number)
+    if doc_id is None:
         return
+    other, recount = _SIDES[side]
+    matched = conn.execute(
+        f"SELECT DISTINCT {other}_id FROM payment_allocation WHERE {side}_id = ?", (doc_id,)
+    ).fetchall()
+    conn.execute(f"DELETE FROM payment_allocation WHERE {side}_id = ?", (doc_id,))
+    conn.executemany(recount, matched)
+    if side == "invoice":
+        conn.execute("DELETE FROM invoice_order WHERE invoice_id = ?", (doc_id,))
+    conn.execute(f"DELETE FROM {side} WHERE id = ?", (doc_id,))
+
+
+def _upsert_document(conn: sqlite3.Connection, side: str, image: dict[str, Any]) -> int:
+    """An invoice's or payment's own row (by its number); its matches to the other side become exactly the
+    image's (number, amount) pairs, where this desk has the other side (else its image brings the match)."""
     customer = rep._id_of(conn, "customer", "code", image["_customer"])
-    invoice_id = rep._upsert(
-        conn, "invoice", image, ("invoice_no",), extra={"customer_id": customer}, skip=("id", "customer_id")
+    doc_id = rep._upsert(
+        conn, side, image, (f"{side}_no",), extra={"customer_id": customer}, skip=("id", "customer_id")
     )
-    assert invoice_id is not None
+    assert doc_id is not None
+    other, _ = _SIDES[side]
+    kept = []
+    for number, amount in image.get(f"_{other}s", []):
+        other_id = _row_id(conn, other, f"{other}_no", number)
+        if other_id is not None:
+            ids = {side: doc_id, other: other_id}
+            _match(conn, ids["payment"], ids["invoice"], int(amount))
+            kept.append(other_id)
+    conn.execute(
+        f"DELETE FROM payment_allocation WHERE {side}_id = ? AND {rep.not_in(f'{other}_id', kept)}",
+        (doc_id, *kept),
+    )
+    return doc_id
+
+
+def _apply_invoice(conn: sqlite3.Connection, invoice_no: str, image: dict[str, Any] | None) -> None:
+    if image is None:
+        _drop_document(conn, "invoice", invoice_no)
+        return
+    invoice_id = _upsert_document(conn, "invoice", image)
     orders = []
     for order_no, amount in image.get("_orders", []):
         order_id = _row_id(conn, "sales_order", "order_no", order_no)
@@ -758,56 +797,13 @@ def _apply_invoice(conn: sqlite3.Connection, invoice_no: str, image: dict[str, A
         f"DELETE FROM invoice_order WHERE invoice_id = ? AND {rep.not_in('order_id', orders)}",
         (invoice_id, *orders),
     )
-    payments = []
-    for payment_no, amount in image.get("_payments", []):
-        payment_id = _row_id(conn, "payment", "payment_no", payment_no)
-        if payment_id is not None:
-            _match(conn, payment_id, invoice_id, int(amount))
-            payments.append(payment_id)
-    conn.execute(
-        f"DELETE FROM payment_allocation WHERE invoice_id = ? AND {rep.not_in('payment_id', payments)}",
-        (invoice_id, *payments),
-    )
 
 
 def _apply_payment(conn: sqlite3.Connection, payment_no: str, image: dict[str, Any] | None) -> None:
-    if image is None:  # a payment the central API does not have (its recording was rejected)
-        payment_id = _row_id(conn, "payment", "payment_no", payment_no)
-        if payment_id is not None:
-            invoices = [r[0] for r in conn.execute(_MATCHED_INVOICES, (payment_id,)).fetchall()]
-            conn.execute("DELETE FROM payment_allocation WHERE payment_id = ?", (payment_id,))
-            conn.executemany(_RECOUNT_INVOICE, [(i,) for i in invoices])
-            conn.execute("DELETE FROM payment WHERE id = ?", (payment_id,))
+    if image is None:
+        _drop_document(conn, "payment", payment_no)
         return
-    customer = rep._id_of(conn, "customer", "code", image["_customer"])
-    payment_id = rep._upsert(
-        conn, "payment", image, ("payment_no",), extra={"customer_id": customer}, skip=("id", "customer_id")
-    )
-    assert payment_id is not None
-    invoices = []
-    for invoice_no, amount in image.get("_invoices", []):
-        invoice_id = _row_id(conn, "invoice", "invoice_no", invoice_no)
-        if invoice_id is not None:
-            _match(conn, payment_id, invoice_id, int(amount))
-            invoices.append(invoice_id)
-    conn.execute(
-        f"DELETE FROM payment_allocation WHERE payment_id = ? AND {rep.not_in('invoice_id', invoices)}",
-        (payment_id, *invoices),
-    )
-
-
-# When a desk drops its own invoice or payment (the central API rejected it), what was matched to it is
-# open again until the central API's images of the other side arrive.
-_MATCHED_PAYMENTS = "SELECT DISTINCT payment_id FROM payment_allocation WHERE invoice_id = ?"
-_MATCHED_INVOICES = "SELECT DISTINCT invoice_id FROM payment_allocation WHERE payment_id = ?"
-_RECOUNT_PAYMENT = (
-    "UPDATE payment SET unallocated = amount - (SELECT coalesce(sum(amount), 0) FROM payment_allocation "
-    "WHERE payment_id = payment.id) WHERE id = ?"
-)
-_RECOUNT_INVOICE = (
-    "UPDATE invoice SET paid = (SELECT coalesce(sum(amount), 0) FROM payment_allocation "
-    "WHERE invoice_id = invoice.id) WHERE id = ?"
-)
+    _upsert_document(conn, "payment", image)
 
 
 # -- registration ----------------------------------------------------------------------------------------
