@@ -21,23 +21,18 @@ Targets (issue 3): median < 15 ms, p99 < 50 ms, no stall over 50 ms, 100 of 100 
 from __future__ import annotations
 
 import argparse
-import fcntl
 import json
 import os
-import re
 import shutil
-import signal
 import sqlite3
 import statistics
-import struct
-import subprocess
 import sys
-import termios
-import threading
 import time
 from pathlib import Path
 
 from _common import DEMO_ORDERS, OUT, ROOT, demo_db_path, ensure_demo_db, load_note
+
+from tests.pty_terminal import Terminal
 
 DEADLINE = 120.0
 # The scan path's indexes as migration 0002 makes them: (name, a part of their SQL, how to make them).
@@ -50,72 +45,6 @@ INDEXES = (
     ),
     ("ix_scan_order_id", "undone", "CREATE INDEX ix_scan_order_id ON scan (order_id, undone, id)"),
 )
-
-
-def plain(output: bytes | bytearray) -> str:
-    """Terminal output without its escape sequences, for messages."""
-    text = re.sub(rb"\x1b\[[0-9;?]*[A-Za-z]", b" ", bytes(output)).decode(errors="replace")
-    return " ".join(text.split())[-800:]
-
-
-class Terminal:
-    """The program in an 80x24 pseudo-terminal; a thread collects its output."""
-
-    def __init__(self, argv: list[str], env: dict[str, str]) -> None:
-        self.master, slave = os.openpty()
-        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
-        self.proc = subprocess.Popen(
-            argv, stdin=slave, stdout=slave, stderr=slave, env=env, cwd=ROOT, start_new_session=True
-        )
-        os.close(slave)
-        self.output = bytearray()
-        self.lock = threading.Lock()
-        self.changed = threading.Condition(self.lock)
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        while True:
-            try:
-                chunk = os.read(self.master, 65536)
-            except OSError:
-                return
-            if not chunk:
-                return
-            with self.changed:
-                self.output += chunk
-                self.changed.notify_all()
-
-    def mark(self) -> int:
-        with self.lock:
-            return len(self.output)
-
-    def wait_for(self, text: str, since: int = 0, timeout: float = DEADLINE) -> float:
-        """Block until ``text`` shows after ``since``; returns the perf_counter time it was seen."""
-        needle = text.encode()
-        end = time.perf_counter() + timeout
-        with self.changed:
-            while True:
-                if self.output.find(needle, since) >= 0:
-                    return time.perf_counter()
-                left = end - time.perf_counter()
-                if left <= 0 or self.proc.poll() is not None:
-                    raise SystemExit(
-                        f"{text!r} never appeared; the screen last said: {plain(self.output[-3000:])}"
-                    )
-                self.changed.wait(min(left, 0.5))
-
-    def write(self, data: bytes) -> int:
-        return os.write(self.master, data)
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            self.write(b"\x11")  # ctrl+q: a clean exit writes the trace
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(10)
-        os.close(self.master)
 
 
 def prepare(db: Path, qty: int) -> tuple[str, str]:
@@ -234,7 +163,8 @@ def main() -> None:
             start = time.perf_counter()
             written_at.append(time.monotonic())
             terminal.write(b"\r")
-            latencies.append(terminal.wait_for(f"#{seq:04d}", at) - start)
+            terminal.wait_for(f"#{seq:04d}", at, DEADLINE)
+            latencies.append(time.perf_counter() - start)
             time.sleep(args.gap_ms / 1000)
 
         # -- burst: 100 x 30 characters + an end marker in one write ----------------------------------
@@ -245,11 +175,12 @@ def main() -> None:
         at = terminal.mark()
         start = time.perf_counter()
         written = terminal.write(payload)
-        done = terminal.wait_for(f"#{seq:04d}", at)
+        terminal.wait_for(f"#{seq:04d}", at, DEADLINE)
+        done = time.perf_counter()
         scanning_to = time.monotonic()
         burst_seconds = done - start
     finally:
-        terminal.close()
+        terminal.quit(30)
 
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     serials = [

@@ -171,17 +171,7 @@ def bench_push_pull(
                         .all()
                     )
                 ops = [
-                    {
-                        "op_id": r[0],
-                        "seq": r[1],
-                        "command": r[2],
-                        "args": json.loads(r[3]),
-                        "order_no": r[4],
-                        "base_version": None,
-                        "payload_hash": r[5],
-                        "user_name": r[6],
-                        "seen_seq": 0,
-                    }
+                    rep.OpIn(r[0], r[1], r[2], json.loads(r[3]), r[4], None, r[5], r[6]).to_json()
                     for r in rows
                 ]
                 token = rep.get_link(desk).token  # type: ignore[union-attr]

@@ -23,7 +23,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from functools import cache
 from pathlib import Path
@@ -700,6 +700,10 @@ class OpIn:
     payload_hash: str
     user_name: str
     seen_seq: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        """The op as a push carries it (``sync.protocol.Op``)."""
+        return asdict(self)
 
 
 @dataclass

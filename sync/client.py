@@ -161,24 +161,7 @@ class SyncClient:
             desk_id, epoch, ops = rep.pending_ops(self.store, limit=self.batch)
             if not ops:
                 return report
-            body = {
-                "desk_id": desk_id,
-                "epoch": epoch,
-                "ops": [
-                    {
-                        "op_id": o.op_id,
-                        "seq": o.seq,
-                        "command": o.command,
-                        "args": o.args,
-                        "order_no": o.order_no,
-                        "base_version": o.base_version,
-                        "payload_hash": o.payload_hash,
-                        "user_name": o.user_name,
-                        "seen_seq": o.seen_seq,
-                    }
-                    for o in ops
-                ],
-            }
+            body = {"desk_id": desk_id, "epoch": epoch, "ops": [o.to_json() for o in ops]}
             response = self._call("POST", "/v1/push", json=body)
             data = _json(response)
             results = data.get("results") or []

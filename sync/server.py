@@ -190,20 +190,7 @@ def create_app(
         store = current_store(request)
         results: list[dict[str, Any]] = []
         deadline = time.monotonic() + PUSH_BUDGET_S
-        ops = [
-            rep.OpIn(
-                op_id=op.op_id,
-                seq=op.seq,
-                command=op.command,
-                args=op.args,
-                order_no=op.order_no,
-                base_version=op.base_version,
-                payload_hash=op.payload_hash,
-                user_name=op.user_name,
-                seen_seq=op.seen_seq,
-            )
-            for op in body.ops
-        ]
+        ops = [rep.OpIn(**op.model_dump()) for op in body.ops]
         while len(results) < len(ops) and not (results and time.monotonic() > deadline):
             # answer with what is decided once the budget is spent; the desk sends the rest next
             try:

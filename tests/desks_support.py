@@ -3,12 +3,14 @@ each step would, and driving the app in Pilot tests."""
 
 from __future__ import annotations
 
+import contextlib
 from datetime import date
 from typing import Any
 
 from sqlalchemy import text
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Input
+from textual.worker import WorkerCancelled
 
 from orderdesk.clock import FixedClock
 from orderdesk.orders import edit_order, move_order
@@ -88,9 +90,11 @@ def make_app(store: Store, clock: FixedClock, lang: str = "en") -> OrderdeskApp:
 
 
 async def settle(pilot: Pilot[Any]) -> None:
-    """Let workers finish and their messages be handled (a handler may start another worker)."""
+    """Let workers finish and their messages be handled (a handler may start another worker, and a newer
+    load may cancel an older one)."""
     for _ in range(6):
-        await pilot.app.workers.wait_for_complete()
+        with contextlib.suppress(WorkerCancelled):
+            await pilot.app.workers.wait_for_complete()
         await pilot.pause()
 
 

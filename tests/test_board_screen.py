@@ -4,14 +4,12 @@ inbox and its bell."""
 
 from __future__ import annotations
 
-import contextlib
 from datetime import date
 from typing import Any
 
 import pytest
 from textual.pilot import Pilot
-from textual.widgets import DataTable, Input, Static
-from textual.worker import WorkerCancelled
+from textual.widgets import DataTable, Static
 
 from orderdesk.alerts import run_alert_pass
 from orderdesk.clock import FixedClock
@@ -22,7 +20,8 @@ from screens.alert_inbox import AlertBell, AlertInboxScreen
 from screens.board import StatusBoardScreen
 from screens.order_detail import OrderDetailScreen
 from screens.triage import TriageScreen
-from tests.desks_support import make_app
+from tests.desks_support import log_in as desks_log_in
+from tests.desks_support import make_app, settle
 
 pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("shanghai_time")]
 SIZE = (80, 24)
@@ -59,22 +58,8 @@ def floor(desk: Store, clock: FixedClock) -> list[str]:
     return made
 
 
-async def settle(pilot: Pilot[Any]) -> None:
-    for _ in range(5):
-        with contextlib.suppress(WorkerCancelled):
-            await pilot.app.workers.wait_for_complete()
-        await pilot.pause()
-
-
 async def log_in(pilot: Pilot[Any], name: str = "sun") -> None:
-    await settle(pilot)
-    screen = pilot.app.screen
-    screen.query_one("#login-name", Input).value = name
-    pin = screen.query_one("#login-pin", Input)
-    pin.value = "1234"
-    pin.focus()
-    await pilot.press("enter")
-    await settle(pilot)
+    await desks_log_in(pilot, name)
 
 
 async def next_refresh(pilot: Pilot[Any], board: StatusBoardScreen) -> None:

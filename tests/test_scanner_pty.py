@@ -9,15 +9,9 @@ the screen to say something, or for the database to hold something, with a gener
 
 from __future__ import annotations
 
-import fcntl
 import os
-import signal
 import sqlite3
-import struct
-import subprocess
 import sys
-import termios
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -26,74 +20,12 @@ import pytest
 
 from orderdesk.orders import create_order, move_order
 from orderdesk.store import Store
+from tests.pty_terminal import Terminal
 
 pytestmark = [pytest.mark.pty, pytest.mark.slow]
 REPO = Path(__file__).resolve().parent.parent
 GTIN = "06901234567892"  # HX-M8
 DEADLINE = 90.0  # seconds; only ever reached when something is broken
-
-
-class Terminal:
-    """A program running in a pseudo-terminal of 80x24, its output collected by a reader thread."""
-
-    def __init__(self, argv: list[str], env: dict[str, str], size: tuple[int, int] = (24, 80)) -> None:
-        self.master, slave = os.openpty()
-        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", size[0], size[1], 0, 0))
-        self.proc = subprocess.Popen(
-            argv, stdin=slave, stdout=slave, stderr=slave, env=env, cwd=REPO, start_new_session=True
-        )
-        os.close(slave)
-        self.output = bytearray()
-        self._lock = threading.Lock()
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        while True:
-            try:
-                chunk = os.read(self.master, 65536)
-            except OSError:
-                return
-            if not chunk:
-                return
-            with self._lock:
-                self.output += chunk
-
-    def mark(self) -> int:
-        with self._lock:
-            return len(self.output)
-
-    def wait_for(self, text: str, since: int = 0) -> int:
-        """Wait until ``text`` appears in the output after position ``since``; returns where it ends."""
-        needle = text.encode()
-        end = time.monotonic() + DEADLINE
-        while time.monotonic() < end:
-            with self._lock:
-                found = self.output.find(needle, since)
-            if found >= 0:
-                return found + len(needle)
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.02)
-        raise AssertionError(f"{text!r} never appeared; last output: {bytes(self.output[-600:])!r}")
-
-    def write(self, data: bytes) -> int:
-        return os.write(self.master, data)
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(10)
-        if self.master >= 0:
-            os.close(self.master)
-            self.master = -1
-
-    def quit(self) -> None:
-        self.write(b"\x11")  # ctrl+q
-        try:
-            self.proc.wait(20)
-        finally:
-            self.kill()
 
 
 def wait_until(check: Callable[[], bool], what: str) -> None:

@@ -33,24 +33,7 @@ def token(world: World, desk: str) -> str:
 
 def push_body(world: World, desk: str) -> dict[str, Any]:
     desk_id, epoch, ops = rep.pending_ops(world.desks[desk])
-    return {
-        "desk_id": desk_id,
-        "epoch": epoch,
-        "ops": [
-            {
-                "op_id": o.op_id,
-                "seq": o.seq,
-                "command": o.command,
-                "args": o.args,
-                "order_no": o.order_no,
-                "base_version": o.base_version,
-                "payload_hash": o.payload_hash,
-                "user_name": o.user_name,
-                "seen_seq": o.seen_seq,
-            }
-            for o in ops
-        ],
-    }
+    return {"desk_id": desk_id, "epoch": epoch, "ops": [o.to_json() for o in ops]}
 
 
 def post(world: World, path: str, *, desk: str | None = "a", **kwargs: Any) -> httpx.Response:

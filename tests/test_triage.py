@@ -3,7 +3,6 @@ domain command; pinned by snapshots in English and Chinese (fixed clock, fixed t
 
 from __future__ import annotations
 
-import contextlib
 from datetime import date
 from typing import Any
 
@@ -11,7 +10,6 @@ import pytest
 from sqlalchemy import text
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Input, Static
-from textual.worker import WorkerCancelled
 
 from orderdesk.alerts import list_alerts, run_alert_pass
 from orderdesk.clock import FixedClock
@@ -20,7 +18,8 @@ from orderdesk.orders import create_order, edit_order, move_order, show_order
 from orderdesk.store import Store
 from screens.order_detail import OrderDetailScreen
 from screens.triage import PAGE, ActionDialog, TriageScreen, late_text
-from tests.desks_support import make_app
+from tests.desks_support import log_in as desks_log_in
+from tests.desks_support import make_app, settle
 
 pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("shanghai_time")]
 SIZE = (80, 24)
@@ -57,23 +56,8 @@ def build_scenario(desk: Store, clock: FixedClock) -> dict[str, str]:
     return {"rush": rush, "tight": tight, "passed": passed, "held": held}
 
 
-async def settle(pilot: Pilot[Any]) -> None:
-    """Let workers finish and their messages be handled (a newer load may cancel an older one)."""
-    for _ in range(5):
-        with contextlib.suppress(WorkerCancelled):
-            await pilot.app.workers.wait_for_complete()
-        await pilot.pause()
-
-
 async def log_in(pilot: Pilot[Any], name: str = "zhao") -> None:
-    await settle(pilot)
-    screen = pilot.app.screen
-    screen.query_one("#login-name", Input).value = name
-    pin = screen.query_one("#login-pin", Input)
-    pin.value = "0000" if name == "admin" else "1234"
-    pin.focus()
-    await pilot.press("enter")
-    await settle(pilot)
+    await desks_log_in(pilot, name)
 
 
 def table_rows(pilot: Pilot[Any]) -> list[list[str]]:
