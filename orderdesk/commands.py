@@ -37,11 +37,19 @@ class Actor:
         return bool(self.roles & set(roles))
 
 
+# Set in ``Session.info`` while the central API replays desks' ops: their commands keep no outbox copy.
+REPLAYING = "replaying"
+
 SYSTEM = Actor(user_id=0, name="system", roles=frozenset({"admin"}))
 
 
 def load_actor(session: Session, name: str) -> Actor:
-    """The active user called ``name``, or a refusal saying so."""
+    """The active user called ``name``, or a refusal saying so. Remembered for the rest of the session's
+    transaction (the central API decides many ops in one): users and roles are only ever added, never
+    changed, by commands, and a user who does not exist is never remembered."""
+    actors: dict[str, Actor] = session.info.setdefault("actors", {})
+    if name in actors:
+        return actors[name]
     user = session.exec(select(AppUser).where(AppUser.name == name)).first()
     if user is None or user.id is None:
         raise Refused(
@@ -51,7 +59,8 @@ def load_actor(session: Session, name: str) -> Actor:
     if not user.active:
         raise Refused(msg("User {name} is deactivated; ask an admin.", name=name), code="inactive_user")
     roles = session.exec(select(UserRole.role).where(UserRole.user_id == user.id)).all()
-    return Actor(user.id, user.name, frozenset(roles))
+    actors[name] = Actor(user.id, user.name, frozenset(roles))
+    return actors[name]
 
 
 @dataclass
@@ -77,7 +86,8 @@ class CommandContext:
     ) -> None:
         """Append the audit record and the outbox record for this command (exactly once per command).
 
-        ``sync=False`` is for desk-local facts (a login attempt) that the central API has no use for.
+        ``sync=False`` is for desk-local facts (a login attempt) that the central API has no use for. The
+        central API replaying a desk's op writes no outbox record either (``REPLAYING``): it is nobody's desk.
         """
         if self.recorded:
             raise RuntimeError(f"command {self.name} recorded twice")
@@ -90,7 +100,7 @@ class CommandContext:
             command=self.name,
             detail={**args, **(detail or {})},
         )
-        if not sync:
+        if not sync or self.session.info.get(REPLAYING):
             return
         desk = self.session.get(Desk, 1)
         if desk is None:  # pragma: no cover - Store.migrate always creates it

@@ -334,6 +334,23 @@ def move_order(
     expected_version: int | None = None,
 ) -> OrderDetail:
     """Move an order along the workflow: ``to`` is a state id or a transition id."""
+    order_no, viewer = move_order_effect(
+        store, order_no=order_no, to=to, user=user, reason=reason, expected_version=expected_version
+    )
+    return show_order(store, order_no, viewer=viewer)
+
+
+def move_order_effect(
+    store: Store,
+    *,
+    order_no: str,
+    to: str,
+    user: str | Actor,
+    reason: str = "",
+    expected_version: int | None = None,
+) -> tuple[str, str]:
+    """``move_order`` without reading the order back (the central API's replay has no screen to show):
+    returns the order number and who moved it."""
     reason = clean_text(reason, field_name="Reason", max_len=REASON_MAX)
     workflow = store.workflow
     with command(store, "move_order", user=user) as ctx:
@@ -353,7 +370,7 @@ def move_order(
             base_version=base,
             detail={"notify": list(transition.notify), "require_ack": transition.require_ack},
         )
-    return show_order(store, order.order_no, viewer=ctx.actor.name)
+    return order.order_no, ctx.actor.name
 
 
 # -- edit fields -----------------------------------------------------------------------------------------
@@ -424,6 +441,22 @@ def edit_order(
     reason: str = "",
 ) -> OrderDetail:
     """Change order fields. Each field must be editable by one of the user's roles (workflow ``[roles]``)."""
+    order_no, viewer = edit_order_effect(
+        store, order_no=order_no, changes=changes, user=user, expected_version=expected_version, reason=reason
+    )
+    return show_order(store, order_no, viewer=viewer)
+
+
+def edit_order_effect(
+    store: Store,
+    *,
+    order_no: str,
+    changes: dict[str, Any],
+    user: str | Actor,
+    expected_version: int | None = None,
+    reason: str = "",
+) -> tuple[str, str]:
+    """``edit_order`` without reading the order back: returns the order number and who edited it."""
     if not changes:
         raise Refused(msg("Nothing to change."), code="no_changes")
     reason = clean_text(reason, field_name="Reason", max_len=REASON_MAX)
@@ -454,7 +487,7 @@ def edit_order(
             args={"order_no": order.order_no, "changes": applied, "reason": reason},
             base_version=base,
         )
-    return show_order(store, order.order_no, viewer=ctx.actor.name)
+    return order.order_no, ctx.actor.name
 
 
 def assign_order(
@@ -468,6 +501,12 @@ def assign_order(
 
 def add_note(store: Store, *, order_no: str, text: str, user: str | Actor) -> OrderDetail:
     """Add a note to the order's timeline (anyone who may see the order may)."""
+    order_no, viewer = add_note_effect(store, order_no=order_no, text=text, user=user)
+    return show_order(store, order_no, viewer=viewer)
+
+
+def add_note_effect(store: Store, *, order_no: str, text: str, user: str | Actor) -> tuple[str, str]:
+    """``add_note`` without reading the order back: returns the order number and who added the note."""
     text = clean_text(text, field_name="Note", max_len=NOTE_MAX, required=True)
     with command(store, "add_note", user=user) as ctx:
         order = get_order_row(ctx.session, order_no)
@@ -477,7 +516,7 @@ def add_note(store: Store, *, order_no: str, text: str, user: str | Actor) -> Or
             args={"order_no": order.order_no, "text": text},
             base_version=order.version,
         )
-    return show_order(store, order.order_no, viewer=ctx.actor.name)
+    return order.order_no, ctx.actor.name
 
 
 def require_fields(ctx: CommandContext, fields: Sequence[str], may: frozenset[str] | None = None) -> None:

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import date
 from typing import Any
@@ -456,14 +457,46 @@ def _payment_touches(a: dict[str, Any], _order_no: str) -> list[tuple[str, str]]
 
 
 # -- an order's image: what the desks wrote about it -----------------------------------------------------
-def _dump_sales(session: Session, order: SalesOrder) -> dict[str, Any] | None:
-    info = session.get(OrderSales, order.id)
-    if info is None:
-        return None
-    image = rep._columns(info, ("order_id", "parent_id"))
-    parent = session.get(SalesOrder, info.parent_id) if info.parent_id else None
-    image["_parent"] = parent.order_no if parent else None
-    return image
+def _ids(orders: list[SalesOrder]) -> list[int]:
+    return [o.id for o in orders if o.id is not None]
+
+
+def _dump_sales(session: Session, orders: list[SalesOrder]) -> dict[int, Any]:
+    infos = rep.rows_in(
+        session, lambda c: select(OrderSales).where(col(OrderSales.order_id).in_(c)), _ids(orders)
+    )
+    parents = dict(
+        rep.rows_in(
+            session,
+            lambda c: select(SalesOrder.id, SalesOrder.order_no).where(col(SalesOrder.id).in_(c)),
+            {i.parent_id for i in infos if i.parent_id},
+        )
+    )
+    return {
+        i.order_id: {**rep._columns(i, ("order_id", "parent_id")), "_parent": parents.get(i.parent_id)}
+        for i in infos
+    }
+
+
+def _grouped(rows: list[Any], key: Callable[[Any], int], image: Callable[[Any], Any]) -> dict[int, list[Any]]:
+    """Rows (already in order) as each order's list of images."""
+    out: dict[int, list[Any]] = {}
+    for row in rows:
+        out.setdefault(key(row), []).append(image(row))
+    return out
+
+
+def _change_requests(session: Session, orders: list[SalesOrder]) -> list[ChangeRequest]:
+    """The orders' change requests, each order's in the order they were filed (request n is number n)."""
+    return rep.rows_in(
+        session,
+        lambda c: (
+            select(ChangeRequest)
+            .where(col(ChangeRequest.order_id).in_(c))
+            .order_by(col(ChangeRequest.order_id), col(ChangeRequest.id))
+        ),
+        _ids(orders),
+    )
 
 
 def _apply_sales(conn: sqlite3.Connection, order_id: int, image: dict[str, Any] | None) -> None:
@@ -481,9 +514,10 @@ def _apply_sales(conn: sqlite3.Connection, order_id: int, image: dict[str, Any] 
     )
 
 
-def _dump_change_requests(session: Session, order: SalesOrder) -> list[dict[str, Any]]:
-    # In the order they were filed: a request's place in the list is its number on the order.
-    return [rep._columns(r, ("id", "order_id")) for r in order_change_requests(session, order.id)]
+def _dump_change_requests(session: Session, orders: list[SalesOrder]) -> dict[int, Any]:
+    return _grouped(
+        _change_requests(session, orders), lambda r: r.order_id, lambda r: rep._columns(r, ("id", "order_id"))
+    )
 
 
 def _request_ids(conn: sqlite3.Connection, order_id: int) -> list[int]:
@@ -511,18 +545,29 @@ def _apply_change_requests(conn: sqlite3.Connection, order_id: int, images: list
         conn.execute("DELETE FROM change_request WHERE id = ?", (stale,))
 
 
-def _dump_revisions(session: Session, order: SalesOrder) -> list[dict[str, Any]]:
-    numbers = {r.id: n for n, r in enumerate(order_change_requests(session, order.id), start=1)}
-    rows = session.exec(
-        select(OrderRevision).where(OrderRevision.order_id == order.id).order_by(col(OrderRevision.revision))
-    ).all()
-    return [
-        {
+def _dump_revisions(session: Session, orders: list[SalesOrder]) -> dict[int, Any]:
+    numbers = {
+        request_id: n
+        for ids in _grouped(_change_requests(session, orders), lambda r: r.order_id, lambda r: r.id).values()
+        for n, request_id in enumerate(ids, start=1)
+    }
+    rows = rep.rows_in(
+        session,
+        lambda c: (
+            select(OrderRevision)
+            .where(col(OrderRevision.order_id).in_(c))
+            .order_by(col(OrderRevision.order_id), col(OrderRevision.revision))
+        ),
+        _ids(orders),
+    )
+    return _grouped(
+        rows,
+        lambda r: r.order_id,
+        lambda r: {
             **rep._columns(r, ("id", "order_id", "change_request_id")),
             "_request_no": numbers.get(r.change_request_id),
-        }
-        for r in rows
-    ]
+        },
+    )
 
 
 def _apply_revisions(conn: sqlite3.Connection, order_id: int, images: list[dict[str, Any]]) -> None:
@@ -549,11 +594,17 @@ def _apply_revisions(conn: sqlite3.Connection, order_id: int, images: list[dict[
     )
 
 
-def _dump_decisions(session: Session, order: SalesOrder) -> list[dict[str, Any]]:
-    rows = session.exec(
-        select(DeskDecision).where(DeskDecision.order_id == order.id).order_by(col(DeskDecision.id))
-    ).all()
-    return [rep._columns(r, ("id", "order_id")) for r in rows]
+def _dump_decisions(session: Session, orders: list[SalesOrder]) -> dict[int, Any]:
+    rows = rep.rows_in(
+        session,
+        lambda c: (
+            select(DeskDecision)
+            .where(col(DeskDecision.order_id).in_(c))
+            .order_by(col(DeskDecision.order_id), col(DeskDecision.id))
+        ),
+        _ids(orders),
+    )
+    return _grouped(rows, lambda r: r.order_id, lambda r: rep._columns(r, ("id", "order_id")))
 
 
 def _apply_decisions(conn: sqlite3.Connection, order_id: int, images: list[dict[str, Any]]) -> None:
@@ -577,28 +628,35 @@ def _apply_decisions(conn: sqlite3.Connection, order_id: int, images: list[dict[
     )
 
 
-def _dump_inspections(session: Session, order: SalesOrder) -> list[dict[str, Any]]:
-    inspections = session.exec(
-        select(QcInspection).where(QcInspection.order_id == order.id).order_by(col(QcInspection.seq))
-    ).all()
-    out = []
-    for i in inspections:
-        findings = session.exec(
-            select(QcFinding, Product.sku)
-            .join(Product, col(Product.id) == QcFinding.product_id)
-            .where(QcFinding.inspection_id == i.id)
-            .order_by(col(QcFinding.id))
-        ).all()
-        out.append(
-            {
-                **rep._columns(i, ("id", "order_id")),
-                "_findings": [
-                    {**rep._columns(f, ("id", "inspection_id", "product_id")), "_sku": sku}
-                    for f, sku in findings
-                ],
-            }
-        )
-    return out
+def _dump_inspections(session: Session, orders: list[SalesOrder]) -> dict[int, Any]:
+    inspections = rep.rows_in(
+        session,
+        lambda c: (
+            select(QcInspection)
+            .where(col(QcInspection.order_id).in_(c))
+            .order_by(col(QcInspection.order_id), col(QcInspection.seq))
+        ),
+        _ids(orders),
+    )
+    findings = _grouped(
+        rep.rows_in(
+            session,
+            lambda c: (
+                select(QcFinding, Product.sku)
+                .join(Product, col(Product.id) == QcFinding.product_id)
+                .where(col(QcFinding.inspection_id).in_(c))
+                .order_by(col(QcFinding.inspection_id), col(QcFinding.id))
+            ),
+            [i.id for i in inspections],
+        ),
+        lambda row: row[0].inspection_id,
+        lambda row: {**rep._columns(row[0], ("id", "inspection_id", "product_id")), "_sku": row[1]},
+    )
+    return _grouped(
+        inspections,
+        lambda i: i.order_id,
+        lambda i: {**rep._columns(i, ("id", "order_id")), "_findings": findings.get(i.id or 0, [])},
+    )
 
 
 def _apply_inspections(conn: sqlite3.Connection, order_id: int, images: list[dict[str, Any]]) -> None:
@@ -686,10 +744,17 @@ def dump_payment(session: Session, payment_no: str) -> dict[str, Any] | None:
     return _document(session, Payment, payment_no)
 
 
-def _dump_invoice_link(session: Session, order: SalesOrder) -> dict[str, Any] | None:
-    link = session.get(InvoiceOrder, order.id)
-    invoice = session.get(Invoice, link.invoice_id) if link is not None else None
-    return {"invoice_no": invoice.invoice_no, "amount": link.amount} if link and invoice else None
+def _dump_invoice_link(session: Session, orders: list[SalesOrder]) -> dict[int, Any]:
+    links = rep.rows_in(
+        session,
+        lambda c: (
+            select(InvoiceOrder.order_id, Invoice.invoice_no, InvoiceOrder.amount)
+            .join(Invoice, col(Invoice.id) == InvoiceOrder.invoice_id)
+            .where(col(InvoiceOrder.order_id).in_(c))
+        ),
+        _ids(orders),
+    )
+    return {order_id: {"invoice_no": no, "amount": amount} for order_id, no, amount in links}
 
 
 def _row_id(conn: sqlite3.Connection, table: str, column: str, value: Any) -> int | None:
@@ -824,10 +889,10 @@ rep.REPLAYS.update(
 rep.ORDER_PARTS.update(
     {
         "sales": rep.OrderPart(_dump_sales, _apply_sales),
-        "change_requests": rep.OrderPart(_dump_change_requests, _apply_change_requests),
-        "revisions": rep.OrderPart(_dump_revisions, _apply_revisions),
-        "desk_decisions": rep.OrderPart(_dump_decisions, _apply_decisions),
-        "qc_inspections": rep.OrderPart(_dump_inspections, _apply_inspections),
+        "change_requests": rep.OrderPart(_dump_change_requests, _apply_change_requests, empty=[]),
+        "revisions": rep.OrderPart(_dump_revisions, _apply_revisions, empty=[]),
+        "desk_decisions": rep.OrderPart(_dump_decisions, _apply_decisions, empty=[]),
+        "qc_inspections": rep.OrderPart(_dump_inspections, _apply_inspections, empty=[]),
         "invoice": rep.OrderPart(_dump_invoice_link, _apply_invoice_link),
     }
 )

@@ -23,17 +23,19 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from functools import cache
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import DateTime, delete, event, func
+from sqlalchemy import DateTime, delete, event, func, insert
 from sqlalchemy.exc import DataError, IntegrityError
 from sqlmodel import Session, SQLModel, col, select
 
 from orderdesk.canonical import canonical_json, sha256_hex
+from orderdesk.commands import REPLAYING
 from orderdesk.errors import OrderdeskError, Refused, StoreError
 from orderdesk.i18n import Label, Msg, msg
 from orderdesk.models import (
@@ -120,47 +122,91 @@ def _columns(obj: SQLModel, skip: Iterable[str]) -> dict[str, Any]:
 @dataclass(frozen=True)
 class OrderPart:
     """Extra data carried in an order's image (e.g. scans from the scanning area): add one to
-    ``ORDER_PARTS`` with a dumper (server) and an applier (desk, raw SQLite connection and local order id)."""
+    ``ORDER_PARTS`` with a dumper (server, set-based over many orders) and an applier (desk, raw SQLite connection and local order id)."""
 
-    dump: Callable[[Session, SalesOrder], Any]
+    dump: Callable[[Session, list[SalesOrder]], dict[int, Any]]  # orders -> {order id: the part}
     apply: Callable[[sqlite3.Connection, int, Any], None]
+    empty: Any = None  # the part of an order the dumper left out
 
 
 ORDER_PARTS: dict[str, OrderPart] = {}
 
 
-def _user_name(session: Session, user_id: int | None) -> str | None:
-    if not user_id:
-        return None
-    user = session.get(AppUser, user_id)
-    return user.name if user else None
+def rows_in(session: Session, query: Callable[[list[Any]], Any], keys: Iterable[Any]) -> list[Any]:
+    """The rows of ``query(chunk)`` (a select with an ``IN`` over the chunk) for all ``keys``, a few hundred
+    keys to a statement."""
+    out: list[Any] = []
+    for chunk in iter_chunks(sorted(set(keys)), 500):
+        out.extend(session.exec(query(chunk)).all())
+    return out
+
+
+def dump_orders(session: Session, order_nos: Iterable[str]) -> dict[str, dict[str, Any] | None]:
+    """The images of many orders (None for an order that does not exist), in one query per table."""
+    order_nos = list(order_nos)
+    found = rows_in(session, lambda c: select(SalesOrder).where(col(SalesOrder.order_no).in_(c)), order_nos)
+    orders = {o.order_no: o for o in found}
+    ids = [o.id for o in found]
+    customers = dict(
+        rows_in(
+            session,
+            lambda c: select(Customer.id, Customer.code).where(col(Customer.id).in_(c)),
+            {o.customer_id for o in found},
+        )
+    )
+    users = dict(
+        rows_in(
+            session,
+            lambda c: select(AppUser.id, AppUser.name).where(col(AppUser.id).in_(c)),
+            {u for o in found for u in (o.owner_id, o.inspector_id) if u},
+        )
+    )
+    lines: dict[int, list[dict[str, Any]]] = {}
+    for line, sku in rows_in(
+        session,
+        lambda c: (
+            select(OrderLine, Product.sku)
+            .join(Product, col(Product.id) == OrderLine.product_id)
+            .where(col(OrderLine.order_id).in_(c))
+            .order_by(col(OrderLine.order_id), col(OrderLine.line_no))
+        ),
+        ids,
+    ):
+        lines.setdefault(line.order_id, []).append(
+            {**_columns(line, ("id", "order_id", "product_id")), "_sku": sku}
+        )
+    notes: dict[int, list[dict[str, Any]]] = {}
+    for note in rows_in(
+        session,
+        lambda c: (
+            select(OrderNote)
+            .where(col(OrderNote.order_id).in_(c))
+            .order_by(col(OrderNote.order_id), col(OrderNote.at), col(OrderNote.id))
+        ),
+        ids,
+    ):
+        notes.setdefault(note.order_id, []).append(_columns(note, ("id", "order_id")))
+    parts = {name: part.dump(session, found) for name, part in ORDER_PARTS.items()}
+    images: dict[str, dict[str, Any] | None] = {}
+    for order_no in order_nos:
+        order = orders.get(order_no)
+        if order is None:
+            images[order_no] = None
+            continue
+        image = _columns(order, ("id", "customer_id", "owner_id", "inspector_id"))
+        image["_customer"] = customers.get(order.customer_id)
+        image["_owner"] = users.get(order.owner_id) if order.owner_id else None
+        image["_inspector"] = users.get(order.inspector_id) if order.inspector_id else None
+        image["_lines"] = lines.get(order.id or 0, [])
+        image["_notes"] = notes.get(order.id or 0, [])
+        for name, part in ORDER_PARTS.items():
+            image[f"_{name}"] = parts[name].get(order.id, part.empty)
+        images[order_no] = image
+    return images
 
 
 def dump_order(session: Session, order_no: str) -> dict[str, Any] | None:
-    order = session.exec(select(SalesOrder).where(SalesOrder.order_no == order_no)).first()
-    if order is None:
-        return None
-    image = _columns(order, ("id", "customer_id", "owner_id", "inspector_id"))
-    customer = session.get(Customer, order.customer_id)
-    image["_customer"] = customer.code if customer else None
-    image["_owner"] = _user_name(session, order.owner_id)
-    image["_inspector"] = _user_name(session, order.inspector_id)
-    lines = session.exec(
-        select(OrderLine, Product.sku)
-        .join(Product, col(Product.id) == OrderLine.product_id)
-        .where(OrderLine.order_id == order.id)
-        .order_by(col(OrderLine.line_no))
-    ).all()
-    image["_lines"] = [
-        {**_columns(line, ("id", "order_id", "product_id")), "_sku": sku} for line, sku in lines
-    ]
-    notes = session.exec(
-        select(OrderNote).where(OrderNote.order_id == order.id).order_by(col(OrderNote.at), col(OrderNote.id))
-    ).all()
-    image["_notes"] = [_columns(n, ("id", "order_id")) for n in notes]
-    for name, part in ORDER_PARTS.items():
-        image[f"_{name}"] = part.dump(session, order)
-    return image
+    return dump_orders(session, [order_no])[order_no]
 
 
 def dump_customer(session: Session, code: str) -> dict[str, Any] | None:
@@ -197,6 +243,13 @@ DUMPERS: dict[str, Callable[[Session, str], dict[str, Any] | None]] = {
     "product": dump_product,
     "order": dump_order,
 }
+
+
+def dump_many(session: Session, kind: str, keys: Iterable[str]) -> dict[str, dict[str, Any] | None]:
+    """The images of many entities of one kind: orders (the busiest) set-based, the others one by one."""
+    if kind == "order":
+        return dump_orders(session, keys)
+    return {key: DUMPERS[kind](session, key) for key in keys}
 
 
 # -- tracking what a command changed ---------------------------------------------------------------------
@@ -236,12 +289,17 @@ class ChangeTracker:
         self.session.flush()
         event.remove(self.session, "before_flush", self._before_flush)
         out: set[tuple[str, str]] = set()
+        # Row id -> natural key, for the session's transaction (order numbers, SKUs and user names never change)
+        names: dict[tuple[str, Any], str] = self.session.info.setdefault("natural_keys", {})
         for kind, key in self.seen:
-            if kind in _BY_ID:
+            if kind in _BY_ID and key is not None:
                 model, attr, real = _BY_ID[kind]
-                row = self.session.get(model, key) if key is not None else None
-                if row is not None:
-                    out.add((real, getattr(row, attr)))
+                if (kind, key) not in names:
+                    row = self.session.get(model, key)
+                    if row is None:
+                        continue
+                    names[(kind, key)] = getattr(row, attr)
+                out.add((real, names[(kind, key)]))
             elif key is not None:
                 out.add((kind, key))
         return out
@@ -301,9 +359,9 @@ def _replay_create(store: Store, a: dict[str, Any], user: str) -> object:
 
 
 def _replay_move(store: Store, a: dict[str, Any], user: str) -> object:
-    from orderdesk.orders import move_order
+    from orderdesk.orders import move_order_effect
 
-    return move_order(
+    return move_order_effect(
         store, order_no=a["order_no"], to=a["transition"], user=user, reason=a.get("reason", "")
     )
 
@@ -332,9 +390,9 @@ def _check_move(store: Store, session: Session, op: OpContext) -> Refused | None
 
 
 def _replay_edit(store: Store, a: dict[str, Any], user: str) -> object:
-    from orderdesk.orders import edit_order
+    from orderdesk.orders import edit_order_effect
 
-    return edit_order(
+    return edit_order_effect(
         store, order_no=a["order_no"], changes=dict(a["changes"]), user=user, reason=a.get("reason", "")
     )
 
@@ -367,9 +425,9 @@ def _show(value: Any) -> str:
 
 
 def _replay_note(store: Store, a: dict[str, Any], user: str) -> object:
-    from orderdesk.orders import add_note
+    from orderdesk.orders import add_note_effect
 
-    return add_note(store, order_no=a["order_no"], text=a["text"], user=user)
+    return add_note_effect(store, order_no=a["order_no"], text=a["text"], user=user)
 
 
 def _replay_customer(store: Store, a: dict[str, Any], user: str) -> object:
@@ -404,16 +462,14 @@ def _replay_stock(store: Store, a: dict[str, Any], user: str) -> object:
 # savepoint, runs the command, and clears the session again, so no server-side session outlives an op.
 def _with_packing(store: Store, order_no: str, user: str, run: Callable[[], object]) -> object:
     from orderdesk.models import PackingSession
-    from orderdesk.scanning import open_for_packing
+    from orderdesk.scanning import start_packing
 
     def clear() -> None:
         with store.write() as session:
-            for row in session.exec(select(PackingSession).where(PackingSession.user_name == user)).all():
-                session.delete(row)
-            session.flush()
+            session.exec(delete(PackingSession).where(col(PackingSession.user_name) == user))  # type: ignore[call-overload]
 
     clear()
-    open_for_packing(store, order_no=order_no, user=user)
+    start_packing(store, order_no=order_no, user=user)
     try:
         return run()
     finally:
@@ -732,6 +788,48 @@ class OpResult:
         }
 
 
+CHANGES = "pending_changes"  # Session.info key: change-log entries waiting for their images
+
+
+@dataclass
+class _PendingLog:
+    """The change-log entries of a ``_publishing`` block, and the server row whose counter numbers them (held
+    here: the session's identity map keeps only weak references, and would reload it for every entry)."""
+
+    server: SyncServer | None
+    entries: list[dict[str, Any]] = field(default_factory=list)
+
+
+@contextmanager
+def _publishing(session: Session) -> Iterator[None]:
+    """Collect the change-log entries appended inside the block and write them when it ends, each with the
+    image of its entity as the block leaves it: an entity changed by several ops of one transaction is dumped
+    once. Every entry of one transaction carries the committed state, the only state anyone else ever sees.
+    Nested blocks join the outermost."""
+    if CHANGES in session.info:
+        yield
+        return
+    log = _PendingLog(session.get(SyncServer, 1))
+    session.info[CHANGES] = log
+    pending = log.entries
+    try:
+        yield
+        keys: dict[str, set[str]] = {}
+        for row in pending:
+            keys.setdefault(row["kind"], set()).add(row["key"])
+        images = {
+            (kind, key): canonical_json(image)
+            for kind, some in keys.items()
+            for key, image in dump_many(session, kind, some).items()
+        }
+        for row in pending:
+            row["image"] = images[(row["kind"], row["key"])]
+        if pending:
+            session.execute(insert(SyncChange), pending)
+    finally:
+        del session.info[CHANGES]
+
+
 def _append_change(
     session: Session,
     kind: str,
@@ -741,24 +839,25 @@ def _append_change(
     desk_id: str,
     now: datetime,
     event: dict[str, Any] | None = None,
-) -> int | None:
-    image = DUMPERS[kind](session, key)
-    server = session.get(SyncServer, 1)
+) -> int:
+    """Take the next global sequence number for an entry about (``kind``, ``key``), written when the
+    enclosing ``_publishing`` block ends."""
+    log: _PendingLog = session.info[CHANGES]
+    server = log.server
     assert server is not None
     seq = server.next_change_seq
     server.next_change_seq += 1
     session.add(server)
-    session.add(
-        SyncChange(
-            seq=seq,
-            kind=kind,
-            key=key,
-            image=canonical_json(image),
-            event=canonical_json(event) if event else "",
-            op_id=op_id,
-            desk_id=desk_id,
-            at=now,
-        )
+    log.entries.append(
+        {
+            "seq": seq,
+            "kind": kind,
+            "key": key,
+            "event": canonical_json(event) if event else "",
+            "op_id": op_id,
+            "desk_id": desk_id,
+            "at": now,
+        }
     )
     return seq
 
@@ -843,6 +942,40 @@ def _refresh(session: Session, command: str, args: dict[str, Any], order_no: str
     return out
 
 
+@dataclass
+class _Group:
+    """What the ops decided in one transaction share: the desk's stream, the ops already stored (fetched
+    once for the whole group, then each decided op added) and the orders whose creation from this desk was
+    rejected (an op on one of them is rejected too, ``_cascade``)."""
+
+    stream: SyncStream | None
+    stored: dict[str, SyncOp]
+    failed_creates: set[str]
+
+    @classmethod
+    def load(cls, session: Session, desk_id: str, epoch: int, ops: list[OpIn]) -> _Group:
+        ids = [op.op_id for op in ops]
+        orders = sorted({op.order_no for op in ops if op.order_no})
+        stored = {
+            row.op_id: row
+            for chunk in iter_chunks(ids, 500)
+            for row in session.exec(select(SyncOp).where(col(SyncOp.op_id).in_(chunk))).all()
+        }
+        failed = {
+            no
+            for chunk in iter_chunks(orders, 500)
+            for no in session.exec(
+                select(SyncOp.order_no).where(
+                    SyncOp.desk_id == desk_id,
+                    SyncOp.command == "create_order",
+                    SyncOp.status == "rejected",
+                    col(SyncOp.order_no).in_(chunk),
+                )
+            ).all()
+        }
+        return cls(session.get(SyncStream, (desk_id, epoch)), stored, failed)
+
+
 def decide_ops(
     store: Store,
     desk_id: str,
@@ -861,32 +994,35 @@ def decide_ops(
     results: list[OpResult] = []
     publish_local_changes(store)  # commands run on the central API itself came first: they count first
     deadline = time.monotonic() + budget_s
-    with store.write():
-        for op in ops[:limit]:
+    batch = ops[:limit]
+    with store.write() as session, _publishing(session):
+        group = _Group.load(session, desk_id, epoch, batch)
+        for op in batch:
             if results and time.monotonic() > deadline:
                 break
             try:
-                results.append(decide_op(store, desk_id, epoch, op))
+                results.append(decide_op(store, desk_id, epoch, op, group=group))
             except SyncError as exc:
                 return results, exc
     return results, None
 
 
-def decide_op(store: Store, desk_id: str, epoch: int, op: OpIn) -> OpResult:
-    """Decide one op (in the caller's transaction, else its own): the stored outcome for a retry, else
-    replay it and store the outcome.
+def decide_op(store: Store, desk_id: str, epoch: int, op: OpIn, *, group: _Group | None = None) -> OpResult:
+    """Decide one op (in the caller's transaction and ``group``, else its own): the stored outcome for a
+    retry, else replay it and store the outcome.
 
     Raises ``SyncError`` (nothing written) for a hash mismatch, a sequence gap or reuse, or an unknown command.
     """
-    with store.write() as session:
-        existing = session.get(SyncOp, op.op_id)
+    with store.write() as session, _publishing(session):
+        group = group or _Group.load(session, desk_id, epoch, [op])
+        stream = group.stream
+        existing = group.stored.get(op.op_id)
         if existing is not None:
             if existing.payload_hash != op.payload_hash or existing.desk_id != desk_id:
                 raise SyncError(
                     msg("Op {op_id} was already received with different content.", op_id=op.op_id),
                     code="op_conflict",
                 )
-            stream = session.get(SyncStream, (desk_id, epoch))
             if stream is not None and op.seq == stream.last_seq + 1:
                 stream.last_seq = op.seq  # an op renumbered into a new epoch after a re-key
                 session.add(stream)
@@ -896,7 +1032,6 @@ def decide_op(store: Store, desk_id: str, epoch: int, op: OpIn) -> OpResult:
                 msg("Op {op_id} does not match its hash; it was damaged on the way.", op_id=op.op_id),
                 code="bad_hash",
             )
-        stream = session.get(SyncStream, (desk_id, epoch))
         if stream is None:
             raise SyncError(msg("This desk has no epoch {epoch}.", epoch=epoch), code="unknown_epoch")
         expected = stream.last_seq + 1
@@ -922,15 +1057,14 @@ def decide_op(store: Store, desk_id: str, epoch: int, op: OpIn) -> OpResult:
                 code="unknown_command",
             )
         ctx = OpContext(desk_id, op.command, op.args, op.order_no, op.user_name, op.seen_seq)
-        rejection = _cascade(session, ctx)
+        rejection = _cascade(ctx, group.failed_creates)
         if rejection is None and replay.check is not None:
             rejection = replay.check(store, session, ctx)
         touched: set[tuple[str, str]] = set()
         if rejection is None:
-            server_desk = session.get(Desk, 1)
-            first_local = server_desk.next_seq if server_desk else 0
             tracker = ChangeTracker(session)
             savepoint = session.begin_nested()
+            session.info[REPLAYING] = True  # the server is nobody's desk: its commands keep no outbox copy
             try:
                 replay.run(store, op.args, op.user_name)
                 savepoint.commit()
@@ -955,9 +1089,8 @@ def decide_op(store: Store, desk_id: str, epoch: int, op: OpIn) -> OpResult:
                     code="server_refused",
                 )
             finally:
+                del session.info[REPLAYING]
                 touched = tracker.close()
-            # The server is nobody's desk: its own outbox copy of a replayed command is dropped.
-            session.exec(delete(OutboxRecord).where(col(OutboxRecord.seq) >= first_local))  # type: ignore[call-overload]
         now = store.clock()
         row = SyncOp(
             op_id=op.op_id,
@@ -987,27 +1120,19 @@ def decide_op(store: Store, desk_id: str, epoch: int, op: OpIn) -> OpResult:
                     desk_id=desk_id,
                     user=op.user_name,
                 )
+        elif op.command == "create_order":
+            group.failed_creates.add(op.order_no)
         stream.last_seq = op.seq
         session.add(stream)
         session.add(row)
-        session.flush()
+        group.stored[op.op_id] = row
         return _stored(row, session)
 
 
-def _cascade(session: Session, op: OpContext) -> Refused | None:
+def _cascade(op: OpContext, failed_creates: set[str]) -> Refused | None:
     """An op on an order whose creation (from the same desk) was rejected is rejected too: it was meant
     for the desk's own order, which the centre never accepted (e.g. a copied desk reused its number)."""
-    if not op.order_no or op.command == "create_order":
-        return None
-    failed = session.exec(
-        select(SyncOp.op_id).where(
-            SyncOp.desk_id == op.desk_id,
-            SyncOp.order_no == op.order_no,
-            SyncOp.command == "create_order",
-            SyncOp.status == "rejected",
-        )
-    ).first()
-    if failed is None:
+    if not op.order_no or op.command == "create_order" or op.order_no not in failed_creates:
         return None
     return Refused(
         msg(
@@ -1035,7 +1160,7 @@ def publish_local_changes(store: Store, *, batch: int = 1000) -> int:
             return 0
     published = 0
     while True:
-        with store.write() as session:
+        with store.write() as session, _publishing(session):
             rows = session.exec(select(OutboxRecord).order_by(col(OutboxRecord.seq)).limit(batch)).all()
             if not rows:
                 return published
@@ -1691,6 +1816,11 @@ def _apply_orders(conn: sqlite3.Connection, items: list[tuple[str, dict[str, Any
     if not images:
         return
     refs = ("customer_id", "owner_id", "inspector_id")
+    numbers = [i["order_no"] for i in images]
+    held_orders = {
+        r[0]
+        for r in _keyed(conn, "SELECT order_no FROM sales_order WHERE order_no IN ({marks})", (), numbers)
+    }
     _upsert_many(
         conn,
         "sales_order",
@@ -1713,7 +1843,7 @@ def _apply_orders(conn: sqlite3.Connection, items: list[tuple[str, dict[str, Any
             conn,
             "SELECT order_no, id FROM sales_order WHERE order_no IN ({marks})",
             (),
-            [i["order_no"] for i in images],
+            numbers,
         )
     )
     order_ids = [int(ids[image["order_no"]]) for image in images]
@@ -1752,8 +1882,9 @@ def _apply_orders(conn: sqlite3.Connection, items: list[tuple[str, dict[str, Any
     conn.executemany("DELETE FROM order_note WHERE order_id = ?", replaced)
     conn.executemany("INSERT INTO order_note (order_id, at, user_name, text) VALUES (?, ?, ?, ?)", added)
     for oid, image in zip(order_ids, images, strict=True):
+        new = image["order_no"] not in held_orders
         for name, part in ORDER_PARTS.items():
-            if f"_{name}" in image:
+            if f"_{name}" in image and not (new and not image[f"_{name}"]):  # a new order has no parts yet
                 part.apply(conn, oid, image[f"_{name}"])
 
 

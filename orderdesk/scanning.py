@@ -702,40 +702,54 @@ def open_for_packing(store: Store, *, order_no: str, user: str | Actor) -> tuple
             view = _view(session, workflow, order, mine)
             return replace(view, blockers=_blockers(session, workflow, order)), ""
     with command(store, "open_for_packing", user=user) as ctx:
-        _require_packer(ctx, workflow)
-        order = get_order_row(ctx.session, wanted)
-        mine = _own_session(ctx.session, ctx.actor.name)
-        if mine is not None and mine.order_id != order.id:
-            raise Refused(
-                msg(
-                    "This is another order's barcode: {order_no} is not the open order {open}. Finish {open}, "
-                    "or scan NEXT to park it or CANCEL to start it over.",
-                    order_no=order.order_no,
-                    open=mine.order_no,
-                ),
-                code="another_order",
-            )
-        _check_packable(workflow, order)
-        other = ctx.session.exec(select(PackingSession).where(PackingSession.order_id == order.id)).first()
-        taken_from = ""
-        if other is not None:
-            taken_from = other.user_name
-            ctx.session.delete(other)
-            ctx.session.flush()
-        psess = PackingSession(
-            user_name=ctx.actor.name, order_id=order.id or 0, order_no=order.order_no, opened_at=ctx.now
-        )
-        ctx.session.add(psess)
-        ctx.session.flush()
-        ctx.record(
-            order_no=order.order_no,
-            args={"order_no": order.order_no},
-            detail={"taken_over_from": taken_from} if taken_from else None,
-            sync=False,  # which station packs an order is this desk's business
-        )
+        order, psess, taken_from = _open_packing(ctx, wanted)
         view = _view(ctx.session, workflow, order, psess)
         blockers = _blockers(ctx.session, workflow, order)
     return replace(view, blockers=blockers), taken_from
+
+
+def start_packing(store: Store, *, order_no: str, user: str | Actor) -> str:
+    """``open_for_packing`` without building the view (the central API replaying a station's op has no
+    screen to show): returns who had the order open, if anyone."""
+    with command(store, "open_for_packing", user=user) as ctx:
+        return _open_packing(ctx, order_no)[2]
+
+
+def _open_packing(ctx: CommandContext, order_no: str) -> tuple[SalesOrder, PackingSession, str]:
+    """Open the order at the actor's station inside ``ctx``: the order, the packing session, and who lost it."""
+    workflow = ctx.store.workflow
+    _require_packer(ctx, workflow)
+    order = get_order_row(ctx.session, order_no)
+    mine = _own_session(ctx.session, ctx.actor.name)
+    if mine is not None and mine.order_id != order.id:
+        raise Refused(
+            msg(
+                "This is another order's barcode: {order_no} is not the open order {open}. Finish {open}, "
+                "or scan NEXT to park it or CANCEL to start it over.",
+                order_no=order.order_no,
+                open=mine.order_no,
+            ),
+            code="another_order",
+        )
+    _check_packable(workflow, order)
+    other = ctx.session.exec(select(PackingSession).where(PackingSession.order_id == order.id)).first()
+    taken_from = ""
+    if other is not None:
+        taken_from = other.user_name
+        ctx.session.delete(other)
+        ctx.session.flush()
+    psess = PackingSession(
+        user_name=ctx.actor.name, order_id=order.id or 0, order_no=order.order_no, opened_at=ctx.now
+    )
+    ctx.session.add(psess)
+    ctx.session.flush()
+    ctx.record(
+        order_no=order.order_no,
+        args={"order_no": order.order_no},
+        detail={"taken_over_from": taken_from} if taken_from else None,
+        sync=False,  # which station packs an order is this desk's business
+    )
+    return order, psess, taken_from
 
 
 _PRODUCT_FIELDS = (

@@ -635,3 +635,23 @@ def test_every_command_that_syncs_has_a_replay_on_the_central_api() -> None:
         assert "sync=False" in found[name], f"{name} is listed as desk-local but records with sync"
     missing = sorted(set(found) - DESK_LOCAL - set(rep.REPLAYS))
     assert not missing, f"commands that sync but have no replay on the central API: {missing}"
+
+
+def test_orders_dumped_together_have_the_images_each_has_alone(any_world: World) -> None:
+    """The central API dumps a transaction's orders set-based: nothing of one order may land in another's
+    image, and each part keeps its own order (change requests by number, inspections by seq)."""
+    w = any_world
+    made = everything(w)
+    numbers = [made[k] for k in ("held", "changed", "inspected", "invoiced")] + [READY_ORDER, "SO-XX-0404040"]
+    with w.store.read() as session:
+        together = rep.dump_orders(session, numbers)
+        alone = {no: rep.dump_orders(session, [no])[no] for no in numbers}
+    assert together == alone
+    assert together["SO-XX-0404040"] is None
+    changed, inspected, invoiced = (together[made[k]] for k in ("changed", "inspected", "invoiced"))
+    assert (
+        changed and changed["_change_requests"] and changed["_revisions"] and not changed["_qc_inspections"]
+    )
+    assert inspected and inspected["_qc_inspections"][0]["_findings"] and not inspected["_change_requests"]
+    assert invoiced and invoiced["_invoice"]["invoice_no"] == made["invoice"]
+    assert together[made["held"]]["_sales"]["credit_hold"] == "kept"  # type: ignore[index]

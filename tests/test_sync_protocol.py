@@ -251,3 +251,36 @@ def test_amounts_past_21_million_cny_sync_on_both_stores(any_world: World) -> No
     assert show_order(w.store, order_no).summary.amount == 2 * price
     w.sync("b")
     assert show_order(w.desks["b"], order_no).summary.amount == 2 * price
+
+
+def test_ops_decided_together_publish_the_committed_image_and_keep_no_outbox_copy(any_world: World) -> None:
+    """A push's ops are decided in one transaction: every change-log entry about an order carries the order
+    as that transaction committed it (nobody ever saw it in between), and the central API, nobody's desk,
+    keeps no outbox copy of what it replayed."""
+    w = any_world
+    a = w.desks["a"]
+    add_note(a, order_no=READY_ORDER, text="第一条", user="liu")
+    edit_order(a, order_no=READY_ORDER, changes={"notes": "易碎"}, user="wang")
+    add_note(a, order_no=READY_ORDER, text="第二条", user="liu")
+    before = table_count(w.store, "sync_change")
+    assert w.sync("a").applied == 3
+    with w.store.read() as session:
+        entries = (
+            session.connection()
+            .exec_driver_sql(
+                "SELECT image, event FROM sync_change WHERE kind = 'order' ORDER BY seq DESC LIMIT 3"
+            )
+            .all()
+        )
+        committed = rep.dump_order(session, READY_ORDER)
+    assert table_count(w.store, "sync_change") == before + 3
+    assert [json.loads(event)["command"] for _, event in reversed(entries)] == [
+        "add_note",
+        "edit_order",
+        "add_note",
+    ]
+    assert all(json.loads(image) == json.loads(json.dumps(committed)) for image, _ in entries)
+    assert committed is not None and committed["notes"] == "易碎"
+    assert [n["text"] for n in committed["_notes"]][-2:] == ["第一条", "第二条"]
+    assert rep.outbox_count(w.store) == 0
+    assert rep.publish_local_changes(w.store) == 0
