@@ -1,8 +1,8 @@
 """Sync throughput on loopback: push ops/s, pull changes/s, bootstrap from a million-order server, and a
 desk draining queued ops while the TUI's event loop keeps ticking.
 
-    .venv/bin/python bench/bench_sync.py [--server sqlite|postgresql] [--ops 2000] [--changes 20000]
-                                         [--bootstrap] [--drain 10000] [--skip-push] [--skip-pull]
+    .venv/bin/python bench/bench_sync.py [--server sqlite|postgresql|both] [--ops 2000] [--changes 20000]
+                                         [--scans 500] [--bootstrap] [--drain 10000] [--skip-push] [--skip-pull]
 
 The central API runs as a separate process (uvicorn), as in production, so client and server do not share a
 GIL. ``--server postgresql`` starts a throwaway PostgreSQL cluster (initdb/pg_ctl, fsync on). Bootstrap uses
@@ -23,6 +23,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 from _common import DEMO_DB, OUT, ROOT, load_note
@@ -31,6 +32,9 @@ from orderdesk import replication as rep
 from orderdesk.canonical import canonical_json
 from orderdesk.store import Store
 from tests.sync_harness import PgCluster, enrol_local, free_port, seed_server
+
+if TYPE_CHECKING:
+    from sync.client import SyncClient
 
 
 def start_server(target: str) -> tuple[subprocess.Popen[bytes], str]:
@@ -122,8 +126,37 @@ def fill_change_log(server: Store, n: int) -> None:
         conn.exec_driver_sql(f"UPDATE sync_server SET next_change_seq = {mark}", (start + n,))
 
 
+def bench_scans(kind: str, desk: Store, client: SyncClient, n_scans: int) -> None:
+    """A packing station's serial scans (what a warehouse pushes most), 100 per order, made on the desk by
+    the real commands and then pushed: each is replayed by opening the order and counting the scan."""
+    from orderdesk.orders import create_order, move_order
+    from orderdesk.scanning import open_for_packing, park_order, record_scan
+
+    orders = []
+    for _ in range(max(1, n_scans // 100)):
+        no = create_order(
+            desk, customer="C001", lines=[("HX-M8", 100)], user="wang", route="from_stock"
+        ).order_no
+        move_order(desk, order_no=no, to="sign_contract", user="wang")
+        move_order(desk, order_no=no, to="pick_from_stock", user="liu")
+        orders.append(no)
+    client.push()
+    for k, no in enumerate(orders):
+        if k:
+            park_order(desk, user="liu")
+        open_for_packing(desk, order_no=no, user="liu")
+        for i in range(min(100, n_scans - 100 * k)):
+            record_scan(desk, user="liu", code=f"(01)06901234567892(21)B{k:03d}N{i:03d}", order_no=no)
+    queued = rep.outbox_count(desk)
+    t = time.perf_counter()
+    report = client.push()
+    dt = time.perf_counter() - t
+    assert report.applied == queued, report
+    print(f"[{kind}] push scans  {queued:>8,} ops in {dt:6.2f} s = {queued / dt:8,.0f} ops/s (each replayed)")
+
+
 def bench_push_pull(
-    kind: str, n_ops: int, n_changes: int, folder: Path, do_push: bool, do_pull: bool
+    kind: str, n_ops: int, n_changes: int, folder: Path, do_push: bool, do_pull: bool, n_scans: int = 0
 ) -> None:
     from sync.client import SyncClient
 
@@ -189,6 +222,8 @@ def bench_push_pull(
                     f"[{kind}] push again  {n_ops:>8,} ops in {dt:6.2f} s = {n_ops / dt:8,.0f} ops/s (stored outcomes)"
                 )
                 client.pull()
+                if n_scans:
+                    bench_scans(kind, desk, client, n_scans)
             if do_pull:
                 fill_change_log(server, n_changes)
                 t = time.perf_counter()
@@ -313,6 +348,7 @@ def main() -> None:
     parser.add_argument("--server", choices=["sqlite", "postgresql", "both"], default="sqlite")
     parser.add_argument("--ops", type=int, default=2000)
     parser.add_argument("--changes", type=int, default=20_000)
+    parser.add_argument("--scans", type=int, default=500, help="serial scans for the scan push figure")
     parser.add_argument("--bootstrap", action="store_true", help="bootstrap from bench/out/demo-1m.db")
     parser.add_argument("--bootstrap-db", type=Path, default=DEMO_DB)
     parser.add_argument("--drain", type=int, default=0, help="queued ops for the TUI drain test (e.g. 10000)")
@@ -326,7 +362,13 @@ def main() -> None:
         for kind in kinds:
             if not (args.skip_push and args.skip_pull):
                 bench_push_pull(
-                    kind, args.ops, args.changes, folder / kind, not args.skip_push, not args.skip_pull
+                    kind,
+                    args.ops,
+                    args.changes,
+                    folder / kind,
+                    not args.skip_push,
+                    not args.skip_pull,
+                    args.scans,
                 )
         if args.bootstrap:
             bench_bootstrap(folder, args.bootstrap_db)
