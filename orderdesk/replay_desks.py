@@ -486,17 +486,17 @@ def _grouped(rows: list[Any], key: Callable[[Any], int], image: Callable[[Any], 
     return out
 
 
+def _rows_by_order(session: Session, model: Any, orders: list[SalesOrder], then: Any) -> list[Any]:
+    """``model``'s rows of ``orders``, grouped by order and each order's in ``then`` order."""
+    order_id = col(model.order_id)
+    return rep.rows_in(
+        session, lambda c: select(model).where(order_id.in_(c)).order_by(order_id, col(then)), _ids(orders)
+    )
+
+
 def _change_requests(session: Session, orders: list[SalesOrder]) -> list[ChangeRequest]:
     """The orders' change requests, each order's in the order they were filed (request n is number n)."""
-    return rep.rows_in(
-        session,
-        lambda c: (
-            select(ChangeRequest)
-            .where(col(ChangeRequest.order_id).in_(c))
-            .order_by(col(ChangeRequest.order_id), col(ChangeRequest.id))
-        ),
-        _ids(orders),
-    )
+    return _rows_by_order(session, ChangeRequest, orders, ChangeRequest.id)
 
 
 def _apply_sales(conn: sqlite3.Connection, order_id: int, image: dict[str, Any] | None) -> None:
@@ -551,17 +551,8 @@ def _dump_revisions(session: Session, orders: list[SalesOrder]) -> dict[int, Any
         for ids in _grouped(_change_requests(session, orders), lambda r: r.order_id, lambda r: r.id).values()
         for n, request_id in enumerate(ids, start=1)
     }
-    rows = rep.rows_in(
-        session,
-        lambda c: (
-            select(OrderRevision)
-            .where(col(OrderRevision.order_id).in_(c))
-            .order_by(col(OrderRevision.order_id), col(OrderRevision.revision))
-        ),
-        _ids(orders),
-    )
     return _grouped(
-        rows,
+        _rows_by_order(session, OrderRevision, orders, OrderRevision.revision),
         lambda r: r.order_id,
         lambda r: {
             **rep._columns(r, ("id", "order_id", "change_request_id")),
@@ -595,15 +586,7 @@ def _apply_revisions(conn: sqlite3.Connection, order_id: int, images: list[dict[
 
 
 def _dump_decisions(session: Session, orders: list[SalesOrder]) -> dict[int, Any]:
-    rows = rep.rows_in(
-        session,
-        lambda c: (
-            select(DeskDecision)
-            .where(col(DeskDecision.order_id).in_(c))
-            .order_by(col(DeskDecision.order_id), col(DeskDecision.id))
-        ),
-        _ids(orders),
-    )
+    rows = _rows_by_order(session, DeskDecision, orders, DeskDecision.id)
     return _grouped(rows, lambda r: r.order_id, lambda r: rep._columns(r, ("id", "order_id")))
 
 
@@ -629,15 +612,7 @@ def _apply_decisions(conn: sqlite3.Connection, order_id: int, images: list[dict[
 
 
 def _dump_inspections(session: Session, orders: list[SalesOrder]) -> dict[int, Any]:
-    inspections = rep.rows_in(
-        session,
-        lambda c: (
-            select(QcInspection)
-            .where(col(QcInspection.order_id).in_(c))
-            .order_by(col(QcInspection.order_id), col(QcInspection.seq))
-        ),
-        _ids(orders),
-    )
+    inspections = _rows_by_order(session, QcInspection, orders, QcInspection.seq)
     findings = _grouped(
         rep.rows_in(
             session,
