@@ -458,22 +458,44 @@ def _replay_stock(store: Store, a: dict[str, Any], user: str) -> object:
 
 # -- the scanning area's commands (issue 3) ---------------------------------------------------------------
 # Packing happens at a station: the desk's open packing session is desk-local (not synced). To replay a
-# station's scan or shipment the central API opens the same order for the same user inside the op's
-# savepoint, runs the command, and clears the session again, so no server-side session outlives an op.
-def _with_packing(store: Store, order_no: str, user: str, run: Callable[[], object]) -> object:
-    from orderdesk.models import PackingSession
+# station's op the central API opens the same order for the same user, inside the op's savepoint, and runs
+# the command. A run of one station's ops on one order (its scans) shares that session, as it did on the
+# desk; another station's or another order's op closes it first, and none outlives the transaction.
+PACKING = "replay_packing"  # Session.info key: (user, order number) of the station session a replay left open
+
+
+def _with_packing(
+    store: Store, order_no: str, user: str, run: Callable[[], object], *, ends: bool = False
+) -> object:
+    """Run a station's op with ``order_no`` open at ``user``'s station; ``ends``: the op closes the station
+    (a shipment, a reset), so nothing is left open after it."""
     from orderdesk.scanning import start_packing
 
-    def clear() -> None:
-        with store.write() as session:
-            session.exec(delete(PackingSession).where(col(PackingSession.user_name) == user))  # type: ignore[call-overload]
+    with store.write() as session:
+        before = session.info.get(PACKING)
+        try:
+            if before != (user, order_no):
+                _close_packing(store, also=user)
+                start_packing(store, order_no=order_no, user=user)
+                session.info[PACKING] = (user, order_no)
+            result = run()
+            if ends:
+                _close_packing(store)
+            return result
+        except BaseException:
+            session.info[PACKING] = before  # the op's savepoint rolls back: the station is as it was
+            raise
 
-    clear()
-    start_packing(store, order_no=order_no, user=user)
-    try:
-        return run()
-    finally:
-        clear()
+
+def _close_packing(store: Store, *, also: str = "") -> None:
+    """Close the station session a replay left open in this transaction (and any of ``also``'s)."""
+    from orderdesk.models import PackingSession
+
+    with store.write() as session:
+        held = session.info.pop(PACKING, None)
+        users = {u for u in (held[0] if held else "", also) if u}
+        if users:
+            session.exec(delete(PackingSession).where(col(PackingSession.user_name).in_(users)))  # type: ignore[call-overload]
 
 
 def _replay_scan(store: Store, a: dict[str, Any], user: str) -> object:
@@ -523,7 +545,7 @@ def _replay_undo_scan(store: Store, a: dict[str, Any], user: str) -> object:
 def _replay_reset_packing(store: Store, a: dict[str, Any], user: str) -> object:
     from orderdesk.scanning import reset_packing
 
-    return _with_packing(store, a["order_no"], user, lambda: reset_packing(store, user=user))
+    return _with_packing(store, a["order_no"], user, lambda: reset_packing(store, user=user), ends=True)
 
 
 def _replay_preset(store: Store, a: dict[str, Any], user: str) -> object:
@@ -551,7 +573,7 @@ def _replay_ship(store: Store, a: dict[str, Any], user: str) -> object:
             record_waybill(store, user=user, waybill=a["waybill"])
         return ship_order(store, user=user)
 
-    return _with_packing(store, a["order_no"], user, run)
+    return _with_packing(store, a["order_no"], user, run, ends=True)
 
 
 # Outbox command name -> how the central API replays it. Adding a command that syncs is one line here, e.g.
@@ -995,6 +1017,7 @@ def decide_ops(
     publish_local_changes(store)  # commands run on the central API itself came first: they count first
     deadline = time.monotonic() + budget_s
     batch = ops[:limit]
+    error: SyncError | None = None
     with store.write() as session, _publishing(session):
         group = _Group.load(session, desk_id, epoch, batch)
         for op in batch:
@@ -1003,8 +1026,10 @@ def decide_ops(
             try:
                 results.append(decide_op(store, desk_id, epoch, op, group=group))
             except SyncError as exc:
-                return results, exc
-    return results, None
+                error = exc
+                break
+        _close_packing(store)
+    return results, error
 
 
 def decide_op(store: Store, desk_id: str, epoch: int, op: OpIn, *, group: _Group | None = None) -> OpResult:
@@ -1013,8 +1038,12 @@ def decide_op(store: Store, desk_id: str, epoch: int, op: OpIn, *, group: _Group
 
     Raises ``SyncError`` (nothing written) for a hash mismatch, a sequence gap or reuse, or an unknown command.
     """
-    with store.write() as session, _publishing(session):
-        group = group or _Group.load(session, desk_id, epoch, [op])
+    if group is None:  # a transaction of its own
+        with store.write() as session, _publishing(session):
+            result = decide_op(store, desk_id, epoch, op, group=_Group.load(session, desk_id, epoch, [op]))
+            _close_packing(store)
+            return result
+    with store.write() as session:
         stream = group.stream
         existing = group.stored.get(op.op_id)
         if existing is not None:

@@ -12,6 +12,7 @@ from orderdesk.catalog import add_customer
 from orderdesk.errors import Refused
 from orderdesk.orders import add_note, edit_order, move_order, show_order
 from orderdesk.stock import adjust_stock
+from orderdesk.store import Store
 from tests.sync_fixtures import any_world, pg_cluster, pg_template, sqlite_template, world  # noqa: F401
 from tests.sync_harness import READY_ORDER, World, business_state, converge, table_count
 
@@ -259,3 +260,50 @@ def test_scans_from_two_stations_count_a_serial_once_and_the_shipment_syncs(worl
     detail = show_order(world.store, order)
     assert detail.state == "shipped" and [(ln.scanned_qty, ln.shipped_qty) for ln in detail.lines] == [(2, 2)]
     assert stock_of(world.store, "HX-M8") == stock_before - 2
+
+
+def test_a_station_run_replays_through_a_rejection_and_leaves_no_station_open(any_world: World) -> None:
+    """The central API replays a run of one station's scans with the order open at that station once. When
+    the first scan of a run is rejected (its serial was counted first at another station), the station is as
+    it was before it, so the next scans of that run still open the order and count; and no station is left
+    open on the central API."""
+    from orderdesk.orders import create_order
+    from orderdesk.scanning import open_for_packing, park_order, record_scan
+    from orderdesk.users import add_user
+
+    w = any_world
+    a, b = w.desks["a"], w.desks["b"]
+    add_user(w.store, name="ma", roles=["warehouse"], pin="1234")
+
+    def ready(quantity: int) -> str:
+        no = create_order(
+            a, customer="C001", lines=[("HX-M8", quantity)], user="wang", route="from_stock"
+        ).order_no
+        move_order(a, order_no=no, to="sign_contract", user="wang")
+        move_order(a, order_no=no, to="pick_from_stock", user="liu")
+        return no
+
+    def scan(desk: Store, user: str, order: str, serial: str) -> None:
+        record_scan(desk, user=user, code=f"(01)06901234567892(21){serial}", order_no=order)
+
+    first, second = ready(4), ready(2)
+    w.sync("a")
+    w.sync("b")
+    open_for_packing(b, order_no=second, user="ma")
+    scan(b, "ma", second, "R101")
+    w.sync("b")  # the other station counted R101 first
+    open_for_packing(a, order_no=first, user="liu")
+    for serial in ("R001", "R002", "R003"):
+        scan(a, "liu", first, serial)
+    park_order(a, user="liu")
+    open_for_packing(a, order_no=second, user="ma")
+    scan(a, "ma", second, "R101")  # rejected: the first op of ma's run
+    scan(a, "ma", second, "R102")
+    open_for_packing(a, order_no=first, user="liu")
+    scan(a, "liu", first, "R004")
+    report = w.sync("a")
+    assert (report.applied, report.rejected) == (5, 1)
+    assert [r.code for r in rep.rejections(a)] == ["serial_repeated"]
+    scanned = {no: [ln.scanned_qty for ln in show_order(w.store, no).lines] for no in (first, second)}
+    assert scanned == {first: [4], second: [2]}  # R101 from the other station and R102
+    assert table_count(w.store, "packing_session") == 0
