@@ -65,6 +65,7 @@ from orderdesk.store import Store
 SERVER_DESK_CODE = "HQ"  # orders created on the central API itself are SO-HQ-…
 ENROL_CODE_TTL = timedelta(hours=24)
 DEFAULT_PAGE = 1000
+PAGE_BYTES = 1_000_000  # a pull page holds about this much JSON at most (decoding it holds the desk's GIL)
 OPS_PER_COMMIT = 500  # a push's ops are decided in transactions of at most this many ops …
 COMMIT_BUDGET_S = 0.5  # … or of about this long, so other desks never wait long for the writer
 
@@ -1225,10 +1226,13 @@ class ChangePage:
         return self.entries[-1][0] if self.entries else None
 
 
-def changes_after(store: Store, after: int, *, limit: int = DEFAULT_PAGE) -> ChangePage:
-    """Change-log entries with seq > ``after``, oldest first. Writers commit one at a time in seq order
-    (SQLite's single writer; ``pg_advisory_xact_lock`` on PostgreSQL), so no later entry is ever visible
-    before an earlier one: paging by seq never skips an entry."""
+def changes_after(
+    store: Store, after: int, *, limit: int = DEFAULT_PAGE, max_bytes: int = PAGE_BYTES
+) -> ChangePage:
+    """Change-log entries with seq > ``after``, oldest first: at most ``limit``, and no more once they hold
+    ``max_bytes`` of JSON (at least one), so a desk decodes a page in a few milliseconds whatever its orders
+    hold. Writers commit one at a time in seq order (SQLite's single writer; ``pg_advisory_xact_lock`` on
+    PostgreSQL), so no later entry is ever visible before an earlier one: paging by seq never skips one."""
     publish_local_changes(store)
     with store.read() as session:
         server = session.get(SyncServer, 1)
@@ -1252,7 +1256,13 @@ def changes_after(store: Store, after: int, *, limit: int = DEFAULT_PAGE) -> Cha
             .order_by(col(SyncChange.seq))
             .limit(max(1, min(limit, 10_000)))
         ).all()
-        return ChangePage([(int(s), k, key, img, ev) for s, k, key, img, ev in rows], high, floor)
+        entries, size = [], 0
+        for s, k, key, img, ev in rows:
+            size += len(img) + len(ev)
+            if entries and size > max_bytes:
+                break
+            entries.append((int(s), k, key, img, ev))
+        return ChangePage(entries, high, floor)
 
 
 def prune_change_log(store: Store, *, keep_after: int) -> int:
@@ -1493,31 +1503,42 @@ def record_outcomes(store: Store, results: list[dict[str, Any]]) -> int:
     Idempotent: an outcome for an op no longer in the outbox is ignored. Returns how many were new."""
     if not results:
         return 0
-    new = 0
     with store.write() as session:
         conn = _raw(session)
-        for res in results:
-            row = session.exec(select(OutboxRecord).where(OutboxRecord.op_id == res["op_id"])).first()
-            if row is None:
-                continue
-            new += 1
-            session.add(
-                SyncOutcome(
-                    op_id=row.op_id,
-                    seq=row.seq,
-                    epoch=row.epoch,
-                    command=row.command,
-                    order_no=row.order_no,
-                    user_name=row.user_name,
-                    args=row.args,
-                    status=res["status"],
-                    code=res.get("code") or "",
-                    reason=canonical_json(res["reason"]) if res.get("reason") else "",
-                    created_at=row.created_at,
-                    decided_at=_parse_time(res.get("decided_at")) or store.clock(),
-                )
+        queued = {
+            row.op_id: row
+            for row in rows_in(
+                session,
+                lambda c: select(OutboxRecord).where(col(OutboxRecord.op_id).in_(c)),
+                [res["op_id"] for res in results],
             )
-            session.delete(row)
+        }
+        decided = [(queued.pop(res["op_id"]), res) for res in results if res["op_id"] in queued]
+        if not decided:
+            return 0
+        session.execute(
+            insert(SyncOutcome),
+            [
+                {
+                    "op_id": row.op_id,
+                    "seq": row.seq,
+                    "epoch": row.epoch,
+                    "command": row.command,
+                    "order_no": row.order_no,
+                    "user_name": row.user_name,
+                    "args": row.args,
+                    "status": res["status"],
+                    "code": res.get("code") or "",
+                    "reason": canonical_json(res["reason"]) if res.get("reason") else "",
+                    "created_at": row.created_at,
+                    "decided_at": _parse_time(res.get("decided_at")) or store.clock(),
+                }
+                for row, res in decided
+            ],
+        )
+        for chunk in iter_chunks([row.op_id for row, _ in decided], 500):
+            session.exec(delete(OutboxRecord).where(col(OutboxRecord.op_id).in_(chunk)))  # type: ignore[call-overload]
+        for row, res in decided:
             if res["status"] == "applied" and res.get("change_seq"):
                 # A server image older than this op's own change is already out of date here: the desk
                 # shows the op's effect, and the pull brings the image with it.
@@ -1528,10 +1549,9 @@ def record_outcomes(store: Store, results: list[dict[str, Any]]) -> int:
                     )
             for entry in res.get("refresh") or []:
                 _defer(conn, entry["kind"], entry["key"], int(entry["seq"]), canonical_json(entry["image"]))
-        session.flush()
         _fresh_lookups()
         _apply_deferred(conn, _pending_entities(conn))
-    return new
+    return len(decided)
 
 
 def _parse_time(text: str | None) -> datetime | None:

@@ -284,3 +284,26 @@ def test_ops_decided_together_publish_the_committed_image_and_keep_no_outbox_cop
     assert [n["text"] for n in committed["_notes"]][-2:] == ["第一条", "第二条"]
     assert rep.outbox_count(w.store) == 0
     assert rep.publish_local_changes(w.store) == 0
+
+
+def test_a_pull_page_stops_at_its_byte_budget_but_is_never_empty(world: World) -> None:
+    """A page holds at most about ``max_bytes`` of JSON (a desk decodes it without stalling its screen), one
+    entry at least however large, and paging through them skips nothing."""
+    for n in range(6):
+        add_note(world.desks["a"], order_no=READY_ORDER, text=f"第{n}条" * 50, user="liu")
+    world.sync("a")
+    every = rep.changes_after(world.store, 0, limit=10_000)
+    assert len(every.entries) >= 6
+    assert [e[0] for e in rep.changes_after(world.store, 0, max_bytes=1).entries] == [every.entries[0][0]]
+    budget = max(len(e[3]) + len(e[4]) for e in every.entries) * 2
+    seen, after, pages = [], 0, 0
+    while True:
+        page = rep.changes_after(world.store, after, max_bytes=budget)
+        if not page.entries:
+            break
+        pages += 1
+        assert len(page.entries) == 1 or sum(len(e[3]) + len(e[4]) for e in page.entries) <= budget
+        seen += [e[0] for e in page.entries]
+        after = page.next_after or after
+    assert seen == [e[0] for e in every.entries]
+    assert pages >= 3  # at most two of the six large entries fit in one page
