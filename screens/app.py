@@ -7,6 +7,7 @@ by a thread worker once the login screen has been painted (``open_desk``).
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -172,6 +173,11 @@ class OrderdeskApp(ReportsWorkerErrors, App[None]):
     @on(DeskOpened)
     def _desk_opened(self, event: DeskOpened) -> None:
         self.store, self.workflow, self._desk_opening = event.store, event.workflow, False
+        # Everything loaded so far (Textual, SQLAlchemy, the models) lives as long as the process: out of the
+        # collector's way, so a full collection during a busy sync takes milliseconds, not 100 ms of screen
+        # (bench/bench_sync.py --drain). Once per process: later apps (tests) would only freeze garbage.
+        if gc.get_freeze_count() == 0:
+            gc.freeze()
         start_sync(self)  # background push/pull when the desk is enrolled with a central API (issue 4)
         if isinstance(self.screen, LoginScreen):
             self.screen.desk_ready()
