@@ -13,7 +13,7 @@ from textual.widgets import DataTable, Input
 from textual.worker import WorkerCancelled
 
 from orderdesk.clock import FixedClock
-from orderdesk.orders import edit_order, move_order
+from orderdesk.orders import create_order, edit_order, move_order
 from orderdesk.store import Store
 from screens.app import OrderdeskApp, build_app
 
@@ -55,10 +55,24 @@ def scan_everything(store: Store, order_no: str) -> None:
         )
 
 
+def to_packing(store: Store, order_no: str, *, picker: str = "liu") -> None:
+    """A from-stock order signed and picked: ready to be packed (scanned)."""
+    move_order(store, order_no=order_no, to="sign_contract", user="wang")
+    move_order(store, order_no=order_no, to="pick_from_stock", user=picker)
+
+
+def ready_to_pack(store: Store, quantity: int, *, picker: str = "liu") -> str:
+    """A new from-stock order of ``quantity`` HX-M8 bolts, ready to be packed."""
+    order_no = create_order(
+        store, customer="C001", lines=[("HX-M8", quantity)], user="wang", route="from_stock"
+    ).order_no
+    to_packing(store, order_no, picker=picker)
+    return order_no
+
+
 def ship_from_stock(store: Store, order_no: str) -> None:
     """A from-stock order: sign, pick from stock, scan, waybill, ship."""
-    move_order(store, order_no=order_no, to="sign_contract", user="wang")
-    move_order(store, order_no=order_no, to="pick_from_stock", user="liu")
+    to_packing(store, order_no)
     ship_ready(store, order_no)
 
 

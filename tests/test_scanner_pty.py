@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from orderdesk.orders import create_order, move_order
 from orderdesk.store import Store
+from tests.desks_support import ready_to_pack
 from tests.pty_terminal import Terminal
 
 pytestmark = [pytest.mark.pty, pytest.mark.slow]
@@ -80,19 +80,10 @@ def program(desk: Store, tmp_path: Path) -> Callable[[], Terminal]:
         terminal.kill()
 
 
-def ready_order(desk: Store, qty: int) -> str:
-    order_no = create_order(
-        desk, customer="C001", lines=[("HX-M8", qty)], user="wang", route="from_stock"
-    ).order_no
-    move_order(desk, order_no=order_no, to="sign_contract", user="wang")
-    move_order(desk, order_no=order_no, to="pick_from_stock", user="zhao")
-    return order_no
-
-
 def test_back_to_back_scans_in_a_real_terminal_then_kill_and_resume(
     desk: Store, program: Callable[[], Terminal]
 ) -> None:
-    order_no = ready_order(desk, 120)
+    order_no = ready_to_pack(desk, 120, picker="zhao")
     db = desk.path
     terminal = program()
     terminal.wait_for("User name")

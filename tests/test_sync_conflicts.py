@@ -13,6 +13,7 @@ from orderdesk.errors import Refused
 from orderdesk.orders import add_note, edit_order, move_order, show_order
 from orderdesk.stock import adjust_stock
 from orderdesk.store import Store
+from tests.desks_support import ready_to_pack
 from tests.sync_fixtures import any_world, pg_cluster, pg_template, sqlite_template, world  # noqa: F401
 from tests.sync_harness import READY_ORDER, World, business_state, converge, table_count
 
@@ -267,7 +268,6 @@ def test_a_station_run_replays_through_a_rejection_and_leaves_no_station_open(an
     the first scan of a run is rejected (its serial was counted first at another station), the station is as
     it was before it, so the next scans of that run still open the order and count; and no station is left
     open on the central API."""
-    from orderdesk.orders import create_order
     from orderdesk.scanning import open_for_packing, park_order, record_scan
     from orderdesk.users import add_user
 
@@ -275,18 +275,10 @@ def test_a_station_run_replays_through_a_rejection_and_leaves_no_station_open(an
     a, b = w.desks["a"], w.desks["b"]
     add_user(w.store, name="ma", roles=["warehouse"], pin="1234")
 
-    def ready(quantity: int) -> str:
-        no = create_order(
-            a, customer="C001", lines=[("HX-M8", quantity)], user="wang", route="from_stock"
-        ).order_no
-        move_order(a, order_no=no, to="sign_contract", user="wang")
-        move_order(a, order_no=no, to="pick_from_stock", user="liu")
-        return no
-
     def scan(desk: Store, user: str, order: str, serial: str) -> None:
         record_scan(desk, user=user, code=f"(01)06901234567892(21){serial}", order_no=order)
 
-    first, second = ready(4), ready(2)
+    first, second = ready_to_pack(a, 4), ready_to_pack(a, 2)
     w.sync("a")
     w.sync("b")
     open_for_packing(b, order_no=second, user="ma")
