@@ -70,9 +70,11 @@ COUNTS = ("raised", "escalated", "reopened", "closed", "ack_requests", "followed
 ACTION_COMMANDS = ("acknowledge_alert", "answer_ack_request", "snooze_alert", "escalate_alert")
 # Audit records a pass follows: every move (broadcasts, acknowledgement requests), and actions on alerts that
 # came from another node (sync adds those to the trail with "via": the desk code they were made at).
-FOLLOWED_SQL = "command = 'move_order' OR (command IN ({}) AND detail LIKE :via)".format(
+# Actions on alerts that sync brought from other nodes (their events carry the desk they came "via").
+PULLED_ACTIONS_SQL = "command IN ({}) AND detail LIKE :via".format(
     ", ".join(f"'{c}'" for c in ACTION_COMMANDS)
 )
+FOLLOWED_SQL = f"command = 'move_order' OR ({PULLED_ACTIONS_SQL})"
 VIA_LIKE = '%"via":%'
 
 
@@ -774,23 +776,64 @@ class _Engine:
             .scalars()
             .all()
         )
-        events = []
-        for alert_id, row in zip(ids, rows, strict=True):
-            alert = _Row(id=alert_id, **row)
-            events.append(
-                dict(
-                    alert_id=alert_id,
-                    at=self.now,
-                    event="raised",
-                    level=0,
-                    user_name="system",
-                    detail=canonical_json({"severity": row["severity"]}),
-                )
+        events = [
+            dict(
+                alert_id=alert_id,
+                at=self.now,
+                event="raised",
+                level=0,
+                user_name="system",
+                detail=canonical_json({"severity": row["severity"]}),
             )
-            self.tell(alert, "raised")  # type: ignore[arg-type]
-            self._count("raised", alert.order_no)
+            for alert_id, row in zip(ids, rows, strict=True)
+        ]
         self.session.execute(insert(AlertEvent.__table__), events)  # type: ignore[attr-defined]
         self.changed += len(events)
+        settled = self.follow_earlier_actions(list(zip(ids, rows, strict=True)))
+        for alert_id, row in zip(ids, rows, strict=True):
+            if alert_id not in settled:  # acknowledged elsewhere already: nobody needs to hear it was raised
+                self.tell(_Row(id=alert_id, **row), "raised")  # type: ignore[arg-type]
+            self._count("raised", row["order_no"])
+
+    def follow_earlier_actions(self, raised: list[tuple[int, dict[str, Any]]]) -> set[int]:
+        """Apply what people at other nodes already did about alerts this node raises only now (its clock or
+        its last pass was behind theirs, so it read their acknowledgement before it had the alert): actions
+        since the order entered its state, on an alert this node raises for the first time in that stay.
+        Returns the ids of the alerts they changed."""
+        since = {row["order_no"]: _aware(row["state_since"]) for _, row in raised}
+        new_ids = {alert_id for alert_id, _ in raised}
+        numbers = sorted(since)
+        earlier: set[tuple[str, str, str, str]] = set()  # alerts this node had before in the same stay
+        for start in range(0, len(numbers), 500):
+            for a in self.session.exec(
+                select(Alert).where(col(Alert.order_no).in_(numbers[start : start + 500]))
+            ):
+                if a.id not in new_ids and _aware(a.state_since) == since[a.order_no]:
+                    earlier.add((a.order_no, a.kind, a.topic, a.state))
+        firsts = {
+            (row["order_no"], row["kind"], row["topic"], row["state"])
+            for _, row in raised
+            if (row["order_no"], row["kind"], row["topic"], row["state"]) not in earlier
+        }
+        changed: set[int] = set()
+        for start in range(0, len(numbers), 500):
+            records = self.session.exec(
+                select(AuditRecord)
+                .where(
+                    col(AuditRecord.order_no).in_(numbers[start : start + 500]),
+                    text(f"({PULLED_ACTIONS_SQL})"),
+                )
+                .params(via=VIA_LIKE)
+                .order_by(col(AuditRecord.id))
+            ).all()
+            for rec in records:
+                detail = json.loads(rec.detail)
+                key = (rec.order_no, detail.get("kind"), detail.get("topic"), detail.get("state"))
+                if key in firsts and _aware(rec.at) >= since[rec.order_no]:
+                    alert = self.follow_action(rec, detail)
+                    if alert is not None and alert.id is not None:
+                        changed.add(alert.id)
+        return changed
 
     def _regrade(self, alert: Alert, want: Wanted) -> None:
         worse = want.severity == "red" and alert.severity != "red"
@@ -963,11 +1006,11 @@ class _Engine:
                 )
                 self._count("ack_requests", rec.order_no)
 
-    def follow_action(self, rec: AuditRecord, detail: dict[str, Any]) -> None:
+    def follow_action(self, rec: AuditRecord, detail: dict[str, Any]) -> Alert | None:
         """Apply another node's action (pulled by sync into this node's trail) to this node's live alert
         with the same key, as that person, under the same first-arrival rules as the central API
         (``already_done``). Nothing to apply to, or an event this engine cannot read: it stays in the order's
-        timeline and changes nothing."""
+        timeline and changes nothing. Returns the alert it changed."""
         command = rec.command
         try:
             key = AlertKey.from_args(detail)
@@ -981,10 +1024,10 @@ class _Engine:
             if answer not in ("acknowledged", "need_info"):
                 raise ValueError(answer)
         except (KeyError, TypeError, ValueError):
-            return
+            return None
         alert = find_live_alert(self.session, key)
         if already_done(self.workflow, alert, command, now=self.now, level=level, until=until):
-            return
+            return None
         assert alert is not None
         user, via, reason = rec.user_name, str(detail["via"]), str(detail.get("reason") or "")
         if command == "snooze_alert":
@@ -992,7 +1035,7 @@ class _Engine:
             _apply_snooze(self.session, alert, user=user, now=self.now, until=until, reason=reason, via=via)
         elif command == "escalate_alert":
             if not _apply_escalate(self, alert, user=user, reason=reason, to_level=level, via=via):
-                return
+                return None
         elif alert.kind == "ack":  # answered, or acknowledged (which answers a request)
             _apply_answer(
                 self.session,
@@ -1010,9 +1053,10 @@ class _Engine:
                 self.session, alert, user=user, now=self.now, note=str(detail.get("note") or ""), via=via
             )
         else:
-            return  # an answer, but this alert is not a request for acknowledgement
+            return None  # an answer, but this alert is not a request for acknowledgement
         self.changed += 1
         self._count("followed", alert.order_no)
+        return alert
 
 
 def parse_until(value: str, now: datetime) -> datetime:

@@ -30,7 +30,7 @@ from orderdesk.notify import NotifyConfig, inbox
 from orderdesk.orders import move_order, show_order
 from orderdesk.store import Store
 from tests.sync_fixtures import any_world, pg_cluster, pg_template, sqlite_template, world  # noqa: F401
-from tests.sync_harness import READY_ORDER, World
+from tests.sync_harness import READY_ORDER, World, table_count
 
 CONFIG = NotifyConfig()  # inbox only: no e-mail, no webhooks
 
@@ -91,6 +91,34 @@ def server_record(w: World, command_name: str) -> dict[str, Any]:
 
 
 # -- acknowledge -----------------------------------------------------------------------------------------
+def test_an_alert_raised_after_its_acknowledgement_arrived_starts_acknowledged(world: World) -> None:
+    """Desk b's clock runs an hour behind: it reads desk a's acknowledgement of the overdue alert before its
+    own engine finds the order overdue. When b raises the alert it applies the acknowledgement at once, and
+    tells nobody the alert was raised: it is already dealt with."""
+    w = world
+    a, b = w.desks["a"], w.desks["b"]
+    for store in (a, b):
+        pass_(store)
+    for clock in (w.store.clock, w.clocks["a"]):
+        clock.advance(hours=48)  # type: ignore[attr-defined]
+    w.clocks["b"].advance(hours=41)  # READY_ORDER is overdue from 42 h on
+    pass_(a)
+    acknowledge_alert(a, alert_id=overdue(a).id, user="zhao", note="carrier booked", config=CONFIG)
+    push(w, "a", applied=1)
+    w.sync("b")
+    assert pass_(b).followed == 0 and overdue_any(b) is None  # nothing to apply it to yet
+    w.clocks["b"].advance(hours=7)
+    told = table_count(b, "notification")
+    report = pass_(b)
+    assert (report.raised, report.followed) == (1, 1)
+    alert = overdue(b)
+    assert (alert.status, alert.acked_by) == ("acked", "zhao")
+    assert [e.event for e in alert_trail(b, alert.id)] == ["raised", "acknowledged"]
+    assert table_count(b, "notification") == told
+    w.clocks["b"].advance(hours=2)
+    assert pass_(b).escalated == 0
+
+
 def test_acknowledgement_is_recorded_where_the_server_runs_no_engine(world: World) -> None:
     w = world
     late(w, engines=("a", "b"))
