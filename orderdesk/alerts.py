@@ -801,38 +801,40 @@ class _Engine:
         since the order entered its state, on an alert this node raises for the first time in that stay.
         Returns the ids of the alerts they changed."""
         since = {row["order_no"]: _aware(row["state_since"]) for _, row in raised}
-        new_ids = {alert_id for alert_id, _ in raised}
         numbers = sorted(since)
-        earlier: set[tuple[str, str, str, str]] = set()  # alerts this node had before in the same stay
+        actions = []  # usually none: only orders someone acted on elsewhere
         for start in range(0, len(numbers), 500):
-            for a in self.session.exec(
-                select(Alert).where(col(Alert.order_no).in_(numbers[start : start + 500]))
-            ):
-                if a.id not in new_ids and _aware(a.state_since) == since[a.order_no]:
-                    earlier.add((a.order_no, a.kind, a.topic, a.state))
-        firsts = {
-            (row["order_no"], row["kind"], row["topic"], row["state"])
-            for _, row in raised
-            if (row["order_no"], row["kind"], row["topic"], row["state"]) not in earlier
-        }
-        changed: set[int] = set()
-        for start in range(0, len(numbers), 500):
-            records = self.session.exec(
-                select(AuditRecord)
-                .where(
-                    col(AuditRecord.order_no).in_(numbers[start : start + 500]),
-                    text(f"({PULLED_ACTIONS_SQL})"),
+            actions += [
+                rec
+                for rec in self.session.exec(
+                    select(AuditRecord)
+                    .where(
+                        col(AuditRecord.order_no).in_(numbers[start : start + 500]),
+                        text(f"({PULLED_ACTIONS_SQL})"),
+                    )
+                    .params(via=VIA_LIKE)
+                    .order_by(col(AuditRecord.id))
                 )
-                .params(via=VIA_LIKE)
-                .order_by(col(AuditRecord.id))
-            ).all()
-            for rec in records:
-                detail = json.loads(rec.detail)
-                key = (rec.order_no, detail.get("kind"), detail.get("topic"), detail.get("state"))
-                if key in firsts and _aware(rec.at) >= since[rec.order_no]:
-                    alert = self.follow_action(rec, detail)
-                    if alert is not None and alert.id is not None:
-                        changed.add(alert.id)
+                if _aware(rec.at) >= since[rec.order_no]
+            ]
+        if not actions:
+            return set()
+        new_ids = {alert_id for alert_id, _ in raised}
+        acted_on = sorted({rec.order_no for rec in actions})
+        earlier = {  # alerts this node already had in the same stay: not raised here for the first time
+            (a.order_no, a.kind, a.topic, a.state)
+            for a in self.session.exec(select(Alert).where(col(Alert.order_no).in_(acted_on)))
+            if a.id not in new_ids and _aware(a.state_since) == since[a.order_no]
+        }
+        keys = {(row["order_no"], row["kind"], row["topic"], row["state"]) for _, row in raised}
+        changed: set[int] = set()
+        for rec in actions:
+            detail = json.loads(rec.detail)
+            key = (rec.order_no, detail.get("kind"), detail.get("topic"), detail.get("state"))
+            if key in keys and key not in earlier:
+                alert = self.follow_action(rec, detail)
+                if alert is not None and alert.id is not None:
+                    changed.add(alert.id)
         return changed
 
     def _regrade(self, alert: Alert, want: Wanted) -> None:
