@@ -799,7 +799,7 @@ class _Engine:
         """Apply what people at other nodes already did about alerts this node raises only now (its clock or
         its last pass was behind theirs, so it read their acknowledgement before it had the alert): actions
         since the order entered its state, on an alert this node raises for the first time in that stay.
-        Returns the ids of the alerts they changed."""
+        Returns the ids of the alerts they settled (acknowledged or answered: nobody needs to hear of them)."""
         since = {row["order_no"]: _aware(row["state_since"]) for _, row in raised}
         numbers = sorted(since)
         actions = []  # usually none: only orders someone acted on elsewhere
@@ -817,8 +817,9 @@ class _Engine:
                 )
                 if _aware(rec.at) >= since[rec.order_no]
             ]
+        settled: set[int] = set()
         if not actions:
-            return set()
+            return settled
         new_ids = {alert_id for alert_id, _ in raised}
         acted_on = sorted({rec.order_no for rec in actions})
         earlier = {  # alerts this node already had in the same stay: not raised here for the first time
@@ -827,15 +828,14 @@ class _Engine:
             if a.id not in new_ids and _aware(a.state_since) == since[a.order_no]
         }
         keys = {(row["order_no"], row["kind"], row["topic"], row["state"]) for _, row in raised}
-        changed: set[int] = set()
         for rec in actions:
             detail = json.loads(rec.detail)
             key = (rec.order_no, detail.get("kind"), detail.get("topic"), detail.get("state"))
             if key in keys and key not in earlier:
                 alert = self.follow_action(rec, detail)
-                if alert is not None and alert.id is not None:
-                    changed.add(alert.id)
-        return changed
+                if alert is not None and alert.id is not None and alert.status in ("acked", "closed"):
+                    settled.add(alert.id)
+        return settled
 
     def _regrade(self, alert: Alert, want: Wanted) -> None:
         worse = want.severity == "red" and alert.severity != "red"

@@ -65,7 +65,8 @@ from orderdesk.store import Store
 SERVER_DESK_CODE = "HQ"  # orders created on the central API itself are SO-HQ-…
 ENROL_CODE_TTL = timedelta(hours=24)
 DEFAULT_PAGE = 1000
-PAGE_BYTES = 1_000_000  # a pull page holds about this much JSON at most (decoding it holds the desk's GIL)
+PAGE_BYTES = 1_000_000  # a pull page holds about this many characters of JSON (decoding holds the desk's GIL)
+PAGE_CHUNK = 250  # … read from the change log this many entries at a time
 OPS_PER_COMMIT = 500  # a push's ops are decided in transactions of at most this many ops …
 COMMIT_BUDGET_S = 0.5  # … or of about this long, so other desks never wait long for the writer
 
@@ -812,6 +813,9 @@ class OpResult:
 
 
 CHANGES = "pending_changes"  # Session.info key: change-log entries waiting for their images
+# An image's key for the seq it is the state "as of": the entity's last entry in its transaction. A desk that
+# applies an earlier entry of that transaction holds that state, and says so when it sends an edit.
+AS_OF = "_as_of"
 
 
 @dataclass
@@ -827,8 +831,8 @@ class _PendingLog:
 def _publishing(session: Session) -> Iterator[None]:
     """Collect the change-log entries appended inside the block and write them when it ends, each with the
     image of its entity as the block leaves it: an entity changed by several ops of one transaction is dumped
-    once. Every entry of one transaction carries the committed state, the only state anyone else ever sees.
-    Nested blocks join the outermost."""
+    once. Every entry of one transaction carries the committed state, the only state anyone else ever sees, as
+    of the entity's last entry in it (``AS_OF``). Nested blocks join the outermost."""
     if CHANGES in session.info:
         yield
         return
@@ -837,11 +841,14 @@ def _publishing(session: Session) -> Iterator[None]:
     pending = log.entries
     try:
         yield
-        keys: dict[str, set[str]] = {}
+        last: dict[tuple[str, str], int] = {}  # each entity's last entry in the block
         for row in pending:
-            keys.setdefault(row["kind"], set()).add(row["key"])
+            last[(row["kind"], row["key"])] = row["seq"]
+        keys: dict[str, set[str]] = {}
+        for kind, key in last:
+            keys.setdefault(kind, set()).add(key)
         images = {
-            (kind, key): canonical_json(image)
+            (kind, key): canonical_json(None if image is None else {**image, AS_OF: last[(kind, key)]})
             for kind, some in keys.items()
             for key, image in dump_many(session, kind, some).items()
         }
@@ -1230,8 +1237,8 @@ def changes_after(
     store: Store, after: int, *, limit: int = DEFAULT_PAGE, max_bytes: int = PAGE_BYTES
 ) -> ChangePage:
     """Change-log entries with seq > ``after``, oldest first: at most ``limit``, and no more once they hold
-    ``max_bytes`` of JSON (at least one), so a desk decodes a page in a few milliseconds whatever its orders
-    hold. Writers commit one at a time in seq order (SQLite's single writer; ``pg_advisory_xact_lock`` on
+    ``max_bytes`` characters of JSON (at least one), so a desk decodes a page in a few milliseconds whatever
+    its orders hold. Writers commit one at a time in seq order (SQLite's single writer; ``pg_advisory_xact_lock`` on
     PostgreSQL), so no later entry is ever visible before an earlier one: paging by seq never skips one."""
     publish_local_changes(store)
     with store.read() as session:
@@ -1250,18 +1257,24 @@ def changes_after(
                 status=410,
                 floor=floor,
             )
-        rows = session.exec(
-            select(SyncChange.seq, SyncChange.kind, SyncChange.key, SyncChange.image, SyncChange.event)
-            .where(col(SyncChange.seq) > after)
-            .order_by(col(SyncChange.seq))
-            .limit(max(1, min(limit, 10_000)))
-        ).all()
-        entries, size = [], 0
-        for s, k, key, img, ev in rows:
-            size += len(img) + len(ev)
-            if entries and size > max_bytes:
+        limit = max(1, min(limit, 10_000))
+        entries: list[tuple[int, str, str, str, str]] = []
+        size, last = 0, after
+        while len(entries) < limit:  # read in chunks: a page of large orders stops reading at its budget
+            rows = session.exec(
+                select(SyncChange.seq, SyncChange.kind, SyncChange.key, SyncChange.image, SyncChange.event)
+                .where(col(SyncChange.seq) > last)
+                .order_by(col(SyncChange.seq))
+                .limit(min(PAGE_CHUNK, limit - len(entries)))
+            ).all()
+            for s, k, key, img, ev in rows:
+                size += len(img) + len(ev)
+                if entries and size > max_bytes:
+                    return ChangePage(entries, high, floor)
+                entries.append((int(s), k, key, img, ev))
+                last = int(s)
+            if len(rows) < PAGE_CHUNK:
                 break
-            entries.append((int(s), k, key, img, ev))
         return ChangePage(entries, high, floor)
 
 
@@ -1514,28 +1527,27 @@ def record_outcomes(store: Store, results: list[dict[str, Any]]) -> int:
             )
         }
         decided = [(queued.pop(res["op_id"]), res) for res in results if res["op_id"] in queued]
-        if not decided:
-            return 0
-        session.execute(
-            insert(SyncOutcome),
-            [
-                {
-                    "op_id": row.op_id,
-                    "seq": row.seq,
-                    "epoch": row.epoch,
-                    "command": row.command,
-                    "order_no": row.order_no,
-                    "user_name": row.user_name,
-                    "args": row.args,
-                    "status": res["status"],
-                    "code": res.get("code") or "",
-                    "reason": canonical_json(res["reason"]) if res.get("reason") else "",
-                    "created_at": row.created_at,
-                    "decided_at": _parse_time(res.get("decided_at")) or store.clock(),
-                }
-                for row, res in decided
-            ],
-        )
+        if decided:
+            session.execute(
+                insert(SyncOutcome),
+                [
+                    {
+                        "op_id": row.op_id,
+                        "seq": row.seq,
+                        "epoch": row.epoch,
+                        "command": row.command,
+                        "order_no": row.order_no,
+                        "user_name": row.user_name,
+                        "args": row.args,
+                        "status": res["status"],
+                        "code": res.get("code") or "",
+                        "reason": canonical_json(res["reason"]) if res.get("reason") else "",
+                        "created_at": row.created_at,
+                        "decided_at": _parse_time(res.get("decided_at")) or store.clock(),
+                    }
+                    for row, res in decided
+                ],
+            )
         for chunk in iter_chunks([row.op_id for row, _ in decided], 500):
             session.exec(delete(OutboxRecord).where(col(OutboxRecord.op_id).in_(chunk)))  # type: ignore[call-overload]
         for row, res in decided:
@@ -1724,6 +1736,10 @@ def _apply_images(
         if not fresh:
             continue
         decoded = [(k, json.loads(i) if isinstance(i, str) else i) for _, k, i in fresh]
+        seqs = [
+            max(s, int(image.get(AS_OF, 0))) if image else s
+            for (s, _, _), (_, image) in zip(fresh, decoded, strict=True)
+        ]
         many = BATCH_APPLIERS.get(kind)
         if many is not None:
             many(conn, decoded)
@@ -1733,7 +1749,7 @@ def _apply_images(
         conn.executemany(
             "INSERT INTO sync_entity (kind, key, seq) VALUES (?, ?, ?) "
             "ON CONFLICT (kind, key) DO UPDATE SET seq = excluded.seq",
-            [(kind, k, s) for s, k, _ in fresh],
+            [(kind, k, seq) for seq, (k, _) in zip(seqs, decoded, strict=True)],
         )
         changed += len(fresh)
     return changed

@@ -12,11 +12,11 @@ import httpx
 import pytest
 
 from orderdesk import replication as rep
-from orderdesk.orders import add_note, edit_order
+from orderdesk.orders import add_note, edit_order, show_order
 from orderdesk.store import Store
 from sync.client import SyncStuck, enrol
 from tests.sync_fixtures import any_world, pg_cluster, pg_template, sqlite_template, world  # noqa: F401
-from tests.sync_harness import READY_ORDER, World, table_count
+from tests.sync_harness import READY_ORDER, World, converge, table_count
 
 WRITES = ("sync_op", "sync_change", "audit_record", "sales_order", "order_note")
 
@@ -255,35 +255,63 @@ def test_amounts_past_21_million_cny_sync_on_both_stores(any_world: World) -> No
 
 def test_ops_decided_together_publish_the_committed_image_and_keep_no_outbox_copy(any_world: World) -> None:
     """A push's ops are decided in one transaction: every change-log entry about an order carries the order
-    as that transaction committed it (nobody ever saw it in between), and the central API, nobody's desk,
-    keeps no outbox copy of what it replayed."""
+    as that transaction committed it (nobody ever saw it in between), as of its last entry, and the central
+    API, nobody's desk, keeps no outbox copy of what it replayed."""
     w = any_world
     a = w.desks["a"]
     add_note(a, order_no=READY_ORDER, text="第一条", user="liu")
     edit_order(a, order_no=READY_ORDER, changes={"notes": "易碎"}, user="wang")
     add_note(a, order_no=READY_ORDER, text="第二条", user="liu")
     before = table_count(w.store, "sync_change")
-    assert w.sync("a").applied == 3
+    desk_id, epoch, ops = rep.pending_ops(a)
+    results, error = rep.decide_ops(w.store, desk_id, epoch, ops)
+    assert error is None and [r.status for r in results] == ["applied"] * 3
+    assert table_count(w.store, "outbox") == 0  # nothing written to be published again
     with w.store.read() as session:
         entries = (
             session.connection()
             .exec_driver_sql(
-                "SELECT image, event FROM sync_change WHERE kind = 'order' ORDER BY seq DESC LIMIT 3"
+                "SELECT seq, image, event FROM sync_change WHERE kind = 'order' ORDER BY seq DESC LIMIT 3"
             )
             .all()
         )
         committed = rep.dump_order(session, READY_ORDER)
     assert table_count(w.store, "sync_change") == before + 3
-    assert [json.loads(event)["command"] for _, event in reversed(entries)] == [
+    assert [json.loads(event)["command"] for _, _, event in reversed(entries)] == [
         "add_note",
         "edit_order",
         "add_note",
     ]
-    assert all(json.loads(image) == json.loads(json.dumps(committed)) for image, _ in entries)
+    last = entries[0][0]
+    assert all(
+        json.loads(image) == {**json.loads(json.dumps(committed)), "_as_of": last} for _, image, _ in entries
+    )
     assert committed is not None and committed["notes"] == "易碎"
     assert [n["text"] for n in committed["_notes"]][-2:] == ["第一条", "第二条"]
-    assert rep.outbox_count(w.store) == 0
-    assert rep.publish_local_changes(w.store) == 0
+    rep.record_outcomes(a, [r.to_json() for r in results])
+    converge(w)
+
+
+def test_an_edit_made_after_pulling_part_of_a_transaction_is_based_on_what_it_showed(world: World) -> None:
+    """Desk b pulls only the first entry of a push that desk a's two ops made in one transaction: the image
+    it applies is the committed one (a's later edit included), so b's edit of that field is based on the
+    state b showed, not a stale one: applied, not kept as a conflict."""
+    w = world
+    a, b = w.desks["a"], w.desks["b"]
+    add_note(a, order_no=READY_ORDER, text="到了再打电话", user="liu")
+    edit_order(a, order_no=READY_ORDER, changes={"notes": "易碎"}, user="wang")
+    assert w.sync("a").applied == 2
+    link = rep.get_link(b)
+    assert link is not None
+    page = rep.changes_after(w.store, link.cursor, limit=1)
+    assert [json.loads(e[4])["command"] for e in page.entries] == ["add_note"]
+    rep.apply_changes(b, page.entries, next_cursor=page.next_after or link.cursor)
+    assert show_order(b, READY_ORDER).notes == "易碎"
+    edit_order(b, order_no=READY_ORDER, changes={"notes": "易碎，轻放"}, user="wang")
+    report = w.sync("b")
+    assert (report.applied, report.rejected) == (1, 0)
+    assert show_order(w.store, READY_ORDER).notes == "易碎，轻放"
+    converge(w)
 
 
 def test_a_pull_page_stops_at_its_byte_budget_but_is_never_empty(world: World) -> None:
