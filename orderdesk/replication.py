@@ -474,19 +474,14 @@ def _with_packing(
     from orderdesk.scanning import start_packing
 
     with store.write() as session:
-        before = session.info.get(PACKING)
-        try:
-            if before != (user, order_no):
-                _close_packing(store, also=user)
-                start_packing(store, order_no=order_no, user=user)
-                session.info[PACKING] = (user, order_no)
-            result = run()
-            if ends:
-                _close_packing(store)
-            return result
-        except BaseException:
-            session.info[PACKING] = before  # the op's savepoint rolls back: the station is as it was
-            raise
+        if session.info.get(PACKING) != (user, order_no):
+            _close_packing(store, also=user)
+            start_packing(store, order_no=order_no, user=user)
+            session.info[PACKING] = (user, order_no)
+        result = run()
+        if ends:
+            _close_packing(store)
+        return result
 
 
 def _close_packing(store: Store, *, also: str = "") -> None:
@@ -1101,6 +1096,7 @@ def decide_op(store: Store, desk_id: str, epoch: int, op: OpIn, *, group: _Group
         if rejection is None:
             tracker = ChangeTracker(session)
             savepoint = session.begin_nested()
+            station = session.info.get(PACKING)  # a rejected op's savepoint rolls back: the station as it was
             session.info[REPLAYING] = True  # the server is nobody's desk: its commands keep no outbox copy
             try:
                 replay.run(store, op.args, op.user_name)
@@ -1127,6 +1123,8 @@ def decide_op(store: Store, desk_id: str, epoch: int, op: OpIn, *, group: _Group
                 )
             finally:
                 del session.info[REPLAYING]
+                if rejection is not None:
+                    session.info[PACKING] = station
                 touched = tracker.close()
         now = store.clock()
         row = SyncOp(
