@@ -129,17 +129,10 @@ def fill_change_log(server: Store, n: int) -> None:
 def bench_scans(kind: str, desk: Store, client: SyncClient, n_scans: int) -> None:
     """A packing station's serial scans (what a warehouse pushes most), 100 per order, made on the desk by
     the real commands and then pushed: each is replayed by opening the order and counting the scan."""
-    from orderdesk.orders import create_order, move_order
     from orderdesk.scanning import open_for_packing, park_order, record_scan
+    from tests.desks_support import ready_to_pack
 
-    orders = []
-    for _ in range(max(1, n_scans // 100)):
-        no = create_order(
-            desk, customer="C001", lines=[("HX-M8", 100)], user="wang", route="from_stock"
-        ).order_no
-        move_order(desk, order_no=no, to="sign_contract", user="wang")
-        move_order(desk, order_no=no, to="pick_from_stock", user="liu")
-        orders.append(no)
+    orders = [ready_to_pack(desk, 100) for _ in range(max(1, n_scans // 100))]
     client.push()
     for k, no in enumerate(orders):
         if k:

@@ -50,7 +50,7 @@ from orderdesk.errors import Refused
 from orderdesk.i18n import Label, Msg, msg
 from orderdesk.models import REASON_MAX, Alert, AlertCursor, AlertEvent, AuditRecord
 from orderdesk.notify import NotifyConfig, bind_time, enqueue, is_sqlite, load_notify_config, users_with_roles
-from orderdesk.store import Store
+from orderdesk.store import Store, rows_in
 from orderdesk.workflow import Workflow
 
 SCAN_KINDS = ("overdue", "promised", "rush")
@@ -801,25 +801,41 @@ class _Engine:
         since the order entered its state, on an alert this node raises for the first time in that stay.
         Returns the ids of the alerts they settled (acknowledged or answered: nobody needs to hear of them)."""
         since = {row["order_no"]: _aware(row["state_since"]) for _, row in raised}
-        numbers = sorted(since)
-        actions = []  # usually none: only orders someone acted on elsewhere
-        for start in range(0, len(numbers), 500):
-            actions += [
-                rec
-                for rec in self.session.exec(
+        actions = [  # usually none: only orders someone acted on elsewhere
+            rec
+            for rec in rows_in(
+                self.session,
+                lambda c: (
                     select(AuditRecord)
-                    .where(
-                        col(AuditRecord.order_no).in_(numbers[start : start + 500]),
-                        text(f"({PULLED_ACTIONS_SQL})"),
-                    )
+                    .where(col(AuditRecord.order_no).in_(c), text(f"({PULLED_ACTIONS_SQL})"))
                     .params(via=VIA_LIKE)
                     .order_by(col(AuditRecord.id))
-                )
-                if _aware(rec.at) >= since[rec.order_no]
-            ]
+                ),
+                since,
+            )
+            if _aware(rec.at) >= since[rec.order_no]
+        ]
         settled: set[int] = set()
         if not actions:
             return settled
+        new_ids = {alert_id for alert_id, _ in raised}
+        earlier = {  # alerts this node already had in the same stay: not raised here for the first time
+            (a.order_no, a.kind, a.topic, a.state)
+            for a in rows_in(
+                self.session,
+                lambda c: select(Alert).where(col(Alert.order_no).in_(c)),
+                {rec.order_no for rec in actions},
+            )
+            if a.id not in new_ids and _aware(a.state_since) == since[a.order_no]
+        }
+        firsts = {(row["order_no"], row["kind"], row["topic"], row["state"]) for _, row in raised} - earlier
+        for rec in actions:
+            detail = json.loads(rec.detail)
+            if (rec.order_no, detail.get("kind"), detail.get("topic"), detail.get("state")) in firsts:
+                alert = self.follow_action(rec, detail)
+                if alert is not None and alert.id is not None and alert.status in ("acked", "closed"):
+                    settled.add(alert.id)
+        return settled
         new_ids = {alert_id for alert_id, _ in raised}
         acted_on = sorted({rec.order_no for rec in actions})
         earlier = {  # alerts this node already had in the same stay: not raised here for the first time

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import date
-from typing import Any
+from typing import Any, ParamSpec
 
 from sqlalchemy import func, or_
 from sqlmodel import Session, col, select
@@ -58,6 +58,25 @@ def get_order_row(session: Session, order_no: str) -> SalesOrder:
             code="unknown_order",
         )
     return order
+
+
+P = ParamSpec("P")
+
+
+def _reading_back(effect: Callable[P, tuple[str, str]]) -> Callable[P, OrderDetail]:
+    """A command as screens and the CLI call it: ``effect`` (which returns the order number and who ran it),
+    then the order as that person now sees it. The central API's replays call ``effect`` alone: they have
+    no screen to show it on."""
+
+    def run(*args: P.args, **kwargs: P.kwargs) -> OrderDetail:
+        order_no, viewer = effect(*args, **kwargs)
+        store = kwargs["store"] if "store" in kwargs else args[0]
+        assert isinstance(store, Store)
+        return show_order(store, order_no, viewer=viewer)
+
+    run.__name__ = run.__qualname__ = effect.__name__.removesuffix("_effect")
+    run.__doc__ = effect.__doc__
+    return run
 
 
 def check_version(order: SalesOrder, expected: int | None) -> None:
@@ -324,22 +343,6 @@ def apply_transition(
     return transition, source, target
 
 
-def move_order(
-    store: Store,
-    *,
-    order_no: str,
-    to: str,
-    user: str | Actor,
-    reason: str = "",
-    expected_version: int | None = None,
-) -> OrderDetail:
-    """Move an order along the workflow: ``to`` is a state id or a transition id."""
-    order_no, viewer = move_order_effect(
-        store, order_no=order_no, to=to, user=user, reason=reason, expected_version=expected_version
-    )
-    return show_order(store, order_no, viewer=viewer)
-
-
 def move_order_effect(
     store: Store,
     *,
@@ -349,8 +352,8 @@ def move_order_effect(
     reason: str = "",
     expected_version: int | None = None,
 ) -> tuple[str, str]:
-    """``move_order`` without reading the order back (the central API's replay has no screen to show):
-    returns the order number and who moved it."""
+    """Move an order along the workflow: ``to`` is a state id or a transition id. Returns the order number
+    and who moved it (``move_order`` also reads the order back)."""
     reason = clean_text(reason, field_name="Reason", max_len=REASON_MAX)
     workflow = store.workflow
     with command(store, "move_order", user=user) as ctx:
@@ -383,6 +386,9 @@ def _user_id(session: Session, name: str) -> int | None:
             msg("There is no user called {name}. `orderdesk user list` shows who exists.", name=name)
         )
     return user.id
+
+
+move_order = _reading_back(move_order_effect)
 
 
 def _parse_bool(value: Any) -> bool:
@@ -431,22 +437,6 @@ EDITABLE_FIELDS: dict[str, tuple[str, Any]] = {
 }
 
 
-def edit_order(
-    store: Store,
-    *,
-    order_no: str,
-    changes: dict[str, Any],
-    user: str | Actor,
-    expected_version: int | None = None,
-    reason: str = "",
-) -> OrderDetail:
-    """Change order fields. Each field must be editable by one of the user's roles (workflow ``[roles]``)."""
-    order_no, viewer = edit_order_effect(
-        store, order_no=order_no, changes=changes, user=user, expected_version=expected_version, reason=reason
-    )
-    return show_order(store, order_no, viewer=viewer)
-
-
 def edit_order_effect(
     store: Store,
     *,
@@ -456,7 +446,8 @@ def edit_order_effect(
     expected_version: int | None = None,
     reason: str = "",
 ) -> tuple[str, str]:
-    """``edit_order`` without reading the order back: returns the order number and who edited it."""
+    """Change order fields. Each field must be editable by one of the user's roles (workflow ``[roles]``).
+    Returns the order number and who changed it (``edit_order`` also reads the order back)."""
     if not changes:
         raise Refused(msg("Nothing to change."), code="no_changes")
     reason = clean_text(reason, field_name="Reason", max_len=REASON_MAX)
@@ -490,6 +481,9 @@ def edit_order_effect(
     return order.order_no, ctx.actor.name
 
 
+edit_order = _reading_back(edit_order_effect)
+
+
 def assign_order(
     store: Store, *, order_no: str, owner: str, user: str | Actor, expected_version: int | None = None
 ) -> OrderDetail:
@@ -499,14 +493,9 @@ def assign_order(
     )
 
 
-def add_note(store: Store, *, order_no: str, text: str, user: str | Actor) -> OrderDetail:
-    """Add a note to the order's timeline (anyone who may see the order may)."""
-    order_no, viewer = add_note_effect(store, order_no=order_no, text=text, user=user)
-    return show_order(store, order_no, viewer=viewer)
-
-
 def add_note_effect(store: Store, *, order_no: str, text: str, user: str | Actor) -> tuple[str, str]:
-    """``add_note`` without reading the order back: returns the order number and who added the note."""
+    """Add a note to the order's timeline (anyone who may see the order may). Returns the order number and
+    who added it (``add_note`` also reads the order back)."""
     text = clean_text(text, field_name="Note", max_len=NOTE_MAX, required=True)
     with command(store, "add_note", user=user) as ctx:
         order = get_order_row(ctx.session, order_no)
@@ -517,6 +506,9 @@ def add_note_effect(store: Store, *, order_no: str, text: str, user: str | Actor
             base_version=order.version,
         )
     return order.order_no, ctx.actor.name
+
+
+add_note = _reading_back(add_note_effect)
 
 
 def require_fields(ctx: CommandContext, fields: Sequence[str], may: frozenset[str] | None = None) -> None:

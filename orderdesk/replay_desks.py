@@ -64,7 +64,7 @@ from orderdesk.sales import (
     order_change_requests,
     request_change,
 )
-from orderdesk.store import Store
+from orderdesk.store import Store, rows_in
 
 DECISIONS = {
     "approve": Label("approve", "批准"),
@@ -462,11 +462,11 @@ def _ids(orders: list[SalesOrder]) -> list[int]:
 
 
 def _dump_sales(session: Session, orders: list[SalesOrder]) -> dict[int, Any]:
-    infos = rep.rows_in(
+    infos = rows_in(
         session, lambda c: select(OrderSales).where(col(OrderSales.order_id).in_(c)), _ids(orders)
     )
     parents = dict(
-        rep.rows_in(
+        rows_in(
             session,
             lambda c: select(SalesOrder.id, SalesOrder.order_no).where(col(SalesOrder.id).in_(c)),
             {i.parent_id for i in infos if i.parent_id},
@@ -489,7 +489,7 @@ def _grouped(rows: list[Any], key: Callable[[Any], int], image: Callable[[Any], 
 def _rows_by_order(session: Session, model: Any, orders: list[SalesOrder], then: Any) -> list[Any]:
     """``model``'s rows of ``orders``, grouped by order and each order's in ``then`` order."""
     order_id = col(model.order_id)
-    return rep.rows_in(
+    return rows_in(
         session, lambda c: select(model).where(order_id.in_(c)).order_by(order_id, col(then)), _ids(orders)
     )
 
@@ -614,7 +614,7 @@ def _apply_decisions(conn: sqlite3.Connection, order_id: int, images: list[dict[
 def _dump_inspections(session: Session, orders: list[SalesOrder]) -> dict[int, Any]:
     inspections = _rows_by_order(session, QcInspection, orders, QcInspection.seq)
     findings = _grouped(
-        rep.rows_in(
+        rows_in(
             session,
             lambda c: (
                 select(QcFinding, Product.sku)
@@ -720,7 +720,7 @@ def dump_payment(session: Session, payment_no: str) -> dict[str, Any] | None:
 
 
 def _dump_invoice_link(session: Session, orders: list[SalesOrder]) -> dict[int, Any]:
-    links = rep.rows_in(
+    links = rows_in(
         session,
         lambda c: (
             select(InvoiceOrder.order_id, Invoice.invoice_no, InvoiceOrder.amount)

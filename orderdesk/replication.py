@@ -60,7 +60,7 @@ from orderdesk.models import (
     SyncStream,
     UserRole,
 )
-from orderdesk.store import Store
+from orderdesk.store import Store, iter_chunks, rows_in
 
 SERVER_DESK_CODE = "HQ"  # orders created on the central API itself are SO-HQ-…
 ENROL_CODE_TTL = timedelta(hours=24)
@@ -132,15 +132,6 @@ class OrderPart:
 
 
 ORDER_PARTS: dict[str, OrderPart] = {}
-
-
-def rows_in(session: Session, query: Callable[[list[Any]], Any], keys: Iterable[Any]) -> list[Any]:
-    """The rows of ``query(chunk)`` (a select with an ``IN`` over the chunk) for all ``keys``, a few hundred
-    keys to a statement."""
-    out: list[Any] = []
-    for chunk in iter_chunks(sorted(set(keys)), 500):
-        out.extend(session.exec(query(chunk)).all())
-    return out
 
 
 def dump_orders(session: Session, order_nos: Iterable[str]) -> dict[str, dict[str, Any] | None]:
@@ -979,25 +970,24 @@ class _Group:
 
     @classmethod
     def load(cls, session: Session, desk_id: str, epoch: int, ops: list[OpIn]) -> _Group:
-        ids = [op.op_id for op in ops]
-        orders = sorted({op.order_no for op in ops if op.order_no})
         stored = {
             row.op_id: row
-            for chunk in iter_chunks(ids, 500)
-            for row in session.exec(select(SyncOp).where(col(SyncOp.op_id).in_(chunk))).all()
+            for row in rows_in(
+                session, lambda c: select(SyncOp).where(col(SyncOp.op_id).in_(c)), [op.op_id for op in ops]
+            )
         }
-        failed = {
-            no
-            for chunk in iter_chunks(orders, 500)
-            for no in session.exec(
-                select(SyncOp.order_no).where(
+        failed = set(
+            rows_in(
+                session,
+                lambda c: select(SyncOp.order_no).where(
                     SyncOp.desk_id == desk_id,
                     SyncOp.command == "create_order",
                     SyncOp.status == "rejected",
-                    col(SyncOp.order_no).in_(chunk),
-                )
-            ).all()
-        }
+                    col(SyncOp.order_no).in_(c),
+                ),
+                [op.order_no for op in ops if op.order_no],
+            )
+        )
         return cls(session.get(SyncStream, (desk_id, epoch)), stored, failed)
 
 
@@ -1035,17 +1025,12 @@ def decide_ops(
     return results, error
 
 
-def decide_op(store: Store, desk_id: str, epoch: int, op: OpIn, *, group: _Group | None = None) -> OpResult:
-    """Decide one op (in the caller's transaction and ``group``, else its own): the stored outcome for a
-    retry, else replay it and store the outcome.
+def decide_op(store: Store, desk_id: str, epoch: int, op: OpIn, *, group: _Group) -> OpResult:
+    """Decide one op in the transaction ``decide_ops`` opened for ``group``: the stored outcome for a retry,
+    else replay it and store the outcome.
 
     Raises ``SyncError`` (nothing written) for a hash mismatch, a sequence gap or reuse, or an unknown command.
     """
-    if group is None:  # a transaction of its own
-        with store.write() as session, _publishing(session):
-            result = decide_op(store, desk_id, epoch, op, group=_Group.load(session, desk_id, epoch, [op]))
-            _close_packing(store)
-            return result
     with store.write() as session:
         stream = group.stream
         existing = group.stored.get(op.op_id)
@@ -1546,7 +1531,7 @@ def record_outcomes(store: Store, results: list[dict[str, Any]]) -> int:
                     for row, res in decided
                 ],
             )
-        for chunk in iter_chunks([row.op_id for row, _ in decided], 500):
+        for chunk in iter_chunks([row.op_id for row, _ in decided]):
             session.exec(delete(OutboxRecord).where(col(OutboxRecord.op_id).in_(chunk)))  # type: ignore[call-overload]
         for row, res in decided:
             if res["status"] == "applied" and res.get("change_seq"):
@@ -1700,7 +1685,7 @@ def _keyed(
 ) -> list[tuple[Any, ...]]:
     """Rows of ``sql`` (ending in ``IN ({marks})``) for ``keys``, asked in chunks SQLite accepts."""
     rows: list[tuple[Any, ...]] = []
-    for chunk in iter_chunks(keys, 500):
+    for chunk in iter_chunks(keys):
         rows += conn.execute(sql.format(marks=", ".join("?" * len(chunk))), (*fixed, *chunk)).fetchall()
     return rows
 
@@ -2297,11 +2282,6 @@ def desk_sync_state(store: Store) -> DeskSyncState:
             msg_from_json(link.last_error) if link.last_error else None,
             int(link.cursor),
         )
-
-
-def iter_chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
-    for i in range(0, len(items), size):
-        yield items[i : i + size]
 
 
 # Other areas register their replays, order parts and snapshot tables here (they import this module).

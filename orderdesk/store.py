@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from functools import cache, cached_property
@@ -389,3 +389,21 @@ class Store:
 
         path = self.workflow_path or Path(os.environ.get("ORDERDESK_WORKFLOW") or default_workflow_path())
         return load_workflow(path, known_guards=GUARD_NAMES)
+
+
+# -- reading many rows by key ----------------------------------------------------------------------------
+IN_CHUNK = 500  # keys per ``IN (...)`` list: well under SQLite's and PostgreSQL's bound-parameter limits
+
+
+def iter_chunks(items: list[Any], size: int = IN_CHUNK) -> Iterator[list[Any]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+def rows_in(session: Session, query: Callable[[list[Any]], Any], keys: Iterable[Any]) -> list[Any]:
+    """The rows of ``query(chunk)`` (a select with an ``IN`` over the chunk) for all ``keys``, a few hundred
+    keys to a statement; each chunk's rows in the query's own order."""
+    out: list[Any] = []
+    for chunk in iter_chunks(sorted(set(keys))):
+        out.extend(session.exec(query(chunk)).all())
+    return out
