@@ -253,6 +253,7 @@ def _check_decide_change(store: Store, session: Session, op: rep.OpContext) -> R
 
 def _filing_rejected(session: Session, op: rep.OpContext, number: int) -> bool:
     """Whether this desk's latest filing of request ``number`` on the order was rejected."""
+    rep.write_decided(session)  # the filings decided earlier in this group too
     filings = session.exec(
         select(SyncOp).where(
             SyncOp.desk_id == op.desk_id,

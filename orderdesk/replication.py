@@ -34,6 +34,7 @@ from sqlalchemy import DateTime, delete, event, func, insert
 from sqlalchemy.exc import DataError, IntegrityError
 from sqlmodel import Session, SQLModel, col, select
 
+from orderdesk import audit
 from orderdesk.canonical import canonical_json, sha256_hex
 from orderdesk.commands import REPLAYING
 from orderdesk.errors import OrderdeskError, Refused, StoreError
@@ -265,7 +266,8 @@ _BY_ID: dict[str, tuple[type, str, str]] = {
 
 
 class ChangeTracker:
-    """Collects the entities whose rows a session flushes (new, changed or deleted) while it is attached."""
+    """Collects the entities whose rows a session flushes (new, changed or deleted) while it is attached:
+    ``take`` hands over what was seen since the last ``take`` (one op's changes), ``close`` detaches."""
 
     def __init__(self, session: Session) -> None:
         self.session = session
@@ -278,13 +280,16 @@ class ChangeTracker:
             if namer is not None:
                 self.seen.add(namer(obj))
 
-    def close(self) -> set[tuple[str, str]]:
-        self.session.flush()
+    def close(self) -> None:
         event.remove(self.session, "before_flush", self._before_flush)
+
+    def take(self) -> set[tuple[str, str]]:
+        self.session.flush()
+        seen, self.seen = self.seen, set()
         out: set[tuple[str, str]] = set()
         # Row id -> natural key, for the session's transaction (order numbers, SKUs and user names never change)
         names: dict[tuple[str, Any], str] = self.session.info.setdefault("natural_keys", {})
-        for kind, key in self.seen:
+        for kind, key in seen:
             if kind in _BY_ID and key is not None:
                 model, attr, real = _BY_ID[kind]
                 if (kind, key) not in names:
@@ -806,10 +811,10 @@ AS_OF = "_as_of"
 
 @dataclass
 class _PendingLog:
-    """The change-log entries of a ``_publishing`` block, and the server row whose counter numbers them (held
-    here: the session's identity map keeps only weak references, and would reload it for every entry)."""
+    """The change-log entries of a ``_publishing`` block and the next seq to number them, written to the
+    server row once when the block ends (not flushed after every op of a group)."""
 
-    server: SyncServer | None
+    next_seq: int
     entries: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -822,7 +827,8 @@ def _publishing(session: Session) -> Iterator[None]:
     if CHANGES in session.info:
         yield
         return
-    log = _PendingLog(session.get(SyncServer, 1))
+    server = session.get(SyncServer, 1)
+    log = _PendingLog(server.next_change_seq if server else 1)
     session.info[CHANGES] = log
     pending = log.entries
     try:
@@ -841,6 +847,9 @@ def _publishing(session: Session) -> Iterator[None]:
         for row in pending:
             row["image"] = images[(row["kind"], row["key"])]
         if pending:
+            assert server is not None
+            server.next_change_seq = log.next_seq
+            session.add(server)
             session.execute(insert(SyncChange), pending)
     finally:
         del session.info[CHANGES]
@@ -859,11 +868,8 @@ def _append_change(
     """Take the next global sequence number for an entry about (``kind``, ``key``), written when the
     enclosing ``_publishing`` block ends."""
     log: _PendingLog = session.info[CHANGES]
-    server = log.server
-    assert server is not None
-    seq = server.next_change_seq
-    server.next_change_seq += 1
-    session.add(server)
+    seq = log.next_seq
+    log.next_seq += 1
     log.entries.append(
         {
             "seq": seq,
@@ -949,8 +955,9 @@ def _stored(row: SyncOp, session: Session) -> OpResult:
 
 def _refresh(session: Session, command: str, args: dict[str, Any], order_no: str) -> list[dict[str, Any]]:
     """The server's current images of what a rejected op touched, so the desk can drop its own effect."""
+    log: _PendingLog | None = session.info.get(CHANGES)
     server = session.get(SyncServer, 1)
-    high = (server.next_change_seq - 1) if server else 0
+    high = (log.next_seq if log else server.next_change_seq if server else 1) - 1
     out = []
     for kind, key in touches_of(command, args, order_no):
         if kind in DUMPERS:
@@ -967,6 +974,9 @@ class _Group:
     stream: SyncStream | None
     stored: dict[str, SyncOp]
     failed_creates: set[str]
+    tracker: ChangeTracker
+    last_seq: int = 0  # the stream's last decided seq, written to it once when the group ends
+    decided: list[SyncOp] = field(default_factory=list)  # outcomes not yet written (``write_decided``)
 
     @classmethod
     def load(cls, session: Session, desk_id: str, epoch: int, ops: list[OpIn]) -> _Group:
@@ -988,7 +998,32 @@ class _Group:
                 [op.order_no for op in ops if op.order_no],
             )
         )
-        return cls(session.get(SyncStream, (desk_id, epoch)), stored, failed)
+        stream = session.get(SyncStream, (desk_id, epoch))
+        group = cls(stream, stored, failed, ChangeTracker(session), stream.last_seq if stream else 0)
+        session.info[GROUP] = group
+        return group
+
+    def close(self, session: Session) -> None:
+        """Write what the group decided: its outcomes and where the desk's stream now stands."""
+        self.tracker.close()
+        write_decided(session)
+        if self.stream is not None and self.stream.last_seq != self.last_seq:
+            self.stream.last_seq = self.last_seq
+            session.add(self.stream)
+        del session.info[GROUP]
+
+
+GROUP = "decide_group"  # Session.info key: the ``_Group`` being decided in this transaction
+
+
+def write_decided(session: Session) -> None:
+    """Write the outcomes decided so far in this transaction, set-based; a check that reads ``SyncOp`` calls
+    this first, so it sees the ops decided before it in the same group."""
+    group: _Group | None = session.info.get(GROUP)
+    if group is None or not group.decided:
+        return
+    session.execute(insert(SyncOp), [row.model_dump() for row in group.decided])
+    group.decided.clear()
 
 
 def decide_ops(
@@ -1022,6 +1057,7 @@ def decide_ops(
                 error = exc
                 break
         _close_packing(store)
+        group.close(session)
     return results, error
 
 
@@ -1040,9 +1076,8 @@ def decide_op(store: Store, desk_id: str, epoch: int, op: OpIn, *, group: _Group
                     msg("Op {op_id} was already received with different content.", op_id=op.op_id),
                     code="op_conflict",
                 )
-            if stream is not None and op.seq == stream.last_seq + 1:
-                stream.last_seq = op.seq  # an op renumbered into a new epoch after a re-key
-                session.add(stream)
+            if stream is not None and op.seq == group.last_seq + 1:
+                group.last_seq = op.seq  # an op renumbered into a new epoch after a re-key
             return _stored(existing, session)
         if payload_hash(op.command, op.args, op.base_version, op.user_name) != op.payload_hash:
             raise SyncError(
@@ -1051,7 +1086,7 @@ def decide_op(store: Store, desk_id: str, epoch: int, op: OpIn, *, group: _Group
             )
         if stream is None:
             raise SyncError(msg("This desk has no epoch {epoch}.", epoch=epoch), code="unknown_epoch")
-        expected = stream.last_seq + 1
+        expected = group.last_seq + 1
         if op.seq != expected:
             code = "seq_taken" if op.seq < expected else "seq_gap"
             raise SyncError(
@@ -1079,7 +1114,8 @@ def decide_op(store: Store, desk_id: str, epoch: int, op: OpIn, *, group: _Group
             rejection = replay.check(store, session, ctx)
         touched: set[tuple[str, str]] = set()
         if rejection is None:
-            tracker = ChangeTracker(session)
+            tracker = group.tracker
+            tracker.take()  # what ran before this op (a station closed) is not this op's change
             savepoint = session.begin_nested()
             station = session.info.get(PACKING)  # a rejected op's savepoint rolls back: the station as it was
             session.info[REPLAYING] = True  # the server is nobody's desk: its commands keep no outbox copy
@@ -1110,7 +1146,7 @@ def decide_op(store: Store, desk_id: str, epoch: int, op: OpIn, *, group: _Group
                 del session.info[REPLAYING]
                 if rejection is not None:
                     session.info[PACKING] = station
-                touched = tracker.close()
+                touched = tracker.take()
         now = store.clock()
         row = SyncOp(
             op_id=op.op_id,
@@ -1142,9 +1178,8 @@ def decide_op(store: Store, desk_id: str, epoch: int, op: OpIn, *, group: _Group
                 )
         elif op.command == "create_order":
             group.failed_creates.add(op.order_no)
-        stream.last_seq = op.seq
-        session.add(stream)
-        session.add(row)
+        group.last_seq = op.seq
+        group.decided.append(row)
         group.stored[op.op_id] = row
         return _stored(row, session)
 
@@ -1625,6 +1660,7 @@ def apply_changes(store: Store, entries: list[tuple[Any, ...]], *, next_cursor: 
             conn, [(seq, kind, key, image) for (kind, key), (seq, image) in newest.items()]
         )
         _append_audit(conn, events)
+        audit.forget_tip(session)
         conn.execute("UPDATE sync_link SET cursor = max(cursor, ?) WHERE id = 1", (next_cursor,))
     return changed
 

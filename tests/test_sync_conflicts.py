@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pytest
 
+from orderdesk import audit
 from orderdesk import replication as rep
 from orderdesk.catalog import add_customer
 from orderdesk.errors import Refused
@@ -266,8 +267,8 @@ def test_scans_from_two_stations_count_a_serial_once_and_the_shipment_syncs(worl
 def test_a_station_run_replays_through_a_rejection_and_leaves_no_station_open(any_world: World) -> None:
     """The central API replays a run of one station's scans with the order open at that station once. When
     the first scan of a run is rejected (its serial was counted first at another station), the station is as
-    it was before it, so the next scans of that run still open the order and count; and no station is left
-    open on the central API."""
+    it was before it, so the next scans of that run still open the order and count; no station is left
+    open on the central API, and the audit chain, whose tip a group remembers, skips nothing."""
     from orderdesk.scanning import open_for_packing, park_order, record_scan
     from orderdesk.users import add_user
 
@@ -299,3 +300,5 @@ def test_a_station_run_replays_through_a_rejection_and_leaves_no_station_open(an
     scanned = {no: [ln.scanned_qty for ln in show_order(w.store, no).lines] for no in (first, second)}
     assert scanned == {first: [4], second: [2]}  # R101 from the other station and R102
     assert table_count(w.store, "packing_session") == 0
+    with w.store.read() as session:  # the rejected op's audit records went with it; the chain is whole
+        assert audit.verify(session)[1] == []
