@@ -20,6 +20,7 @@ def test_pragmas_are_set_on_every_connection(store: Store) -> None:
         assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
         assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 5000
+        assert conn.exec_driver_sql("PRAGMA temp_store").scalar() == 2  # statement journals in memory
 
 
 def test_schema_head_matches_alembic(store: Store) -> None:

@@ -340,3 +340,34 @@ def test_a_pull_page_stops_at_its_byte_budget_but_is_never_empty(world: World) -
         after = page.next_after or after
     assert seen == [e[0] for e in every.entries]
     assert pages >= 3  # at most two of the six large entries fit in one page
+
+
+def test_a_pull_pauses_garbage_collection_only_while_it_holds_a_page(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Decoding and applying a page run with the cyclic collector paused (each collection walked the page's
+    tens of thousands of fresh objects again); it runs again once the page is applied, also when applying
+    fails."""
+    import gc
+
+    real = rep.apply_changes
+    seen: list[bool] = []
+
+    def spy(*args: Any, **kwargs: Any) -> int:
+        seen.append(gc.isenabled())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(rep, "apply_changes", spy)
+    add_note(world.store, order_no=READY_ORDER, text="到货后请电话联系", user="liu")
+    world.sync("a")
+    assert seen and not any(seen)
+    assert gc.isenabled()
+
+    def fail(*args: Any, **kwargs: Any) -> int:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(rep, "apply_changes", fail)
+    add_note(world.store, order_no=READY_ORDER, text="再联系一次", user="liu")
+    with pytest.raises(OSError):
+        world.client("a").sync_once()
+    assert gc.isenabled()
