@@ -63,6 +63,7 @@ SNOOZE_MAX = timedelta(days=14)
 SAMPLE = 50  # order numbers listed per change in the pass's audit record
 CHUNK = 500
 PASS_BATCH = 5000  # orders per transaction in a catch-up pass
+ESCALATE_BATCH = 10_000  # due alerts escalated (or reminded) per transaction (one digest each)
 QUIET_BOOKMARK = timedelta(minutes=2)
 SETTLED_CHECK_MAX = 2000  # above this a pass just does the work (a catch-up)
 COUNTS = ("raised", "escalated", "reopened", "closed", "ack_requests", "followed")
@@ -507,8 +508,9 @@ def run_alert_pass(
     ids = sorted(plan.order_ids)
     # A catch-up on a big desk is split so no transaction holds the write lock for long.
     batches = [ids[i : i + PASS_BATCH] for i in range(0, len(ids), PASS_BATCH)] or [[]]
-    for n, batch in enumerate(batches):
-        last = n == len(batches) - 1
+    order_batches = len(batches)
+    for n, batch in enumerate(batches):  # escalation that does not fit its batch appends one: see below
+        last_orders = n == order_batches - 1
         samples: dict[str, list[str]] = {k: [] for k in counts}
         before = dict(counts)
         cursor_values: dict[str, str] = {}
@@ -518,13 +520,14 @@ def run_alert_pass(
                     ctx, workflow, config, now, counts, samples, pass_key=f"{now.isoformat()}#{n}"
                 )
                 engine.examine(batch)
-                if last and only_orders is None:
+                if last_orders and only_orders is None:
                     inside = _cursor(ctx.session)
                     if "audit_id" in inside:
                         # before deadlines: an acknowledgement pulled from another desk stops this one's
                         engine.follow_audit(int(inside["audit_id"]))
-                if last:
-                    engine.escalate_due()
+                if n >= order_batches - 1 and engine.escalate_due(ESCALATE_BATCH):
+                    batches.append([])  # more alerts are due: they climb in the next transaction
+                last = n == len(batches) - 1
                 if last and only_orders is None:
                     top = ctx.session.execute(
                         text("SELECT coalesce(max(id), 0) FROM audit_record")
@@ -535,7 +538,7 @@ def run_alert_pass(
                         "workflow": fingerprint,
                     }
                     _set_cursor(ctx.session, cursor_values)
-                queued = engine.outbox.flush(ctx.session, config, now)
+                queued = engine.flush()
                 if not engine.changed and not queued:
                     raise _Quiet
                 notifications += queued
@@ -649,6 +652,7 @@ class _Engine:
         self._role_users: dict[str, list[str]] = {}
         self.last_audit = 0
         self.changed = 0  # alert rows written (events, re-addressing): 0 means a quiet pass
+        self.session.info[EVENTS] = []  # trail entries, written set-based by ``flush``
 
     # -- bookkeeping --------------------------------------------------------------------------------
     def _count(self, what: str, order_no: str) -> None:
@@ -661,18 +665,17 @@ class _Engine:
             self._role_users.update(users_with_roles(self.session, [role]))
         return self._role_users.get(role, [])
 
-    def event(self, alert: Alert, name: str, *, user: str = "system", **detail: Any) -> AlertEvent:
+    def event(self, alert: Alert, name: str, *, user: str = "system", **detail: Any) -> None:
         self.changed += 1
-        ev = AlertEvent(
-            alert_id=alert.id or 0,
-            at=self.now,
-            event=name,
-            level=alert.level,
-            user_name=user,
-            detail=canonical_json(detail),
-        )
-        self.session.add(ev)
-        return ev
+        _add_event(self.session, alert, self.now, name, user, **detail)
+
+    def flush(self) -> int:
+        """Write the trail entries, in the order they were made, and queue the messages this transaction
+        made; returns how many were queued. Trail entries made after it are written one by one again."""
+        events = self.session.info.pop(EVENTS, [])
+        if events:
+            self.session.execute(insert(AlertEvent.__table__), events)  # type: ignore[attr-defined]
+        return self.outbox.flush(self.session, self.config, self.now)
 
     def tell(self, alert: Alert, event: str, message: Msg | None = None) -> None:
         """Queue ``event`` for the alert's current level (people and their groups)."""
@@ -776,19 +779,8 @@ class _Engine:
             .scalars()
             .all()
         )
-        events = [
-            dict(
-                alert_id=alert_id,
-                at=self.now,
-                event="raised",
-                level=0,
-                user_name="system",
-                detail=canonical_json({"severity": row["severity"]}),
-            )
-            for alert_id, row in zip(ids, rows, strict=True)
-        ]
-        self.session.execute(insert(AlertEvent.__table__), events)  # type: ignore[attr-defined]
-        self.changed += len(events)
+        for alert_id, row in zip(ids, rows, strict=True):
+            self.event(_Row(id=alert_id, level=0), "raised", severity=row["severity"])  # type: ignore[arg-type]
         settled = self.follow_earlier_actions(list(zip(ids, rows, strict=True)))
         for alert_id, row in zip(ids, rows, strict=True):
             if alert_id not in settled:  # acknowledged elsewhere already: nobody needs to hear it was raised
@@ -880,23 +872,37 @@ class _Engine:
         self._count("closed", alert.order_no)
 
     # -- escalation ---------------------------------------------------------------------------------
-    def escalate_due(self) -> None:
-        for alert in self.session.exec(
-            select(Alert).where(Alert.status == "snoozed", col(Alert.snoozed_until) <= self.now)
-        ):
+    def escalate_due(self, limit: int) -> bool:
+        """End snoozes that are over and climb (or remind) alerts whose deadline passed: at most ``limit`` in
+        this transaction, earliest deadline first. Returns True if more are due: the pass goes on in another
+        transaction, so a desk that was off over a weekend never holds the write lock for long."""
+        snoozed = self.session.exec(
+            select(Alert)
+            .where(Alert.status == "snoozed", col(Alert.snoozed_until) <= self.now)
+            .order_by(col(Alert.snoozed_until))
+            .limit(limit)
+        ).all()
+        for alert in snoozed:
             alert.status, alert.snoozed_until = "open", None
             alert.escalate_at = self.now + minutes_for(self.workflow, alert)
             alert.version += 1
             self.session.add(alert)
             self.event(alert, "snooze_ended")
             self.tell(alert, "snooze_ended")
-        due = self.session.exec(
-            select(Alert)
-            .where(Alert.status == "open", col(Alert.escalate_at) <= self.now)
-            .order_by(col(Alert.escalate_at))
-        ).all()
+        room = limit - len(snoozed)
+        due = (
+            self.session.exec(
+                select(Alert)
+                .where(Alert.status == "open", col(Alert.escalate_at) <= self.now)
+                .order_by(col(Alert.escalate_at))
+                .limit(room)
+            ).all()
+            if room > 0
+            else []
+        )
         for alert in due:
             self.step_up(alert)
+        return len(snoozed) + len(due) >= limit
 
     def step_up(self, alert: Alert, *, by: str = "system", reason: str = "", **detail: Any) -> bool:
         """Climb as many levels as deadlines have passed (one for a manual escalation); at the top, remind."""
@@ -1262,17 +1268,25 @@ def _require_may_act(ctx: CommandContext, workflow: Workflow, alert: Alert, acti
     )
 
 
+# Session.info key: an alert engine's trail entries not yet written (``_Engine.flush`` writes them set-based:
+# a catch-up after a weekend makes tens of thousands). Entries made outside an engine are added one by one.
+EVENTS = "alert_events"
+
+
 def _add_event(session: Session, alert: Alert, at: datetime, name: str, user: str, **detail: Any) -> None:
-    session.add(
-        AlertEvent(
-            alert_id=alert.id or 0,
-            at=at,
-            event=name,
-            level=alert.level,
-            user_name=user,
-            detail=canonical_json(detail),
-        )
-    )
+    row = {
+        "alert_id": alert.id or 0,
+        "at": at,
+        "event": name,
+        "level": alert.level,
+        "user_name": user,
+        "detail": canonical_json(detail),
+    }
+    pending: list[dict[str, Any]] | None = session.info.get(EVENTS)
+    if pending is not None:
+        pending.append(row)
+    else:
+        session.add(AlertEvent(**row))
 
 
 def _record(
@@ -1619,7 +1633,7 @@ def escalate_alert(
                     ),
                     code="top_of_chain",
                 )
-            engine.outbox.flush(ctx.session, config, ctx.now)
+            engine.flush()
         level = alert.level if alert is not None and not unchanged else to_level
         to = alert.target_role if alert is not None and not unchanged else None
         _record(ctx, key, alert, base, unchanged, level=level, to=to, reason=reason)

@@ -111,6 +111,33 @@ def test_a_late_engine_catches_up_every_level_it_missed(desk: Store, clock: Fixe
     assert live(desk, no)[0].level == 2
 
 
+def test_a_long_catch_up_escalates_in_several_short_transactions(
+    desk: Store, clock: FixedClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A desk that was off for a weekend has many alerts due at once: they climb a few per transaction (so
+    the write lock is never held long), earliest deadline first, each exactly as far as it would in one."""
+    from orderdesk import alerts
+
+    numbers = [order(desk) for _ in range(5)]
+    pass_(desk)
+    clock.advance(hours=48)
+    assert pass_(desk).raised == 5
+
+    def passes() -> int:
+        with desk.read() as session:
+            sql = text("SELECT count(*) FROM audit_record WHERE command = 'alert_pass'")
+            return int(session.execute(sql).scalar_one())
+
+    before = passes()
+    monkeypatch.setattr(alerts, "ESCALATE_BATCH", 2)
+    clock.advance(minutes=31)  # two deadlines passed for all five
+    assert pass_(desk).escalated == 10
+    assert passes() - before == 3  # 2 + 2 + 1 alerts
+    for no in numbers:
+        [alert] = live(desk, no)
+        assert alert.level == 2 and events(desk, alert.id) == ["raised", "escalated", "escalated"]
+
+
 def test_acknowledging_stops_escalation_until_it_gets_worse(desk: Store, clock: FixedClock) -> None:
     no = order(desk)
     pass_(desk)
