@@ -509,7 +509,7 @@ def run_alert_pass(
     # A catch-up on a big desk is split so no transaction holds the write lock for long.
     batches = [ids[i : i + PASS_BATCH] for i in range(0, len(ids), PASS_BATCH)] or [[]]
     order_batches = len(batches)
-    for n, batch in enumerate(batches):  # escalation that does not fit its batch appends one: see below
+    for n, batch in enumerate(batches):  # escalations that do not fit in the last append batches
         last_orders = n == order_batches - 1
         samples: dict[str, list[str]] = {k: [] for k in counts}
         before = dict(counts)
@@ -527,8 +527,7 @@ def run_alert_pass(
                         engine.follow_audit(int(inside["audit_id"]))
                 if n >= order_batches - 1 and engine.escalate_due(ESCALATE_BATCH):
                     batches.append([])  # more alerts are due: they climb in the next transaction
-                last = n == len(batches) - 1
-                if last and only_orders is None:
+                if last_orders and only_orders is None:  # with what it followed, not after the escalations
                     top = ctx.session.execute(
                         text("SELECT coalesce(max(id), 0) FROM audit_record")
                     ).scalar_one()

@@ -111,11 +111,13 @@ def test_a_late_engine_catches_up_every_level_it_missed(desk: Store, clock: Fixe
     assert live(desk, no)[0].level == 2
 
 
+@pytest.mark.parametrize(("batch", "transactions"), [(2, 3), (5, 1)])
 def test_a_long_catch_up_escalates_in_several_short_transactions(
-    desk: Store, clock: FixedClock, monkeypatch: pytest.MonkeyPatch
+    desk: Store, clock: FixedClock, monkeypatch: pytest.MonkeyPatch, batch: int, transactions: int
 ) -> None:
     """A desk that was off for a weekend has many alerts due at once: they climb a few per transaction (so
-    the write lock is never held long), earliest deadline first, each exactly as far as it would in one."""
+    the write lock is never held long), each exactly as far as it would in one, and the engine's bookmark
+    moves on (the next pass has nothing to do), also when the last batch came out exactly full."""
     from orderdesk import alerts
 
     numbers = [order(desk) for _ in range(5)]
@@ -129,13 +131,43 @@ def test_a_long_catch_up_escalates_in_several_short_transactions(
             return int(session.execute(sql).scalar_one())
 
     before = passes()
-    monkeypatch.setattr(alerts, "ESCALATE_BATCH", 2)
+    monkeypatch.setattr(alerts, "ESCALATE_BATCH", batch)
     clock.advance(minutes=31)  # two deadlines passed for all five
     assert pass_(desk).escalated == 10
-    assert passes() - before == 3  # 2 + 2 + 1 alerts
+    assert passes() - before == transactions
     for no in numbers:
         [alert] = live(desk, no)
         assert alert.level == 2 and events(desk, alert.id) == ["raised", "escalated", "escalated"]
+    clock.advance(minutes=1)
+    again = pass_(desk)
+    assert (again.raised, again.escalated, again.wrote) == (0, 0, False)
+    assert passes() - before == transactions
+
+
+def test_a_move_followed_by_a_split_pass_is_asked_about_once(
+    desk: Store, clock: FixedClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The engine's bookmark moves on in the transaction that followed the audit trail, not after the
+    escalations that did not fit in it: a pass a minute later does not ask about the same move again."""
+    from orderdesk import alerts
+
+    pass_(desk)
+    for _ in range(3):
+        order(desk)
+    pass_(desk)
+    clock.advance(hours=48)
+    assert pass_(desk).raised == 3
+    clock.advance(minutes=14)
+    no = _to_tech_review(desk)
+    assert pass_(desk).wrote  # the bookmark is now less than QUIET_BOOKMARK old
+    move_order(desk, order_no=no, to="reject_tech", user="zhao", reason="drawing rev B missing")
+    monkeypatch.setattr(alerts, "ESCALATE_BATCH", 3)
+    clock.advance(seconds=90)  # the three deadlines passed
+    report = pass_(desk)
+    assert (report.escalated, report.ack_requests) == (3, 1)
+    clock.advance(seconds=30)
+    assert pass_(desk).ack_requests == 0
+    assert [a.kind for a in live(desk, no)] == ["ack"]
 
 
 def test_acknowledging_stops_escalation_until_it_gets_worse(desk: Store, clock: FixedClock) -> None:
