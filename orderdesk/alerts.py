@@ -509,8 +509,8 @@ def run_alert_pass(
     # A catch-up on a big desk is split so no transaction holds the write lock for long.
     batches = [ids[i : i + PASS_BATCH] for i in range(0, len(ids), PASS_BATCH)] or [[]]
     order_batches = len(batches)
-    for n, batch in enumerate(batches):  # escalations that do not fit in the last append batches
-        last_orders = n == order_batches - 1
+    for n, batch in enumerate(batches):  # grows while more alerts are due than one transaction takes
+        tail = n >= order_batches - 1  # the last batch of orders, and each escalation transaction after it
         samples: dict[str, list[str]] = {k: [] for k in counts}
         before = dict(counts)
         cursor_values: dict[str, str] = {}
@@ -520,14 +520,14 @@ def run_alert_pass(
                     ctx, workflow, config, now, counts, samples, pass_key=f"{now.isoformat()}#{n}"
                 )
                 engine.examine(batch)
-                if last_orders and only_orders is None:
+                if tail and only_orders is None:
                     inside = _cursor(ctx.session)
                     if "audit_id" in inside:
                         # before deadlines: an acknowledgement pulled from another desk stops this one's
                         engine.follow_audit(int(inside["audit_id"]))
-                if n >= order_batches - 1 and engine.escalate_due(ESCALATE_BATCH):
+                if tail and engine.escalate_due(ESCALATE_BATCH):
                     batches.append([])  # more alerts are due: they climb in the next transaction
-                if last_orders and only_orders is None:  # with what it followed, not after the escalations
+                if tail and only_orders is None:  # the bookmark moves on with what this one followed
                     top = ctx.session.execute(
                         text("SELECT coalesce(max(id), 0) FROM audit_record")
                     ).scalar_one()
@@ -651,7 +651,7 @@ class _Engine:
         self._role_users: dict[str, list[str]] = {}
         self.last_audit = 0
         self.changed = 0  # alert rows written (events, re-addressing): 0 means a quiet pass
-        self.session.info[EVENTS] = []  # trail entries, written set-based by ``flush``
+        self.events: list[dict[str, Any]] = []  # trail entries not yet written (``write_events``)
 
     # -- bookkeeping --------------------------------------------------------------------------------
     def _count(self, what: str, order_no: str) -> None:
@@ -665,15 +665,20 @@ class _Engine:
         return self._role_users.get(role, [])
 
     def event(self, alert: Alert, name: str, *, user: str = "system", **detail: Any) -> None:
+        """Add to the alert's trail: kept here and written set-based (a catch-up makes tens of thousands)."""
         self.changed += 1
-        _add_event(self.session, alert, self.now, name, user, **detail)
+        self.events.append(_event_row(alert, self.now, name, user, detail))
+
+    def write_events(self) -> None:
+        """Write the trail entries made so far, in order: before an action that writes the trail itself
+        (``follow_action``), and in ``flush``."""
+        if self.events:
+            self.session.execute(insert(AlertEvent.__table__), self.events)  # type: ignore[attr-defined]
+            self.events = []
 
     def flush(self) -> int:
-        """Write the trail entries, in the order they were made, and queue the messages this transaction
-        made; returns how many were queued. Trail entries made after it are written one by one again."""
-        events = self.session.info.pop(EVENTS, [])
-        if events:
-            self.session.execute(insert(AlertEvent.__table__), events)  # type: ignore[attr-defined]
+        """Write the trail entries and queue the messages this transaction made; returns how many queued."""
+        self.write_events()
         return self.outbox.flush(self.session, self.config, self.now)
 
     def tell(self, alert: Alert, event: str, message: Msg | None = None) -> None:
@@ -827,22 +832,6 @@ class _Engine:
                 if alert is not None and alert.id is not None and alert.status in ("acked", "closed"):
                     settled.add(alert.id)
         return settled
-        new_ids = {alert_id for alert_id, _ in raised}
-        acted_on = sorted({rec.order_no for rec in actions})
-        earlier = {  # alerts this node already had in the same stay: not raised here for the first time
-            (a.order_no, a.kind, a.topic, a.state)
-            for a in self.session.exec(select(Alert).where(col(Alert.order_no).in_(acted_on)))
-            if a.id not in new_ids and _aware(a.state_since) == since[a.order_no]
-        }
-        keys = {(row["order_no"], row["kind"], row["topic"], row["state"]) for _, row in raised}
-        for rec in actions:
-            detail = json.loads(rec.detail)
-            key = (rec.order_no, detail.get("kind"), detail.get("topic"), detail.get("state"))
-            if key in keys and key not in earlier:
-                alert = self.follow_action(rec, detail)
-                if alert is not None and alert.id is not None and alert.status in ("acked", "closed"):
-                    settled.add(alert.id)
-        return settled
 
     def _regrade(self, alert: Alert, want: Wanted) -> None:
         worse = want.severity == "red" and alert.severity != "red"
@@ -879,8 +868,9 @@ class _Engine:
             select(Alert)
             .where(Alert.status == "snoozed", col(Alert.snoozed_until) <= self.now)
             .order_by(col(Alert.snoozed_until))
-            .limit(limit)
+            .limit(limit + 1)  # one more than taken: whether any are left
         ).all()
+        more, snoozed = len(snoozed) > limit, snoozed[:limit]
         for alert in snoozed:
             alert.status, alert.snoozed_until = "open", None
             alert.escalate_at = self.now + minutes_for(self.workflow, alert)
@@ -889,19 +879,15 @@ class _Engine:
             self.event(alert, "snooze_ended")
             self.tell(alert, "snooze_ended")
         room = limit - len(snoozed)
-        due = (
-            self.session.exec(
-                select(Alert)
-                .where(Alert.status == "open", col(Alert.escalate_at) <= self.now)
-                .order_by(col(Alert.escalate_at))
-                .limit(room)
-            ).all()
-            if room > 0
-            else []
-        )
-        for alert in due:
+        due = self.session.exec(
+            select(Alert)
+            .where(Alert.status == "open", col(Alert.escalate_at) <= self.now)
+            .order_by(col(Alert.escalate_at))
+            .limit(room + 1)
+        ).all()
+        for alert in due[:room]:
             self.step_up(alert)
-        return len(snoozed) + len(due) >= limit
+        return more or len(due) > room
 
     def step_up(self, alert: Alert, *, by: str = "system", reason: str = "", **detail: Any) -> bool:
         """Climb as many levels as deadlines have passed (one for a manual escalation); at the top, remind."""
@@ -1034,6 +1020,7 @@ class _Engine:
         with the same key, as that person, under the same first-arrival rules as the central API
         (``already_done``). Nothing to apply to, or an event this engine cannot read: it stays in the order's
         timeline and changes nothing. Returns the alert it changed."""
+        self.write_events()  # the action writes its own trail entry: after those made before it
         command = rec.command
         try:
             key = AlertKey.from_args(detail)
@@ -1267,13 +1254,8 @@ def _require_may_act(ctx: CommandContext, workflow: Workflow, alert: Alert, acti
     )
 
 
-# Session.info key: an alert engine's trail entries not yet written (``_Engine.flush`` writes them set-based:
-# a catch-up after a weekend makes tens of thousands). Entries made outside an engine are added one by one.
-EVENTS = "alert_events"
-
-
-def _add_event(session: Session, alert: Alert, at: datetime, name: str, user: str, **detail: Any) -> None:
-    row = {
+def _event_row(alert: Alert, at: datetime, name: str, user: str, detail: dict[str, Any]) -> dict[str, Any]:
+    return {
         "alert_id": alert.id or 0,
         "at": at,
         "event": name,
@@ -1281,11 +1263,10 @@ def _add_event(session: Session, alert: Alert, at: datetime, name: str, user: st
         "user_name": user,
         "detail": canonical_json(detail),
     }
-    pending: list[dict[str, Any]] | None = session.info.get(EVENTS)
-    if pending is not None:
-        pending.append(row)
-    else:
-        session.add(AlertEvent(**row))
+
+
+def _add_event(session: Session, alert: Alert, at: datetime, name: str, user: str, **detail: Any) -> None:
+    session.add(AlertEvent(**_event_row(alert, at, name, user, detail)))
 
 
 def _record(

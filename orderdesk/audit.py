@@ -12,14 +12,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import event
-from sqlalchemy.orm import Session as OrmSession
-from sqlalchemy.orm import SessionTransaction
 from sqlmodel import Session, col, select
 
 from orderdesk.canonical import canonical_json, sha256_hex
 from orderdesk.i18n import Msg, msg
 from orderdesk.models import AuditRecord
+from orderdesk.store import transaction_cache
 
 GENESIS = "0" * 64
 
@@ -31,35 +29,14 @@ def record_hash(
     return sha256_hex(body)
 
 
-# Session.info key: the chain's tip (id, hash) as this transaction's appends left it, so a transaction that
-# appends many records (the central API deciding a group of ops) reads it once. It is forgotten when the
-# transaction ends and on any rollback, a savepoint's included (``_forget_tip``), and by a writer that
-# appends without ``append`` (``forget_tip``).
-TIP = "audit_tip"
-
-
-def forget_tip(session: OrmSession) -> None:
-    session.info.pop(TIP, None)
-
-
-@event.listens_for(OrmSession, "after_soft_rollback")
-def _forget_tip(session: OrmSession, _previous: Any) -> None:
-    forget_tip(session)
-
-
-@event.listens_for(OrmSession, "after_transaction_end")
-def _forget_tip_at_end(session: OrmSession, transaction: SessionTransaction) -> None:
-    if transaction.parent is None:
-        forget_tip(session)
-
-
 def append(
     session: Session, *, at: datetime, user_name: str, order_no: str, command: str, detail: dict[str, Any]
 ) -> AuditRecord:
     """Append one record to the chain. Must run inside a write transaction (it reads the chain's tip)."""
     at = at.astimezone(UTC)
+    cached = transaction_cache(session, "audit")  # a transaction appending many reads the tip once
     tip = (
-        session.info.get(TIP)
+        cached.get("tip")
         or session.exec(
             select(AuditRecord.id, AuditRecord.hash).order_by(col(AuditRecord.id).desc()).limit(1)
         ).first()
@@ -85,7 +62,7 @@ def append(
         ),
     )
     session.add(record)
-    session.info[TIP] = (next_id, record.hash)
+    cached["tip"] = (next_id, record.hash)
     return record
 
 

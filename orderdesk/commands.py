@@ -22,7 +22,7 @@ from orderdesk.canonical import canonical_json, sha256_hex
 from orderdesk.errors import Refused
 from orderdesk.i18n import msg
 from orderdesk.models import AppUser, Desk, OutboxRecord, UserRole
-from orderdesk.store import Store
+from orderdesk.store import Store, transaction_cache
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,7 @@ def load_actor(session: Session, name: str) -> Actor:
     """The active user called ``name``, or a refusal saying so. Remembered for the rest of the session's
     transaction (the central API decides many ops in one): users and roles are only ever added, never
     changed, by commands, and a user who does not exist is never remembered."""
-    actors: dict[str, Actor] = session.info.setdefault("actors", {})
+    actors = transaction_cache(session, "actors")
     if name in actors:
         return actors[name]
     user = session.exec(select(AppUser).where(AppUser.name == name)).first()

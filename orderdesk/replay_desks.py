@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable
 from dataclasses import replace
 from datetime import date
 from typing import Any
@@ -52,7 +51,6 @@ from orderdesk.models import (
     QcFinding,
     QcInspection,
     SalesOrder,
-    SyncOp,
 )
 from orderdesk.money import format_money
 from orderdesk.qc import RESULT_LABELS, Verdict, record_inspection
@@ -253,14 +251,7 @@ def _check_decide_change(store: Store, session: Session, op: rep.OpContext) -> R
 
 def _filing_rejected(session: Session, op: rep.OpContext, number: int) -> bool:
     """Whether this desk's latest filing of request ``number`` on the order was rejected."""
-    rep.write_decided(session)  # the filings decided earlier in this group too
-    filings = session.exec(
-        select(SyncOp).where(
-            SyncOp.desk_id == op.desk_id,
-            SyncOp.command == "request_change",
-            SyncOp.order_no == op.order_no,
-        )
-    ).all()
+    filings = rep.ops_of(session, op.desk_id, "request_change", op.order_no)
     mine = [f for f in filings if json.loads(f.args or "{}").get("request_no") == number]
     latest = max(mine, key=lambda f: (f.epoch, f.seq), default=None)
     return latest is not None and latest.status == "rejected"
@@ -479,20 +470,9 @@ def _dump_sales(session: Session, orders: list[SalesOrder]) -> dict[int, Any]:
     }
 
 
-def _grouped(rows: list[Any], key: Callable[[Any], int], image: Callable[[Any], Any]) -> dict[int, list[Any]]:
-    """Rows (already in order) as each order's list of images."""
-    out: dict[int, list[Any]] = {}
-    for row in rows:
-        out.setdefault(key(row), []).append(image(row))
-    return out
-
-
 def _rows_by_order(session: Session, model: Any, orders: list[SalesOrder], then: Any) -> list[Any]:
     """``model``'s rows of ``orders``, grouped by order and each order's in ``then`` order."""
-    order_id = col(model.order_id)
-    return rows_in(
-        session, lambda c: select(model).where(order_id.in_(c)).order_by(order_id, col(then)), _ids(orders)
-    )
+    return rep.rows_under(session, model, model.order_id, _ids(orders), then)
 
 
 def _change_requests(session: Session, orders: list[SalesOrder]) -> list[ChangeRequest]:
@@ -516,7 +496,7 @@ def _apply_sales(conn: sqlite3.Connection, order_id: int, image: dict[str, Any] 
 
 
 def _dump_change_requests(session: Session, orders: list[SalesOrder]) -> dict[int, Any]:
-    return _grouped(
+    return rep.grouped(
         _change_requests(session, orders), lambda r: r.order_id, lambda r: rep._columns(r, ("id", "order_id"))
     )
 
@@ -547,13 +527,20 @@ def _apply_change_requests(conn: sqlite3.Connection, order_id: int, images: list
 
 
 def _dump_revisions(session: Session, orders: list[SalesOrder]) -> dict[int, Any]:
+    revisions = _rows_by_order(session, OrderRevision, orders, OrderRevision.revision)
+    # A revision names its change request by number; most have none, and then nothing is read for it.
+    asked = {r.order_id for r in revisions if r.change_request_id is not None}
     numbers = {
         request_id: n
-        for ids in _grouped(_change_requests(session, orders), lambda r: r.order_id, lambda r: r.id).values()
+        for ids in rep.grouped(
+            _change_requests(session, [o for o in orders if o.id in asked]),
+            lambda r: r.order_id,
+            lambda r: r.id,
+        ).values()
         for n, request_id in enumerate(ids, start=1)
     }
-    return _grouped(
-        _rows_by_order(session, OrderRevision, orders, OrderRevision.revision),
+    return rep.grouped(
+        revisions,
         lambda r: r.order_id,
         lambda r: {
             **rep._columns(r, ("id", "order_id", "change_request_id")),
@@ -588,7 +575,7 @@ def _apply_revisions(conn: sqlite3.Connection, order_id: int, images: list[dict[
 
 def _dump_decisions(session: Session, orders: list[SalesOrder]) -> dict[int, Any]:
     rows = _rows_by_order(session, DeskDecision, orders, DeskDecision.id)
-    return _grouped(rows, lambda r: r.order_id, lambda r: rep._columns(r, ("id", "order_id")))
+    return rep.grouped(rows, lambda r: r.order_id, lambda r: rep._columns(r, ("id", "order_id")))
 
 
 def _apply_decisions(conn: sqlite3.Connection, order_id: int, images: list[dict[str, Any]]) -> None:
@@ -614,21 +601,19 @@ def _apply_decisions(conn: sqlite3.Connection, order_id: int, images: list[dict[
 
 def _dump_inspections(session: Session, orders: list[SalesOrder]) -> dict[int, Any]:
     inspections = _rows_by_order(session, QcInspection, orders, QcInspection.seq)
-    findings = _grouped(
-        rows_in(
+    findings = rep.grouped(
+        rep.rows_under(
             session,
-            lambda c: (
-                select(QcFinding, Product.sku)
-                .join(Product, col(Product.id) == QcFinding.product_id)
-                .where(col(QcFinding.inspection_id).in_(c))
-                .order_by(col(QcFinding.inspection_id), col(QcFinding.id))
-            ),
+            QcFinding,
+            QcFinding.inspection_id,
             [i.id for i in inspections],
+            QcFinding.id,
+            with_sku=True,
         ),
         lambda row: row[0].inspection_id,
         lambda row: {**rep._columns(row[0], ("id", "inspection_id", "product_id")), "_sku": row[1]},
     )
-    return _grouped(
+    return rep.grouped(
         inspections,
         lambda i: i.order_id,
         lambda i: {**rep._columns(i, ("id", "order_id")), "_findings": findings.get(i.id or 0, [])},
@@ -678,12 +663,15 @@ def _apply_inspections(conn: sqlite3.Connection, order_id: int, images: list[dic
 # invoices), and each side links what the desk already has: whichever image arrives second completes the
 # link. So no image ever needs another that has not arrived yet (a rejected op's refresh comes before the
 # pull that brings what it refers to).
-def _document(session: Session, model: type[Invoice] | type[Payment], number: str) -> dict[str, Any] | None:
-    """An invoice's or payment's image: its row, the customer's code and the other side it is matched to,
-    as (number, amount) pairs."""
-    side, other = (Invoice, Payment) if model is Invoice else (Payment, Invoice)
-    row = session.exec(select(side).where(getattr(side, f"{side.__tablename__}_no") == number)).first()
-    if row is None:
+def _document(
+    session: Session, model: type[Invoice] | type[Payment], number: str
+) -> tuple[int, dict[str, Any]] | None:
+    """An invoice's or payment's row id and image: its row, the customer's code and the other side it is
+    matched to, as (number, amount) pairs."""
+    name = model.__tablename__
+    other = Payment if model is Invoice else Invoice
+    row = session.exec(select(model).where(getattr(model, f"{name}_no") == number)).first()
+    if row is None or row.id is None:
         return None
     image = rep._columns(row, ("id", "customer_id"))
     customer = session.get(Customer, row.customer_id)
@@ -692,23 +680,23 @@ def _document(session: Session, model: type[Invoice] | type[Payment], number: st
     matched = session.exec(
         select(PaymentAllocation.amount, other_no)
         .join(other, col(other.id) == getattr(PaymentAllocation, f"{other.__tablename__}_id"))
-        .where(getattr(PaymentAllocation, f"{side.__tablename__}_id") == row.id)
+        .where(getattr(PaymentAllocation, f"{name}_id") == row.id)
         .order_by(col(other_no))
     ).all()
     image[f"_{other.__tablename__}s"] = [[no, amount] for amount, no in matched]
-    return image
+    return row.id, image
 
 
 def dump_invoice(session: Session, invoice_no: str) -> dict[str, Any] | None:
     """An invoice's image (``_document``) with the orders it covers (by order number)."""
-    image = _document(session, Invoice, invoice_no)
-    if image is None:
+    found = _document(session, Invoice, invoice_no)
+    if found is None:
         return None
+    invoice_id, image = found
     links = session.exec(
         select(InvoiceOrder.amount, SalesOrder.order_no)
         .join(SalesOrder, col(SalesOrder.id) == InvoiceOrder.order_id)
-        .join(Invoice, col(Invoice.id) == InvoiceOrder.invoice_id)
-        .where(Invoice.invoice_no == invoice_no)
+        .where(InvoiceOrder.invoice_id == invoice_id)
         .order_by(col(SalesOrder.order_no))
     ).all()
     image["_orders"] = [[order_no, amount] for amount, order_no in links]
@@ -717,7 +705,8 @@ def dump_invoice(session: Session, invoice_no: str) -> dict[str, Any] | None:
 
 def dump_payment(session: Session, payment_no: str) -> dict[str, Any] | None:
     """A payment's image (``_document``)."""
-    return _document(session, Payment, payment_no)
+    found = _document(session, Payment, payment_no)
+    return found[1] if found else None
 
 
 def _dump_invoice_link(session: Session, orders: list[SalesOrder]) -> dict[int, Any]:
@@ -768,7 +757,7 @@ def _match(conn: sqlite3.Connection, payment_id: int, invoice_id: int, amount: i
         conn.execute("UPDATE payment_allocation SET amount = ? WHERE id = ?", (amount, row[0]))
 
 
-# The two sides of a match: a document of one and the table, number column and recount of the other.
+# The two sides of a match: a document of one side -> the other side's table and its recount.
 _SIDES = {
     "invoice": (
         "payment",

@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 import secrets
 import sqlite3
 import threading
@@ -34,7 +35,6 @@ from sqlalchemy import DateTime, delete, event, func, insert
 from sqlalchemy.exc import DataError, IntegrityError
 from sqlmodel import Session, SQLModel, col, select
 
-from orderdesk import audit
 from orderdesk.canonical import canonical_json, sha256_hex
 from orderdesk.commands import REPLAYING
 from orderdesk.errors import OrderdeskError, Refused, StoreError
@@ -61,7 +61,9 @@ from orderdesk.models import (
     SyncStream,
     UserRole,
 )
-from orderdesk.store import Store, iter_chunks, rows_in
+from orderdesk.store import Store, iter_chunks, rows_in, transaction_cache
+
+logger = logging.getLogger(__name__)
 
 SERVER_DESK_CODE = "HQ"  # orders created on the central API itself are SO-HQ-…
 ENROL_CODE_TTL = timedelta(hours=24)
@@ -135,6 +137,34 @@ class OrderPart:
 ORDER_PARTS: dict[str, OrderPart] = {}
 
 
+def rows_under(
+    session: Session, model: Any, parent: Any, keys: Iterable[Any], *then: Any, with_sku: bool = False
+) -> list[Any]:
+    """``model``'s rows whose ``parent`` column is one of ``keys``, grouped by parent and each parent's in
+    ``then`` order; ``with_sku``: each as (row, the SKU of its ``product_id``)."""
+    by = col(parent)
+
+    def query(chunk: list[Any]) -> Any:
+        rows = (
+            select(model, Product.sku).join(Product, col(Product.id) == model.product_id)
+            if with_sku
+            else select(model)
+        )
+        return rows.where(by.in_(chunk)).order_by(by, *(col(c) for c in then))
+
+    return rows_in(session, query, keys)
+
+
+def grouped(
+    rows: Iterable[Any], key: Callable[[Any], int], image: Callable[[Any], Any]
+) -> dict[int, list[Any]]:
+    """Rows (already in order, as ``rows_under`` gives them) as each parent's list of images."""
+    out: dict[int, list[Any]] = {}
+    for row in rows:
+        out.setdefault(key(row), []).append(image(row))
+    return out
+
+
 def dump_orders(session: Session, order_nos: Iterable[str]) -> dict[str, dict[str, Any] | None]:
     """The images of many orders (None for an order that does not exist), in one query per table."""
     order_nos = list(order_nos)
@@ -155,31 +185,16 @@ def dump_orders(session: Session, order_nos: Iterable[str]) -> dict[str, dict[st
             {u for o in found for u in (o.owner_id, o.inspector_id) if u},
         )
     )
-    lines: dict[int, list[dict[str, Any]]] = {}
-    for line, sku in rows_in(
-        session,
-        lambda c: (
-            select(OrderLine, Product.sku)
-            .join(Product, col(Product.id) == OrderLine.product_id)
-            .where(col(OrderLine.order_id).in_(c))
-            .order_by(col(OrderLine.order_id), col(OrderLine.line_no))
-        ),
-        ids,
-    ):
-        lines.setdefault(line.order_id, []).append(
-            {**_columns(line, ("id", "order_id", "product_id")), "_sku": sku}
-        )
-    notes: dict[int, list[dict[str, Any]]] = {}
-    for note in rows_in(
-        session,
-        lambda c: (
-            select(OrderNote)
-            .where(col(OrderNote.order_id).in_(c))
-            .order_by(col(OrderNote.order_id), col(OrderNote.at), col(OrderNote.id))
-        ),
-        ids,
-    ):
-        notes.setdefault(note.order_id, []).append(_columns(note, ("id", "order_id")))
+    lines = grouped(
+        rows_under(session, OrderLine, OrderLine.order_id, ids, OrderLine.line_no, with_sku=True),
+        lambda row: row[0].order_id,
+        lambda row: {**_columns(row[0], ("id", "order_id", "product_id")), "_sku": row[1]},
+    )
+    notes = grouped(
+        rows_under(session, OrderNote, OrderNote.order_id, ids, OrderNote.at, OrderNote.id),
+        lambda note: note.order_id,
+        lambda note: _columns(note, ("id", "order_id")),
+    )
     parts = {name: part.dump(session, found) for name, part in ORDER_PARTS.items()}
     images: dict[str, dict[str, Any] | None] = {}
     for order_no in order_nos:
@@ -287,8 +302,8 @@ class ChangeTracker:
         self.session.flush()
         seen, self.seen = self.seen, set()
         out: set[tuple[str, str]] = set()
-        # Row id -> natural key, for the session's transaction (order numbers, SKUs and user names never change)
-        names: dict[tuple[str, Any], str] = self.session.info.setdefault("natural_keys", {})
+        # Row id -> natural key (order numbers, SKUs and user names never change)
+        names: dict[tuple[str, Any], str] = transaction_cache(self.session, "natural_keys")
         for kind, key in seen:
             if kind in _BY_ID and key is not None:
                 model, attr, real = _BY_ID[kind]
@@ -752,7 +767,7 @@ def desk_status(store: Store, desk_id: str) -> dict[str, Any]:
         server = session.get(SyncServer, 1)
         return {
             "streams": {str(s.epoch): s.last_seq for s in streams},
-            "high_water": (server.next_change_seq - 1) if server else 0,
+            "high_water": high_water(session),
             "floor": server.log_floor if server else 0,
         }
 
@@ -823,10 +838,8 @@ def _publishing(session: Session) -> Iterator[None]:
     """Collect the change-log entries appended inside the block and write them when it ends, each with the
     image of its entity as the block leaves it: an entity changed by several ops of one transaction is dumped
     once. Every entry of one transaction carries the committed state, the only state anyone else ever sees, as
-    of the entity's last entry in it (``AS_OF``). Nested blocks join the outermost."""
-    if CHANGES in session.info:
-        yield
-        return
+    of the entity's last entry in it (``AS_OF``)."""
+    assert CHANGES not in session.info, "one _publishing block per transaction"
     server = session.get(SyncServer, 1)
     log = _PendingLog(server.next_change_seq if server else 1)
     session.info[CHANGES] = log
@@ -853,6 +866,15 @@ def _publishing(session: Session) -> Iterator[None]:
             session.execute(insert(SyncChange), pending)
     finally:
         del session.info[CHANGES]
+
+
+def high_water(session: Session) -> int:
+    """The last change seq taken: by this transaction's entries not written yet, else as stored."""
+    log: _PendingLog | None = session.info.get(CHANGES)
+    if log is not None:
+        return log.next_seq - 1
+    server = session.get(SyncServer, 1)
+    return (server.next_change_seq - 1) if server else 0
 
 
 def _append_change(
@@ -955,9 +977,7 @@ def _stored(row: SyncOp, session: Session) -> OpResult:
 
 def _refresh(session: Session, command: str, args: dict[str, Any], order_no: str) -> list[dict[str, Any]]:
     """The server's current images of what a rejected op touched, so the desk can drop its own effect."""
-    log: _PendingLog | None = session.info.get(CHANGES)
-    server = session.get(SyncServer, 1)
-    high = (log.next_seq if log else server.next_change_seq if server else 1) - 1
+    high = high_water(session)
     out = []
     for kind, key in touches_of(command, args, order_no):
         if kind in DUMPERS:
@@ -1017,13 +1037,24 @@ GROUP = "decide_group"  # Session.info key: the ``_Group`` being decided in this
 
 
 def write_decided(session: Session) -> None:
-    """Write the outcomes decided so far in this transaction, set-based; a check that reads ``SyncOp`` calls
-    this first, so it sees the ops decided before it in the same group."""
+    """Write the outcomes decided so far in this transaction, set-based (``ops_of`` reads after it)."""
     group: _Group | None = session.info.get(GROUP)
     if group is None or not group.decided:
         return
     session.execute(insert(SyncOp), [row.model_dump() for row in group.decided])
     group.decided.clear()
+
+
+def ops_of(session: Session, desk_id: str, command: str, order_no: str) -> list[SyncOp]:
+    """A desk's decided ops of ``command`` on an order, those decided earlier in this transaction too."""
+    write_decided(session)
+    return list(
+        session.exec(
+            select(SyncOp).where(
+                SyncOp.desk_id == desk_id, SyncOp.command == command, SyncOp.order_no == order_no
+            )
+        ).all()
+    )
 
 
 def decide_ops(
@@ -1134,6 +1165,9 @@ def decide_op(store: Store, desk_id: str, epoch: int, op: OpIn, *, group: _Group
             except (IntegrityError, DataError) as exc:
                 # The same op would fail the same way every time: rejected (a person sees why), not retried.
                 savepoint.rollback()
+                logger.warning(
+                    "op %s (%s) from desk %s refused by the database: %s", op.op_id, op.command, desk_id, exc
+                )
                 rejection = Refused(
                     msg(
                         "The central API's database refused this change ({detail}); it was not applied. Tell "
@@ -1262,7 +1296,7 @@ def changes_after(
     with store.read() as session:
         server = session.get(SyncServer, 1)
         floor = server.log_floor if server else 0
-        high = (server.next_change_seq - 1) if server else 0
+        high = high_water(session)
         if after < floor:
             raise CursorTooOld(
                 msg(
@@ -1660,7 +1694,6 @@ def apply_changes(store: Store, entries: list[tuple[Any, ...]], *, next_cursor: 
             conn, [(seq, kind, key, image) for (kind, key), (seq, image) in newest.items()]
         )
         _append_audit(conn, events)
-        audit.forget_tip(session)
         conn.execute("UPDATE sync_link SET cursor = max(cursor, ?) WHERE id = 1", (next_cursor,))
     return changed
 
@@ -1901,10 +1934,9 @@ def _apply_orders(conn: sqlite3.Connection, items: list[tuple[str, dict[str, Any
         return
     refs = ("customer_id", "owner_id", "inspector_id")
     numbers = [i["order_no"] for i in images]
-    held_orders = {
-        r[0]
-        for r in _keyed(conn, "SELECT order_no FROM sales_order WHERE order_no IN ({marks})", (), numbers)
-    }
+    id_sql = "SELECT order_no, id FROM sales_order WHERE order_no IN ({marks})"
+    ids = dict(_keyed(conn, id_sql, (), numbers))
+    held_orders = set(ids)  # before the upsert: the orders this desk already had
     _upsert_many(
         conn,
         "sales_order",
@@ -1922,14 +1954,7 @@ def _apply_orders(conn: sqlite3.Connection, items: list[tuple[str, dict[str, Any
         ("order_no",),
         skip=("id", *refs),
     )
-    ids = dict(
-        _keyed(
-            conn,
-            "SELECT order_no, id FROM sales_order WHERE order_no IN ({marks})",
-            (),
-            numbers,
-        )
-    )
+    ids |= dict(_keyed(conn, id_sql, (), [n for n in numbers if n not in held_orders]))
     order_ids = [int(ids[image["order_no"]]) for image in images]
     # Lines, by (order, line number): upserted, and those no longer in the image removed.
     lines = [

@@ -1356,7 +1356,7 @@ def decide_change(
             )
         info = _sales_info(ctx.session, order, user=ctx.actor.name, at=ctx.now)
         detail: dict[str, Any] = {"notify": ["sales"]}
-        fields_before = {"ship_address": order.ship_address, "promised_date": _iso(order.promised_date)}
+        fields_before = _change_fields(order)
         if approve:
             if info.revision != request.base_revision:
                 raise Refused(
@@ -1414,14 +1414,7 @@ def decide_change(
                 "decision": "approve" if approve else "reject",
                 "reason": reason,
                 # the order fields the approval set, as an edit would name them (sync's field conflicts)
-                "changes": {
-                    name: value
-                    for name, value in {
-                        "ship_address": order.ship_address,
-                        "promised_date": _iso(order.promised_date),
-                    }.items()
-                    if value != fields_before[name]
-                },
+                "changes": {k: v for k, v in _change_fields(order).items() if v != fields_before[k]},
             },
             base_version=base,
             detail={**detail, "class": request.change_class, "new_revision": request.new_revision},
@@ -1429,8 +1422,12 @@ def decide_change(
     return change_request(store, request_id)
 
 
-def _iso(day: date | None) -> str | None:
-    return day.isoformat() if day else None
+def _change_fields(order: SalesOrder) -> dict[str, Any]:
+    """The order fields an approved change request may set, as ``edit_order`` names and records them."""
+    return {
+        "ship_address": order.ship_address,
+        "promised_date": order.promised_date.isoformat() if order.promised_date else None,
+    }
 
 
 def _apply_change(ctx: CommandContext, order: SalesOrder, info: OrderSales, proposed: dict[str, Any]) -> None:

@@ -397,6 +397,36 @@ class Store:
         return load_workflow(path, known_guards=GUARD_NAMES)
 
 
+# -- facts read once per transaction ---------------------------------------------------------------------
+CACHES = "transaction_caches"  # Session.info key
+
+
+def transaction_cache(session: Session, name: str) -> dict[Any, Any]:
+    """A dict for facts a transaction reads once and then keeps (the audit chain's tip, users, the natural keys
+    of row ids): the central API decides hundreds of ops in one. Emptied on every rollback, a savepoint's
+    included, and when the transaction ends, so nothing in it outlives the rows it was read from."""
+    _forget_caches_on_rollback()
+    caches: dict[str, dict[Any, Any]] = session.info.setdefault(CACHES, {})
+    return caches.setdefault(name, {})
+
+
+@cache
+def _forget_caches_on_rollback() -> None:
+    from sqlalchemy import event
+    from sqlalchemy.orm import Session as OrmSession
+    from sqlalchemy.orm import SessionTransaction
+
+    def on_rollback(session: OrmSession, _previous: SessionTransaction) -> None:
+        session.info.pop(CACHES, None)
+
+    def on_end(session: OrmSession, transaction: SessionTransaction) -> None:
+        if transaction.parent is None:
+            session.info.pop(CACHES, None)
+
+    event.listen(OrmSession, "after_soft_rollback", on_rollback)
+    event.listen(OrmSession, "after_transaction_end", on_end)
+
+
 # -- reading many rows by key ----------------------------------------------------------------------------
 IN_CHUNK = 500  # keys per ``IN (...)`` list: well under SQLite's and PostgreSQL's bound-parameter limits
 

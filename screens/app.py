@@ -7,7 +7,6 @@ by a thread worker once the login screen has been painted (``open_desk``).
 
 from __future__ import annotations
 
-import gc
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +23,7 @@ from textual.worker import Worker, WorkerState
 from orderdesk.errors import OrderdeskError
 from orderdesk.i18n import _, current_language, set_language
 from screens.alert_inbox import start_alert_jobs, stop_alert_jobs
-from screens.base import ReportsWorkerErrors, desk_app, localize_bindings
+from screens.base import ReportsWorkerErrors, desk_app, freeze_heap, localize_bindings
 from screens.board import StatusBoardScreen
 from screens.finance_desk import FinanceDeskScreen
 from screens.login import LoginScreen
@@ -173,11 +172,7 @@ class OrderdeskApp(ReportsWorkerErrors, App[None]):
     @on(DeskOpened)
     def _desk_opened(self, event: DeskOpened) -> None:
         self.store, self.workflow, self._desk_opening = event.store, event.workflow, False
-        # Everything loaded so far (Textual, SQLAlchemy, the models) lives as long as the process: out of the
-        # collector's way, so a full collection during a busy sync takes milliseconds, not 100 ms of screen
-        # (bench/bench_sync.py --drain). Once per process: later apps (tests) would only freeze garbage.
-        if gc.get_freeze_count() == 0:
-            gc.freeze()
+        freeze_heap(once=True)  # what is loaded by now lives as long as the process
         start_sync(self)  # background push/pull when the desk is enrolled with a central API (issue 4)
         if isinstance(self.screen, LoginScreen):
             self.screen.desk_ready()

@@ -37,7 +37,7 @@ from textual.widget import Widget
 from textual.widgets import Footer, Static
 
 from orderdesk.i18n import Msg, _, current_language
-from screens.base import ReportsWorkerErrors, StatusLine, fit, localize_bindings
+from screens.base import ReportsWorkerErrors, StatusLine, fit, freeze_heap, localize_bindings
 from screens.scanner import ScannerInput, scanner_settings
 
 if TYPE_CHECKING:
@@ -271,9 +271,7 @@ class ScanToShipScreen(ReportsWorkerErrors, Screen[None]):
 
     @on(StationReady)
     def _station_ready(self, event: StationReady) -> None:
-        # Everything loaded so far (Textual, SQLAlchemy, the workflow...) lives as long as the app: keep
-        # it out of the garbage collector's full passes, which otherwise stall the screen ~100 ms.
-        gc.freeze()
+        freeze_heap()  # the station's screen and what it loaded live as long as the app
         self.presets = event.presets
         self.require_preset = event.require_preset
         self._show_next()
@@ -349,7 +347,7 @@ class ScanToShipScreen(ReportsWorkerErrors, Screen[None]):
         scanner.hotkeys = outcome.view is not None and bool(self.presets)
         self._beep(outcome.ok)
         if outcome.shipment is not None:
-            gc.freeze()  # what the last order left behind is long-lived too
+            freeze_heap()  # what the last order left behind is long-lived too
             self.last_shipped = outcome.shipment.order_no
             self.make_label(outcome.shipment.order_no, outcome.shipment.label)
         if self._trace_path and event.at:

@@ -241,11 +241,12 @@ class SyncClient:
                     continue
                 with _gc_paused():
                     entries, next_after = _page_of(response)
-                    if not entries:
+                    if next_after is None:
                         return report
                     ahead = fetcher.submit(self._fetch, next_after)
                     rep.apply_changes(self.store, entries, next_cursor=next_after)
-                report.pulled += len(entries)
+                    report.pulled += len(entries)
+                    del entries, response  # freed now, not walked by the collector once it runs again
             return report
         finally:
             # Stopped, or applying failed: a page fetched ahead is not wanted (nor waited for).
@@ -334,11 +335,12 @@ class SyncClient:
             rep.note_sync(self.store, ok=ok, error=error)
 
 
-def _page_of(response: httpx.Response) -> tuple[list[tuple[Any, ...]], int]:
-    """A change-log page's entries (seq, kind, key, image, event) and the cursor after them."""
+def _page_of(response: httpx.Response) -> tuple[list[tuple[Any, ...]], int | None]:
+    """A change-log page's entries (seq, kind, key, image, event), oldest first, and the cursor after them
+    (``None``: the page is empty, the desk is caught up)."""
     data = _json(response)
     entries = [(int(s), k, key, img, ev) for s, k, key, img, ev in data["entries"]]
-    return entries, int(data["next_after"]) if entries else 0
+    return entries, int(data["next_after"]) if entries else None
 
 
 def _json(response: httpx.Response) -> dict[str, Any]:

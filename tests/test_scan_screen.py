@@ -21,13 +21,14 @@ from textual import events
 from textual.pilot import Pilot
 
 from orderdesk.clock import FixedClock
-from orderdesk.orders import create_order, move_order, show_order
+from orderdesk.orders import create_order, show_order
 from orderdesk.scanning import order_scans
 from orderdesk.store import Store
 from screens import scan_to_ship
 from screens.app import OrderdeskApp, build_app
 from screens.scan_to_ship import PackLines, ScanToShipScreen
 from screens.scanner import Assembled, ScanAssembler, ScannerInput
+from tests.desks_support import to_packing
 
 pytestmark = pytest.mark.anyio
 SIZE = (80, 24)
@@ -53,8 +54,7 @@ def ready(desk: Store, *lines: tuple[str, int]) -> str:
     order_no = create_order(
         desk, customer="C001", lines=list(lines) or [("HX-M8", 3)], user="wang", route="from_stock"
     ).order_no
-    move_order(desk, order_no=order_no, to="sign_contract", user="wang")
-    move_order(desk, order_no=order_no, to="pick_from_stock", user="zhao")
+    to_packing(desk, order_no, picker="zhao")
     return order_no
 
 

@@ -40,6 +40,7 @@ from orderdesk.scanning import (
     undo_last_scan,
 )
 from orderdesk.store import Store
+from tests.desks_support import to_packing
 
 HX = "6901234567892"  # HX-M8's EAN-13
 HX14 = "0" + HX
@@ -51,8 +52,7 @@ def ready(desk: Store, *lines: tuple[str, int], customer: str = "C001") -> str:
     order_no = create_order(
         desk, customer=customer, lines=list(lines) or [("HX-M8", 3)], user="wang", route="from_stock"
     ).order_no
-    move_order(desk, order_no=order_no, to="sign_contract", user="wang")
-    move_order(desk, order_no=order_no, to="pick_from_stock", user="zhao")
+    to_packing(desk, order_no, picker="zhao")
     return order_no
 
 

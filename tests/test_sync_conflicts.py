@@ -237,13 +237,10 @@ def test_concurrent_pushes_never_let_a_pull_skip_an_entry(any_world: World) -> N
 
 
 def test_scans_from_two_stations_count_a_serial_once_and_the_shipment_syncs(world: World) -> None:
-    from orderdesk.orders import create_order
     from orderdesk.scanning import choose_packing_preset, open_for_packing, record_scan, ship_order
 
     a, b = world.desks["a"], world.desks["b"]
-    order = create_order(a, customer="C001", lines=[("HX-M8", 2)], user="wang", route="from_stock").order_no
-    move_order(a, order_no=order, to="sign_contract", user="wang")
-    move_order(a, order_no=order, to="pick_from_stock", user="liu")
+    order = ready_to_pack(a, 2)
     world.sync("a")
     world.sync("b")
     stock_before = stock_of(world.store, "HX-M8")
