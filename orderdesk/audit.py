@@ -7,7 +7,7 @@ editing or deleting any record (even with the append-only triggers dropped) brea
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -17,7 +17,7 @@ from sqlmodel import Session, col, select
 from orderdesk.canonical import canonical_json, sha256_hex
 from orderdesk.i18n import Msg, msg
 from orderdesk.models import AuditRecord
-from orderdesk.store import transaction_cache
+from orderdesk.store import insert_rows, transaction_cache
 
 GENESIS = "0" * 64
 
@@ -29,11 +29,29 @@ def record_hash(
     return sha256_hex(body)
 
 
+@dataclass(frozen=True)
+class Entry:
+    """One audit record to append: when, who, which order, which command, and its detail."""
+
+    at: datetime
+    user_name: str
+    order_no: str
+    command: str
+    detail: dict[str, Any]
+
+
 def append(
     session: Session, *, at: datetime, user_name: str, order_no: str, command: str, detail: dict[str, Any]
-) -> AuditRecord:
+) -> None:
     """Append one record to the chain. Must run inside a write transaction (it reads the chain's tip)."""
-    at = at.astimezone(UTC)
+    append_many(session, [Entry(at, user_name, order_no, command, detail)])
+
+
+def append_many(session: Session, entries: Sequence[Entry]) -> None:
+    """Append records to the chain in order, set-based (one statement for all of them). Must run inside a
+    write transaction: it reads the chain's tip once per transaction, then remembers where the chain ends."""
+    if not entries:
+        return
     cached = transaction_cache(session, "audit")  # a transaction appending many reads the tip once
     tip = (
         cached.get("tip")
@@ -41,29 +59,36 @@ def append(
             select(AuditRecord.id, AuditRecord.hash).order_by(col(AuditRecord.id).desc()).limit(1)
         ).first()
     )
-    next_id, prev = (tip[0] + 1, tip[1]) if tip else (1, GENESIS)
-    detail_json = canonical_json(detail)
-    record = AuditRecord(
-        id=next_id,
-        at=at,
-        user_name=user_name,
-        order_no=order_no,
-        command=command,
-        detail=detail_json,
-        prev_hash=prev,
-        hash=record_hash(
-            id=next_id,
+    last_id, prev = (tip[0], tip[1]) if tip else (0, GENESIS)
+    rows: list[dict[str, Any]] = []
+    for e in entries:
+        at = e.at.astimezone(UTC)
+        last_id += 1
+        detail = canonical_json(e.detail)
+        this = record_hash(
+            id=last_id,
             at=at,
-            user_name=user_name,
-            order_no=order_no,
-            command=command,
-            detail=detail_json,
+            user_name=e.user_name,
+            order_no=e.order_no,
+            command=e.command,
+            detail=detail,
             prev_hash=prev,
-        ),
-    )
-    session.add(record)
-    cached["tip"] = (next_id, record.hash)
-    return record
+        )
+        rows.append(
+            {
+                "id": last_id,
+                "at": at,
+                "user_name": e.user_name,
+                "order_no": e.order_no,
+                "command": e.command,
+                "detail": detail,
+                "prev_hash": prev,
+                "hash": this,
+            }
+        )
+        prev = this
+    insert_rows(session, AuditRecord, rows)
+    cached["tip"] = (last_id, prev)
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import unicodedata
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -22,7 +22,7 @@ from orderdesk.canonical import canonical_json, sha256_hex
 from orderdesk.errors import Refused
 from orderdesk.i18n import msg
 from orderdesk.models import AppUser, Desk, OutboxRecord, UserRole
-from orderdesk.store import Store, transaction_cache
+from orderdesk.store import Store, insert_rows, transaction_cache
 
 
 @dataclass(frozen=True)
@@ -92,38 +92,68 @@ class CommandContext:
         if self.recorded:
             raise RuntimeError(f"command {self.name} recorded twice")
         self.recorded = True
-        audit.append(
+        write_records(
             self.session,
-            at=self.now,
-            user_name=self.actor.name,
-            order_no=order_no,
-            command=self.name,
-            detail={**args, **(detail or {})},
+            self.name,
+            self.now,
+            [Record(self.actor.name, args, order_no, base_version, detail)],
+            sync=sync,
         )
-        if not sync or self.session.info.get(REPLAYING):
-            return
-        desk = self.session.get(Desk, 1)
-        if desk is None:  # pragma: no cover - Store.migrate always creates it
-            raise RuntimeError("desk identity missing")
-        payload = {"command": self.name, "args": args, "base_version": base_version, "user": self.actor.name}
-        payload_json = canonical_json(payload)
-        self.session.add(
-            OutboxRecord(
-                seq=desk.next_seq,
-                op_id=str(uuid.uuid4()),
-                desk_id=desk.desk_id,
-                epoch=desk.epoch,
-                command=self.name,
-                args=canonical_json(args),
-                order_no=order_no,
-                base_version=base_version,
-                payload_hash=sha256_hex(payload_json),
-                created_at=self.now,
-                user_name=self.actor.name,
-            )
+
+
+@dataclass(frozen=True)
+class Record:
+    """One run of a command as the audit trail and the outbox keep it: who ran it, its arguments as intent,
+    its order, the order version it was based on, and detail for the audit trail only."""
+
+    user_name: str
+    args: dict[str, Any]
+    order_no: str = ""
+    base_version: int | None = None
+    detail: dict[str, Any] | None = None
+
+
+def payload_hash(command: str, args: dict[str, Any], base_version: int | None, user: str) -> str:
+    """The hash of an op's canonical payload, as its outbox record carries it and the central API checks it."""
+    payload = {"command": command, "args": args, "base_version": base_version, "user": user}
+    return sha256_hex(canonical_json(payload))
+
+
+def write_records(
+    session: Session, name: str, now: datetime, records: Sequence[Record], *, sync: bool = True
+) -> None:
+    """The audit records and outbox records of ``records``, runs of the command ``name``, in order and
+    set-based: one statement each for however many there are (``CommandContext.record`` writes one; a
+    set-based command such as ``orders.add_notes_effect`` writes its whole batch)."""
+    audit.append_many(
+        session,
+        [audit.Entry(now, r.user_name, r.order_no, name, {**r.args, **(r.detail or {})}) for r in records],
+    )
+    if not sync or session.info.get(REPLAYING) or not records:
+        return
+    desk = session.get(Desk, 1)
+    if desk is None:  # pragma: no cover - Store.migrate always creates it
+        raise RuntimeError("desk identity missing")
+    rows = []
+    for r in records:
+        rows.append(
+            {
+                "seq": desk.next_seq,
+                "op_id": str(uuid.uuid4()),
+                "desk_id": desk.desk_id,
+                "epoch": desk.epoch,
+                "command": name,
+                "args": canonical_json(r.args),
+                "order_no": r.order_no,
+                "base_version": r.base_version,
+                "payload_hash": payload_hash(name, r.args, r.base_version, r.user_name),
+                "created_at": now,
+                "user_name": r.user_name,
+            }
         )
         desk.next_seq += 1
-        self.session.add(desk)
+    insert_rows(session, OutboxRecord, rows)
+    session.add(desk)
 
 
 @contextmanager

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import date
 from typing import Any, ParamSpec
 
@@ -10,7 +11,16 @@ from sqlalchemy import func, or_
 from sqlmodel import Session, col, select
 
 from orderdesk import audit
-from orderdesk.commands import Actor, CommandContext, clean_text, command, load_actor, require_role
+from orderdesk.commands import (
+    Actor,
+    CommandContext,
+    Record,
+    clean_text,
+    command,
+    load_actor,
+    require_role,
+    write_records,
+)
 from orderdesk.errors import Refused
 from orderdesk.guards import GUARDS
 from orderdesk.i18n import Label, msg
@@ -27,7 +37,7 @@ from orderdesk.models import (
     ProductBarcode,
     SalesOrder,
 )
-from orderdesk.store import Store
+from orderdesk.store import Store, insert_rows, rows_in
 from orderdesk.views import LineView, OrderDetail, OrderSummary, TransitionOption
 from orderdesk.workflow import Transition, Workflow
 
@@ -50,14 +60,18 @@ def get_order_row(session: Session, order_no: str) -> SalesOrder:
         select(SalesOrder).where(SalesOrder.order_no == _normalise_order_no(order_no))
     ).first()
     if order is None:
-        raise Refused(
-            msg(
-                "There is no order {order_no}. Check the number, or find it with `orderdesk order list`.",
-                order_no=order_no.strip(),
-            ),
-            code="unknown_order",
-        )
+        raise _no_order(order_no)
     return order
+
+
+def _no_order(order_no: str) -> Refused:
+    return Refused(
+        msg(
+            "There is no order {order_no}. Check the number, or find it with `orderdesk order list`.",
+            order_no=order_no.strip(),
+        ),
+        code="unknown_order",
+    )
 
 
 P = ParamSpec("P")
@@ -496,16 +510,60 @@ def assign_order(
 def add_note_effect(store: Store, *, order_no: str, text: str, user: str | Actor) -> tuple[str, str]:
     """Add a note to the order's timeline (anyone who may see the order may). Returns the order number and
     who added it (``add_note`` also reads the order back)."""
-    text = clean_text(text, field_name="Note", max_len=NOTE_MAX, required=True)
-    with command(store, "add_note", user=user) as ctx:
-        order = get_order_row(ctx.session, order_no)
-        ctx.session.add(OrderNote(order_id=order.id or 0, at=ctx.now, user_name=ctx.actor.name, text=text))
-        ctx.record(
-            order_no=order.order_no,
-            args={"order_no": order.order_no, "text": text},
-            base_version=order.version,
-        )
-    return order.order_no, ctx.actor.name
+    (added,) = add_notes_effect(store, [NewNote(order_no, text, user)])
+    if isinstance(added, Refused):
+        raise added
+    return added
+
+
+@dataclass(frozen=True)
+class NewNote:
+    """A note to add: to which order, what it says, and who adds it."""
+
+    order_no: str
+    text: str
+    user: str | Actor
+
+
+def add_notes_effect(store: Store, notes: Sequence[NewNote]) -> list[tuple[str, str] | Refused]:
+    """Add notes in one transaction, set-based, each as ``add_note`` adds one: its own audit record and
+    outbox record, in the order given. One query finds their orders, one statement each writes the notes,
+    the audit records and the outbox records (the central API replays a desk's notes hundreds at a time).
+    A note that would be refused is refused alone: its entry is the refusal; every other entry is the
+    order number and who added it."""
+    with store.write() as session:
+        now = store.clock()
+        found = {
+            no: (order_id, version)
+            for order_id, no, version in rows_in(
+                session,
+                lambda chunk: select(SalesOrder.id, SalesOrder.order_no, SalesOrder.version).where(
+                    col(SalesOrder.order_no).in_(chunk)
+                ),
+                {_normalise_order_no(n.order_no) for n in notes},
+            )
+        }
+        out: list[tuple[str, str] | Refused] = []
+        rows: list[dict[str, Any]] = []
+        records: list[Record] = []
+        for note in notes:
+            try:
+                text = clean_text(note.text, field_name="Note", max_len=NOTE_MAX, required=True)
+                actor = note.user if isinstance(note.user, Actor) else load_actor(session, note.user)
+                no = _normalise_order_no(note.order_no)
+                if no not in found:
+                    raise _no_order(note.order_no)
+            except Refused as refused:
+                out.append(refused)
+                continue
+            order_id, version = found[no]
+            rows.append({"order_id": order_id, "at": now, "user_name": actor.name, "text": text})
+            records.append(Record(actor.name, {"order_no": no, "text": text}, no, version))
+            out.append((no, actor.name))
+        if rows:
+            insert_rows(session, OrderNote, rows)
+            write_records(session, "add_note", now, records)
+    return out
 
 
 add_note = _reading_back(add_note_effect)

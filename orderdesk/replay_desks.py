@@ -475,7 +475,7 @@ def _rows_by_order(session: Session, model: Any, orders: list[SalesOrder], then:
     return rep.rows_under(session, model, model.order_id, _ids(orders), then)
 
 
-def _change_requests(session: Session, orders: list[SalesOrder]) -> list[ChangeRequest]:
+def _change_requests(session: Session, orders: list[SalesOrder]) -> list[Any]:
     """The orders' change requests, each order's in the order they were filed (request n is number n)."""
     return _rows_by_order(session, ChangeRequest, orders, ChangeRequest.id)
 
@@ -610,8 +610,8 @@ def _dump_inspections(session: Session, orders: list[SalesOrder]) -> dict[int, A
             QcFinding.id,
             with_sku=True,
         ),
-        lambda row: row[0].inspection_id,
-        lambda row: {**rep._columns(row[0], ("id", "inspection_id", "product_id")), "_sku": row[1]},
+        lambda row: row.inspection_id,
+        lambda row: rep._columns(row, ("id", "inspection_id", "product_id")),
     )
     return rep.grouped(
         inspections,

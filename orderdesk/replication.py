@@ -23,7 +23,7 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -31,12 +31,12 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import DateTime, delete, event, func, insert
+from sqlalchemy import DateTime, Row, delete, event, func, insert
 from sqlalchemy.exc import DataError, IntegrityError
 from sqlmodel import Session, SQLModel, col, select
 
-from orderdesk.canonical import canonical_json, sha256_hex
-from orderdesk.commands import REPLAYING
+from orderdesk.canonical import canonical_json
+from orderdesk.commands import REPLAYING, payload_hash
 from orderdesk.errors import OrderdeskError, Refused, StoreError
 from orderdesk.i18n import Label, Msg, msg
 from orderdesk.models import (
@@ -61,7 +61,7 @@ from orderdesk.models import (
     SyncStream,
     UserRole,
 )
-from orderdesk.store import Store, iter_chunks, rows_in, transaction_cache
+from orderdesk.store import Store, insert_rows, iter_chunks, rows_in, transaction_cache
 
 logger = logging.getLogger(__name__)
 
@@ -119,9 +119,12 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def _columns(obj: SQLModel, skip: Iterable[str]) -> dict[str, Any]:
+def _columns(obj: Any, skip: Iterable[str]) -> dict[str, Any]:
+    """A row's columns as JSON values, but for ``skip``: an ORM object's, or a row of ``rows_under``."""
     skipped = set(skip)
-    return {c.name: _jsonable(getattr(obj, c.name)) for c in obj.__table__.columns if c.name not in skipped}  # type: ignore[attr-defined]
+    if isinstance(obj, Row):
+        return {k: _jsonable(v) for k, v in obj._mapping.items() if k not in skipped}
+    return {c.name: _jsonable(getattr(obj, c.name)) for c in obj.__table__.columns if c.name not in skipped}
 
 
 @dataclass(frozen=True)
@@ -139,16 +142,20 @@ ORDER_PARTS: dict[str, OrderPart] = {}
 
 def rows_under(
     session: Session, model: Any, parent: Any, keys: Iterable[Any], *then: Any, with_sku: bool = False
-) -> list[Any]:
+) -> list[Row[Any]]:
     """``model``'s rows whose ``parent`` column is one of ``keys``, grouped by parent and each parent's in
-    ``then`` order; ``with_sku``: each as (row, the SKU of its ``product_id``)."""
+    ``then`` order, as plain rows (a dump reads hundreds; ORM objects cost several times as much);
+    ``with_sku``: each with the SKU of its ``product_id`` as ``_sku``."""
     by = col(parent)
+    columns = model.__table__.c
 
     def query(chunk: list[Any]) -> Any:
         rows = (
-            select(model, Product.sku).join(Product, col(Product.id) == model.product_id)
+            select(*columns, col(Product.sku).label("_sku")).join(
+                Product, col(Product.id) == columns.product_id
+            )
             if with_sku
-            else select(model)
+            else select(*columns)
         )
         return rows.where(by.in_(chunk)).order_by(by, *(col(c) for c in then))
 
@@ -187,8 +194,8 @@ def dump_orders(session: Session, order_nos: Iterable[str]) -> dict[str, dict[st
     )
     lines = grouped(
         rows_under(session, OrderLine, OrderLine.order_id, ids, OrderLine.line_no, with_sku=True),
-        lambda row: row[0].order_id,
-        lambda row: {**_columns(row[0], ("id", "order_id", "product_id")), "_sku": row[1]},
+        lambda row: row.order_id,
+        lambda row: _columns(row, ("id", "order_id", "product_id")),
     )
     notes = grouped(
         rows_under(session, OrderNote, OrderNote.order_id, ids, OrderNote.at, OrderNote.id),
@@ -335,13 +342,16 @@ class OpContext:
 class Replay:
     """How the central API replays one outbox command: ``run`` calls the domain command; ``check`` may
     refuse it first against the server's state (conflicts); ``touches`` names entities to publish even if
-    the session did not see them change."""
+    the session did not see them change. A command with a set-based form has ``many`` instead of ``run``:
+    it replays a run of consecutive ops together, answering for each the entities it changed, or its
+    refusal."""
 
-    run: Callable[[Store, dict[str, Any], str], object]
+    run: Callable[[Store, dict[str, Any], str], object] | None = None
     check: Callable[[Store, Session, OpContext], Refused | None] | None = None
     touches: Callable[[dict[str, Any], str], list[tuple[str, str]]] = lambda args, order_no: (
         [("order", order_no)] if order_no else []
     )
+    many: Callable[[Store, list[OpContext]], Sequence[list[tuple[str, str]] | Refused]] | None = None
 
 
 def replay_kwargs(fn: Callable[..., object], *, user_param: str = "user") -> Callable[..., object]:
@@ -437,10 +447,13 @@ def _show(value: Any) -> str:
     return "" if value is None else str(value)
 
 
-def _replay_note(store: Store, a: dict[str, Any], user: str) -> object:
-    from orderdesk.orders import add_note_effect
+def _replay_notes(store: Store, ops: list[OpContext]) -> list[list[tuple[str, str]] | Refused]:
+    from orderdesk.orders import NewNote, add_notes_effect
 
-    return add_note_effect(store, order_no=a["order_no"], text=a["text"], user=user)
+    added = add_notes_effect(
+        store, [NewNote(op.args["order_no"], op.args["text"], op.user_name) for op in ops]
+    )
+    return [got if isinstance(got, Refused) else [("order", got[0])] for got in added]
 
 
 def _replay_customer(store: Store, a: dict[str, Any], user: str) -> object:
@@ -590,7 +603,7 @@ REPLAYS: dict[str, Replay] = {
     "create_order": Replay(_replay_create),
     "move_order": Replay(_replay_move, check=_check_move),
     "edit_order": Replay(_replay_edit, check=_check_edit),
-    "add_note": Replay(_replay_note),
+    "add_note": Replay(many=_replay_notes),
     "add_customer": Replay(_replay_customer, touches=lambda a, o: [("customer", a["code"])]),
     "add_product": Replay(_replay_product, touches=lambda a, o: [("product", a["sku"])]),
     "add_user": Replay(_replay_user, touches=lambda a, o: [("user", a["name"])]),
@@ -614,12 +627,6 @@ def touches_of(command: str, args: dict[str, Any], order_no: str) -> list[tuple[
         return replay.touches(args, order_no)
     except (KeyError, TypeError):
         return [("order", order_no)] if order_no else []
-
-
-def payload_hash(command: str, args: dict[str, Any], base_version: int | None, user: str) -> str:
-    """The hash a desk puts on an op (``commands.CommandContext.record`` computes the same)."""
-    payload = {"command": command, "args": args, "base_version": base_version, "user": user}
-    return sha256_hex(canonical_json(payload))
 
 
 # -- central API: set-up, enrolment, authentication ------------------------------------------------------
@@ -863,7 +870,7 @@ def _publishing(session: Session) -> Iterator[None]:
             assert server is not None
             server.next_change_seq = log.next_seq
             session.add(server)
-            session.execute(insert(SyncChange), pending)
+            insert_rows(session, SyncChange, pending)
     finally:
         del session.info[CHANGES]
 
@@ -960,18 +967,19 @@ def _event(
     }
 
 
-def _stored(row: SyncOp, session: Session) -> OpResult:
+def _stored(row: Mapping[str, Any], session: Session) -> OpResult:
+    """The outcome a decided op's ``sync_op`` row holds (as a desk is told it, every time it asks)."""
     result = OpResult(
-        row.op_id,
-        row.seq,
-        row.status,
-        row.code,
-        json.loads(row.reason) if row.reason else None,
-        row.change_seq,
-        _jsonable(row.decided_at),
+        row["op_id"],
+        row["seq"],
+        row["status"],
+        row["code"],
+        json.loads(row["reason"]) if row["reason"] else None,
+        row["change_seq"],
+        _jsonable(row["decided_at"]),
     )
-    if row.status == "rejected":
-        result.refresh = _refresh(session, row.command, json.loads(row.args or "{}"), row.order_no)
+    if row["status"] == "rejected":
+        result.refresh = _refresh(session, row["command"], json.loads(row["args"] or "{}"), row["order_no"])
     return result
 
 
@@ -991,19 +999,24 @@ class _Group:
     once for the whole group, then each decided op added) and the orders whose creation from this desk was
     rejected (an op on one of them is rejected too, ``_cascade``)."""
 
+    desk_id: str
+    epoch: int
     stream: SyncStream | None
-    stored: dict[str, SyncOp]
+    stored: dict[str, Mapping[str, Any]]  # op id -> its ``sync_op`` row
     failed_creates: set[str]
     tracker: ChangeTracker
     last_seq: int = 0  # the stream's last decided seq, written to it once when the group ends
-    decided: list[SyncOp] = field(default_factory=list)  # outcomes not yet written (``write_decided``)
+    decided: list[dict[str, Any]] = field(
+        default_factory=list
+    )  # outcomes not yet written (``write_decided``)
 
     @classmethod
     def load(cls, session: Session, desk_id: str, epoch: int, ops: list[OpIn]) -> _Group:
+        table = SyncOp.__table__  # type: ignore[attr-defined]
         stored = {
-            row.op_id: row
+            row.op_id: row._mapping
             for row in rows_in(
-                session, lambda c: select(SyncOp).where(col(SyncOp.op_id).in_(c)), [op.op_id for op in ops]
+                session, lambda c: select(*table.c).where(table.c.op_id.in_(c)), [op.op_id for op in ops]
             )
         }
         failed = set(
@@ -1019,9 +1032,16 @@ class _Group:
             )
         )
         stream = session.get(SyncStream, (desk_id, epoch))
-        group = cls(stream, stored, failed, ChangeTracker(session), stream.last_seq if stream else 0)
+        last = stream.last_seq if stream else 0
+        group = cls(desk_id, epoch, stream, stored, failed, ChangeTracker(session), last)
         session.info[GROUP] = group
         return group
+
+    def keep(self, row: dict[str, Any]) -> None:
+        """Take a decided op's outcome row (written with the others by ``write_decided``)."""
+        self.last_seq = row["seq"]
+        self.decided.append(row)
+        self.stored[row["op_id"]] = row
 
     def close(self, session: Session) -> None:
         """Write what the group decided: its outcomes and where the desk's stream now stands."""
@@ -1041,7 +1061,7 @@ def write_decided(session: Session) -> None:
     group: _Group | None = session.info.get(GROUP)
     if group is None or not group.decided:
         return
-    session.execute(insert(SyncOp), [row.model_dump() for row in group.decided])
+    insert_rows(session, SyncOp, group.decided)
     group.decided.clear()
 
 
@@ -1071,7 +1091,11 @@ def decide_ops(
     change-log entries are written in the same transaction, so they stand or fall together. A protocol error
     (``SyncError``, raised before the op writes anything) stops the batch: the ops before it stand and are
     returned with it. Any other failure (the database locked, the disk full) rolls the whole transaction back
-    and propagates: none of it stands, and the desk sends the ops again."""
+    and propagates: none of it stands, and the desk sends the ops again.
+
+    Consecutive new ops of a command with a set-based replay (``Replay.many``, e.g. notes) are replayed
+    together, up to ``RUN_MAX`` at a time; each still gets its own outcome, change-log entry and audit record.
+    """
     results: list[OpResult] = []
     publish_local_changes(store)  # commands run on the central API itself came first: they count first
     deadline = time.monotonic() + budget_s
@@ -1079,143 +1103,215 @@ def decide_ops(
     error: SyncError | None = None
     with store.write() as session, _publishing(session):
         group = _Group.load(session, desk_id, epoch, batch)
+        run: list[OpIn] = []  # admitted new ops of one set-based command, not replayed yet
         for op in batch:
-            if results and time.monotonic() > deadline:
+            if (results or run) and time.monotonic() > deadline:
                 break
             try:
-                results.append(decide_op(store, desk_id, epoch, op, group=group))
+                admitted = _admit(op, desk_id, group, ahead=len(run))
             except SyncError as exc:
                 error = exc
                 break
+            joins = isinstance(admitted, Replay) and admitted.many is not None
+            if run and (not joins or op.command != run[0].command or len(run) >= RUN_MAX):
+                results += _decide_run(store, session, run, group)
+                run = []
+            if joins:
+                run.append(op)
+            elif isinstance(admitted, Replay):
+                results.append(_decide_one(store, session, op, admitted, group))
+            else:
+                if group.stream is not None and op.seq == group.last_seq + 1:
+                    group.last_seq = op.seq  # an op renumbered into a new epoch after a re-key
+                results.append(_stored(admitted, session))
+        if run:
+            results += _decide_run(store, session, run, group)
         _close_packing(store)
         group.close(session)
     return results, error
 
 
-def decide_op(store: Store, desk_id: str, epoch: int, op: OpIn, *, group: _Group) -> OpResult:
-    """Decide one op in the transaction ``decide_ops`` opened for ``group``: the stored outcome for a retry,
-    else replay it and store the outcome.
+RUN_MAX = 500  # new ops replayed set-based together at most
+
+
+def _admit(op: OpIn, desk_id: str, group: _Group, *, ahead: int = 0) -> Mapping[str, Any] | Replay:
+    """The stored outcome of a retried op, or how to replay a new one (``ahead``: admitted ops before it
+    not decided yet).
 
     Raises ``SyncError`` (nothing written) for a hash mismatch, a sequence gap or reuse, or an unknown command.
     """
-    with store.write() as session:
-        stream = group.stream
-        existing = group.stored.get(op.op_id)
-        if existing is not None:
-            if existing.payload_hash != op.payload_hash or existing.desk_id != desk_id:
-                raise SyncError(
-                    msg("Op {op_id} was already received with different content.", op_id=op.op_id),
-                    code="op_conflict",
-                )
-            if stream is not None and op.seq == group.last_seq + 1:
-                group.last_seq = op.seq  # an op renumbered into a new epoch after a re-key
-            return _stored(existing, session)
-        if payload_hash(op.command, op.args, op.base_version, op.user_name) != op.payload_hash:
+    existing = group.stored.get(op.op_id)
+    if existing is not None:
+        if existing["payload_hash"] != op.payload_hash or existing["desk_id"] != desk_id:
             raise SyncError(
-                msg("Op {op_id} does not match its hash; it was damaged on the way.", op_id=op.op_id),
-                code="bad_hash",
+                msg("Op {op_id} was already received with different content.", op_id=op.op_id),
+                code="op_conflict",
             )
-        if stream is None:
-            raise SyncError(msg("This desk has no epoch {epoch}.", epoch=epoch), code="unknown_epoch")
-        expected = group.last_seq + 1
-        if op.seq != expected:
-            code = "seq_taken" if op.seq < expected else "seq_gap"
-            raise SyncError(
-                msg(
-                    "Op {seq} of epoch {epoch} is out of order: the central API expects op {expected}.",
-                    seq=op.seq,
-                    epoch=epoch,
-                    expected=expected,
-                ),
-                code=code,
-                expected_seq=expected,
-            )
-        replay = REPLAYS.get(op.command)
-        if replay is None:
-            raise SyncError(
-                msg(
-                    "The central API does not know the command {command}; upgrade it. The op stays queued.",
-                    command=op.command,
-                ),
-                code="unknown_command",
-            )
-        ctx = OpContext(desk_id, op.command, op.args, op.order_no, op.user_name, op.seen_seq)
-        rejection = _cascade(ctx, group.failed_creates)
-        if rejection is None and replay.check is not None:
-            rejection = replay.check(store, session, ctx)
-        touched: set[tuple[str, str]] = set()
-        if rejection is None:
-            tracker = group.tracker
-            tracker.take()  # what ran before this op (a station closed) is not this op's change
-            savepoint = session.begin_nested()
-            station = session.info.get(PACKING)  # a rejected op's savepoint rolls back: the station as it was
-            session.info[REPLAYING] = True  # the server is nobody's desk: its commands keep no outbox copy
-            try:
-                replay.run(store, op.args, op.user_name)
-                savepoint.commit()
-            except Refused as exc:
-                savepoint.rollback()
-                rejection = exc
-            except (KeyError, TypeError, ValueError, AttributeError) as exc:
-                savepoint.rollback()
-                rejection = Refused(
-                    msg("The op's arguments are malformed: {detail}", detail=f"{type(exc).__name__}: {exc}"),
-                    code="malformed_op",
-                )
-            except (IntegrityError, DataError) as exc:
-                # The same op would fail the same way every time: rejected (a person sees why), not retried.
-                savepoint.rollback()
-                logger.warning(
-                    "op %s (%s) from desk %s refused by the database: %s", op.op_id, op.command, desk_id, exc
-                )
-                rejection = Refused(
-                    msg(
-                        "The central API's database refused this change ({detail}); it was not applied. Tell "
-                        "whoever runs the central API.",
-                        detail=str(exc.orig).splitlines()[0] if exc.orig is not None else type(exc).__name__,
-                    ),
-                    code="server_refused",
-                )
-            finally:
-                del session.info[REPLAYING]
-                if rejection is not None:
-                    session.info[PACKING] = station
-                touched = tracker.take()
-        now = store.clock()
-        row = SyncOp(
-            op_id=op.op_id,
-            desk_id=desk_id,
-            epoch=epoch,
-            seq=op.seq,
-            payload_hash=op.payload_hash,
-            command=op.command,
-            order_no=op.order_no,
-            user_name=op.user_name,
-            args=canonical_json(op.args),
-            status="rejected" if rejection else "applied",
-            code=rejection.code if rejection else "",
-            reason=canonical_json(rejection.message.to_json()) if rejection else "",
-            decided_at=now,
+        return existing
+    if payload_hash(op.command, op.args, op.base_version, op.user_name) != op.payload_hash:
+        raise SyncError(
+            msg("Op {op_id} does not match its hash; it was damaged on the way.", op_id=op.op_id),
+            code="bad_hash",
         )
-        if rejection is None:
-            touched |= set(touches_of(op.command, op.args, op.order_no))
-            event = _event(op.command, op.user_name, op.order_no, op.args, now, desk_id, stream.desk_code)
-            row.change_seq = _publish(session, touched, op_id=op.op_id, desk_id=desk_id, now=now, event=event)
-            if row.change_seq is not None:
-                _record_fields(
-                    session,
-                    op.args,
-                    op.order_no,
-                    seq=row.change_seq,
-                    desk_id=desk_id,
-                    user=op.user_name,
-                )
-        elif op.command == "create_order":
-            group.failed_creates.add(op.order_no)
-        group.last_seq = op.seq
-        group.decided.append(row)
-        group.stored[op.op_id] = row
-        return _stored(row, session)
+    if group.stream is None:
+        raise SyncError(msg("This desk has no epoch {epoch}.", epoch=group.epoch), code="unknown_epoch")
+    expected = group.last_seq + 1 + ahead
+    if op.seq != expected:
+        code = "seq_taken" if op.seq < expected else "seq_gap"
+        raise SyncError(
+            msg(
+                "Op {seq} of epoch {epoch} is out of order: the central API expects op {expected}.",
+                seq=op.seq,
+                epoch=group.epoch,
+                expected=expected,
+            ),
+            code=code,
+            expected_seq=expected,
+        )
+    replay = REPLAYS.get(op.command)
+    if replay is None:
+        raise SyncError(
+            msg(
+                "The central API does not know the command {command}; upgrade it. The op stays queued.",
+                command=op.command,
+            ),
+            code="unknown_command",
+        )
+    return replay
+
+
+def _context(desk_id: str, op: OpIn) -> OpContext:
+    return OpContext(desk_id, op.command, op.args, op.order_no, op.user_name, op.seen_seq)
+
+
+def _attempt(session: Session, op: OpIn, desk_id: str, replay_it: Callable[[], object]) -> Refused | None:
+    """Run ``replay_it`` in a savepoint as the central API (no outbox copy): ``None`` if it stood, else why it
+    was refused, with everything it wrote rolled back. A failure that would repeat every time (malformed
+    arguments, a constraint of the database) is a refusal too; anything else (the database locked, the disk
+    full) propagates."""
+    savepoint = session.begin_nested()
+    station = session.info.get(PACKING)  # a rejected op's savepoint rolls back: the station as it was
+    session.info[REPLAYING] = True  # the server is nobody's desk: its commands keep no outbox copy
+    rejection: Refused | None = None
+    try:
+        replay_it()
+        savepoint.commit()
+    except Refused as exc:
+        savepoint.rollback()
+        rejection = exc
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        savepoint.rollback()
+        rejection = Refused(
+            msg("The op's arguments are malformed: {detail}", detail=f"{type(exc).__name__}: {exc}"),
+            code="malformed_op",
+        )
+    except (IntegrityError, DataError) as exc:
+        # The same op would fail the same way every time: rejected (a person sees why), not retried.
+        savepoint.rollback()
+        logger.warning(
+            "op %s (%s) from desk %s refused by the database: %s", op.op_id, op.command, desk_id, exc
+        )
+        rejection = Refused(
+            msg(
+                "The central API's database refused this change ({detail}); it was not applied. Tell "
+                "whoever runs the central API.",
+                detail=str(exc.orig).splitlines()[0] if exc.orig is not None else type(exc).__name__,
+            ),
+            code="server_refused",
+        )
+    finally:
+        del session.info[REPLAYING]
+        if rejection is not None:
+            session.info[PACKING] = station
+    return rejection
+
+
+def _decide_one(store: Store, session: Session, op: OpIn, replay: Replay, group: _Group) -> OpResult:
+    """Replay one new op (admitted by ``_admit``) and keep its outcome."""
+    assert replay.run is not None
+    ctx = _context(group.desk_id, op)
+    rejection = _cascade(ctx, group.failed_creates)
+    if rejection is None and replay.check is not None:
+        rejection = replay.check(store, session, ctx)
+    touched: set[tuple[str, str]] = set()
+    if rejection is None:
+        run = replay.run
+        group.tracker.take()  # what ran before this op (a station closed) is not this op's change
+        rejection = _attempt(session, op, group.desk_id, lambda: run(store, op.args, op.user_name))
+        touched = group.tracker.take()
+    return _conclude(store, session, op, group, rejection, touched)
+
+
+def _decide_run(store: Store, session: Session, ops: list[OpIn], group: _Group) -> list[OpResult]:
+    """Replay consecutive new ops of one command set-based (``Replay.many``), each with its own outcome. If
+    the set-based replay fails as a whole, the ops are replayed one at a time, so only the op at fault is
+    refused."""
+    replay = REPLAYS[ops[0].command]
+    assert replay.many is not None and replay.check is None
+    many = replay.many
+    ctxs = [_context(group.desk_id, op) for op in ops]
+    cascaded = [_cascade(ctx, group.failed_creates) for ctx in ctxs]
+    todo = [ctx for ctx, refused in zip(ctxs, cascaded, strict=True) if refused is None]
+    got: list[list[tuple[str, str]] | Refused] = []
+    failed = _attempt(session, ops[0], group.desk_id, lambda: got.extend(many(store, todo)) if todo else None)
+    if failed is not None:
+        if len(ops) > 1:
+            return [result for op in ops for result in _decide_run(store, session, [op], group)]
+        got = [failed]
+    outcomes = iter(got)
+    results = []
+    for op, refused in zip(ops, cascaded, strict=True):
+        outcome = refused or next(outcomes)
+        if isinstance(outcome, Refused):
+            results.append(_conclude(store, session, op, group, outcome, set()))
+        else:
+            results.append(_conclude(store, session, op, group, None, set(outcome)))
+    return results
+
+
+def _conclude(
+    store: Store,
+    session: Session,
+    op: OpIn,
+    group: _Group,
+    rejection: Refused | None,
+    touched: set[tuple[str, str]],
+) -> OpResult:
+    """Keep a replayed op's outcome; an applied op's changes go to the change log with it."""
+    now = store.clock()
+    row: dict[str, Any] = {
+        "op_id": op.op_id,
+        "desk_id": group.desk_id,
+        "epoch": group.epoch,
+        "seq": op.seq,
+        "payload_hash": op.payload_hash,
+        "command": op.command,
+        "order_no": op.order_no,
+        "user_name": op.user_name,
+        "args": canonical_json(op.args),
+        "status": "rejected" if rejection else "applied",
+        "code": rejection.code if rejection else "",
+        "reason": canonical_json(rejection.message.to_json()) if rejection else "",
+        "change_seq": None,
+        "decided_at": now,
+    }
+    if rejection is None:
+        assert group.stream is not None
+        touched |= set(touches_of(op.command, op.args, op.order_no))
+        event = _event(
+            op.command, op.user_name, op.order_no, op.args, now, group.desk_id, group.stream.desk_code
+        )
+        row["change_seq"] = _publish(
+            session, touched, op_id=op.op_id, desk_id=group.desk_id, now=now, event=event
+        )
+        if row["change_seq"] is not None:
+            _record_fields(
+                session, op.args, op.order_no, seq=row["change_seq"], desk_id=group.desk_id, user=op.user_name
+            )
+    elif op.command == "create_order":
+        group.failed_creates.add(op.order_no)
+    group.keep(row)
+    return _stored(row, session)
 
 
 def _cascade(op: OpContext, failed_creates: set[str]) -> Refused | None:

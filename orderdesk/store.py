@@ -19,7 +19,7 @@ from orderdesk.i18n import msg
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
-    from sqlmodel import Session
+    from sqlmodel import Session, SQLModel
 
     from orderdesk.workflow import Workflow
 
@@ -443,3 +443,12 @@ def rows_in(session: Session, query: Callable[[list[Any]], Any], keys: Iterable[
     for chunk in iter_chunks(sorted(set(keys))):
         out.extend(session.exec(query(chunk)).all())
     return out
+
+
+def insert_rows(session: Session, model: type[SQLModel], rows: list[dict[str, Any]]) -> None:
+    """Insert ``rows`` (plain dicts of ``model``'s columns) with one executemany statement on the session's
+    connection: no ORM objects and no unit of work, several times cheaper per row than ``session.add``."""
+    from sqlalchemy import insert
+
+    if rows:
+        session.execute(insert(model.__table__), rows)  # type: ignore[attr-defined]

@@ -22,17 +22,16 @@ def serve(db: str, port: int, die_after: int | None) -> None:
     from sync.server import create_app
 
     if die_after is not None:
-        real = replication.decide_op
+        real = replication._Group.keep
         decided = {"n": 0}
 
-        def decide_then_die(*args, **kwargs):  # type: ignore[no-untyped-def]
-            result = real(*args, **kwargs)  # decided, but committed only with the rest of its transaction
+        def keep_then_die(*args, **kwargs):  # type: ignore[no-untyped-def]
+            real(*args, **kwargs)  # decided, but committed only with the rest of its transaction
             decided["n"] += 1
             if decided["n"] >= die_after:
                 os._exit(9)  # killed in the middle of a batch, inside a transaction
-            return result
 
-        replication.decide_op = decide_then_die  # type: ignore[assignment]
+        replication._Group.keep = keep_then_die  # type: ignore[method-assign]
     app = create_app(Store.open(db), ops_per_commit=2)
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="error")
 

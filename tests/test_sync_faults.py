@@ -131,24 +131,31 @@ def test_an_op_the_servers_database_refuses_is_rejected_not_retried_forever(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A change the central API's database refuses (here a NOT NULL violation injected into one replay) would
-    fail the same way on every retry: it is rejected with the database's reason, the ops around it apply."""
+    fail the same way on every retry: it is rejected with the database's reason, the ops around it apply.
+    (The three notes are replayed together first; that fails as a whole, so they are replayed one at a time
+    and only the note at fault is refused.)"""
     texts = make_notes(world.desks["a"], 3)
     real = rep.REPLAYS["add_note"]
+    assert real.many is not None
+    many_real = real.many
+    sizes: list[int] = []
 
-    def run(store: Store, args: dict[str, Any], user: str) -> object:
-        result = real.run(store, args, user)
-        if args["text"] == texts[1]:
+    def many(store: Store, ops: list[rep.OpContext]) -> object:
+        sizes.append(len(ops))
+        result = many_real(store, ops)
+        if any(op.args["text"] == texts[1] for op in ops):
             with store.write() as session:
                 session.connection().exec_driver_sql("UPDATE sales_order SET order_no = NULL")
         return result
 
-    monkeypatch.setitem(rep.REPLAYS, "add_note", dataclasses.replace(real, run=run))
+    monkeypatch.setitem(rep.REPLAYS, "add_note", dataclasses.replace(real, many=many))
     report = world.client("a").sync_once()
     assert report.error is None and (report.applied, report.rejected) == (2, 1)
     assert rep.outbox_count(world.desks["a"]) == 0
     [rejection] = rep.rejections(world.desks["a"])
     assert rejection.code == "server_refused" and "NOT NULL" in str(rejection.reason)
     assert server_note_texts(world) == [texts[0], texts[2]]
+    assert sizes == [3, 1, 1, 1]
 
 
 def test_response_lost_after_commit_is_retried_and_gets_the_stored_outcome(world: World) -> None:
