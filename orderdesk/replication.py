@@ -25,13 +25,13 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from functools import cache
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import DateTime, Row, delete, event, func, insert
+from sqlalchemy import DateTime, Row, delete, event, func
 from sqlalchemy.exc import DataError, IntegrityError
 from sqlmodel import Session, SQLModel, col, select
 
@@ -120,10 +120,15 @@ def _jsonable(value: Any) -> Any:
 
 
 def _columns(obj: Any, skip: Iterable[str]) -> dict[str, Any]:
-    """A row's columns as JSON values, but for ``skip``: an ORM object's, or a row of ``rows_under``."""
-    skipped = set(skip)
+    """A row's columns as JSON values, but for ``skip``: a plain row (``rows_under``, a dump's), or an ORM
+    object's."""
     if isinstance(obj, Row):
-        return {k: _jsonable(v) for k, v in obj._mapping.items() if k not in skipped}
+        return {
+            k: _jsonable(v) if isinstance(v, date) else v
+            for k, v in zip(obj._fields, obj, strict=True)
+            if k not in skip
+        }
+    skipped = set(skip)
     return {c.name: _jsonable(getattr(obj, c.name)) for c in obj.__table__.columns if c.name not in skipped}
 
 
@@ -132,7 +137,9 @@ class OrderPart:
     """Extra data carried in an order's image (e.g. scans from the scanning area): add one to
     ``ORDER_PARTS`` with a dumper (server, set-based over many orders) and an applier (desk, raw SQLite connection and local order id)."""
 
-    dump: Callable[[Session, list[SalesOrder]], dict[int, Any]]  # orders -> {order id: the part}
+    dump: Callable[
+        [Session, list[Any]], dict[int, Any]
+    ]  # order rows (id, order_no, …) -> {order id: the part}
     apply: Callable[[sqlite3.Connection, int, Any], None]
     empty: Any = None  # the part of an order the dumper left out
 
@@ -175,7 +182,8 @@ def grouped(
 def dump_orders(session: Session, order_nos: Iterable[str]) -> dict[str, dict[str, Any] | None]:
     """The images of many orders (None for an order that does not exist), in one query per table."""
     order_nos = list(order_nos)
-    found = rows_in(session, lambda c: select(SalesOrder).where(col(SalesOrder.order_no).in_(c)), order_nos)
+    orders_c = SalesOrder.__table__.c  # type: ignore[attr-defined]
+    found = rows_in(session, lambda c: select(*orders_c).where(orders_c.order_no.in_(c)), order_nos)
     orders = {o.order_no: o for o in found}
     ids = [o.id for o in found]
     customers = dict(
@@ -795,8 +803,8 @@ class OpIn:
     seen_seq: int = 0
 
     def to_json(self) -> dict[str, Any]:
-        """The op as a push carries it (``sync.protocol.Op``)."""
-        return asdict(self)
+        """The op as a push carries it (``sync.protocol.Op``); ``args`` shared, not copied."""
+        return dict(self.__dict__)
 
 
 @dataclass
@@ -1618,14 +1626,18 @@ class PendingOp:
     epoch: int
 
 
-def pending_ops(store: Store, *, limit: int = 200) -> tuple[str, int, list[OpIn]]:
-    """The oldest unsent ops (desk id, epoch, ops), each with the change seq of the server image its order
-    was at on this desk, which the central API uses to spot an edit based on a stale version."""
+def pending_ops(store: Store, *, limit: int = 200, after: int = 0) -> tuple[str, int, list[OpIn]]:
+    """The oldest unsent ops (desk id, epoch, ops), those after seq ``after`` (a batch still on its way),
+    each with the change seq of the server image its order was at on this desk, which the central API uses to
+    spot an edit based on a stale version."""
     with store.read() as session:
         desk = session.get(Desk, 1)
         link = session.get(SyncLink, 1)
         assert desk is not None
-        rows = session.exec(select(OutboxRecord).order_by(col(OutboxRecord.seq)).limit(limit)).all()
+        outbox = OutboxRecord.__table__.c  # type: ignore[attr-defined]
+        rows = session.execute(
+            select(*outbox).where(outbox.seq > after).order_by(outbox.seq).limit(limit)
+        ).all()
         floor = link.snapshot_seq if link else 0
         orders = {r.order_no for r in rows if r.order_no}
         seen: dict[str, int] = {}
@@ -1666,18 +1678,20 @@ def record_outcomes(store: Store, results: list[dict[str, Any]]) -> int:
         return 0
     with store.write() as session:
         conn = _raw(session)
+        outbox = OutboxRecord.__table__.c  # type: ignore[attr-defined]
         queued = {
             row.op_id: row
             for row in rows_in(
                 session,
-                lambda c: select(OutboxRecord).where(col(OutboxRecord.op_id).in_(c)),
+                lambda c: select(*outbox).where(outbox.op_id.in_(c)),
                 [res["op_id"] for res in results],
             )
         }
         decided = [(queued.pop(res["op_id"]), res) for res in results if res["op_id"] in queued]
         if decided:
-            session.execute(
-                insert(SyncOutcome),
+            insert_rows(
+                session,
+                SyncOutcome,
                 [
                     {
                         "op_id": row.op_id,
@@ -1697,7 +1711,7 @@ def record_outcomes(store: Store, results: list[dict[str, Any]]) -> int:
                 ],
             )
         for chunk in iter_chunks([row.op_id for row, _ in decided]):
-            session.exec(delete(OutboxRecord).where(col(OutboxRecord.op_id).in_(chunk)))  # type: ignore[call-overload]
+            session.execute(delete(OutboxRecord.__table__).where(outbox.op_id.in_(chunk)))  # type: ignore[attr-defined]
         for row, res in decided:
             if res["status"] == "applied" and res.get("change_seq"):
                 # A server image older than this op's own change is already out of date here: the desk

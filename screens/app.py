@@ -21,9 +21,10 @@ from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
 from orderdesk.errors import OrderdeskError
+from orderdesk.heap import freeze_heap
 from orderdesk.i18n import _, current_language, set_language
 from screens.alert_inbox import start_alert_jobs, stop_alert_jobs
-from screens.base import ReportsWorkerErrors, desk_app, freeze_heap, localize_bindings
+from screens.base import ReportsWorkerErrors, desk_app, localize_bindings
 from screens.board import StatusBoardScreen
 from screens.finance_desk import FinanceDeskScreen
 from screens.login import LoginScreen

@@ -8,7 +8,6 @@ Nothing here touches the database; the heavy core modules are imported only by w
 
 from __future__ import annotations
 
-import gc
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast
@@ -33,15 +32,6 @@ if TYPE_CHECKING:
 ELLIPSIS = "…"
 RED = "bold red"  # refusals, rush orders, short lead times
 T = TypeVar("T")
-
-
-def freeze_heap(*, once: bool = False) -> None:
-    """Move what is alive now (Textual, SQLAlchemy, the models, the screens built so far) out of the cyclic
-    collector's way: its full passes otherwise walk all of it and stall the screen for ~100 ms during a busy
-    sync or a scan burst (``bench/bench_sync.py --drain``, ``bench/bench_scan.py``). ``once``: only if nothing
-    is frozen yet in this process (later apps, in tests, would only pin their predecessors' garbage)."""
-    if not once or gc.get_freeze_count() == 0:
-        gc.freeze()
 
 
 def desk_app(node: DOMNode) -> OrderdeskApp:

@@ -36,8 +36,9 @@ from textual.timer import Timer
 from textual.widget import Widget
 from textual.widgets import Footer, Static
 
+from orderdesk.heap import freeze_heap
 from orderdesk.i18n import Msg, _, current_language
-from screens.base import ReportsWorkerErrors, StatusLine, fit, freeze_heap, localize_bindings
+from screens.base import ReportsWorkerErrors, StatusLine, fit, localize_bindings
 from screens.scanner import ScannerInput, scanner_settings
 
 if TYPE_CHECKING:

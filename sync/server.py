@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import tempfile
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from orderdesk import replication as rep
 from orderdesk.errors import StoreError
+from orderdesk.heap import freeze_heap, gc_paused
 from orderdesk.i18n import msg
 from orderdesk.models import SyncDesk
 from orderdesk.store import Store
@@ -109,7 +112,14 @@ def create_app(
     in transactions of up to ``ops_per_commit`` ops (see ``replication.decide_ops``)."""
     rep.init_server(store)
     rep.publish_local_changes(store)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        freeze_heap(once=True)  # what is loaded by now lives as long as the server
+        yield
+
     app = FastAPI(
+        lifespan=lifespan,
         title="orderdesk central API",
         version="1",
         description="Desks push their ops and pull the change log. See docs/sync-protocol.md.",
@@ -194,9 +204,10 @@ def create_app(
         while len(results) < len(ops) and not (results and time.monotonic() > deadline):
             # answer with what is decided once the budget is spent; the desk sends the rest next
             try:
-                decided, error = rep.decide_ops(
-                    store, me.desk_id, body.epoch, ops[len(results) :], limit=ops_per_commit
-                )
+                with gc_paused():  # a transaction's rows, images and outcomes: fresh objects, in no cycle
+                    decided, error = rep.decide_ops(
+                        store, me.desk_id, body.epoch, ops[len(results) :], limit=ops_per_commit
+                    )
             except StoreError as exc:
                 if exc.code in TRANSIENT_CODES and results:
                     break  # those decided are committed: the desk records them and sends the rest again

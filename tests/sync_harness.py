@@ -376,8 +376,9 @@ def business_state(store: Store) -> dict[str, Any]:
 
 @contextlib.contextmanager
 def write_lock(path: Path) -> Iterator[sqlite3.Connection]:
-    """Hold SQLite's write lock on ``path`` (another program writing) until the block ends."""
-    con = sqlite3.connect(path, isolation_level=None, timeout=10)
+    """Hold SQLite's write lock on ``path`` (another program writing) until the block ends (which may come on
+    another thread: a sync client retries, and so backs off, on its sending thread)."""
+    con = sqlite3.connect(path, isolation_level=None, timeout=10, check_same_thread=False)
     con.execute("BEGIN IMMEDIATE")
     try:
         yield con
