@@ -1051,13 +1051,18 @@ class _Group:
         self.decided.append(row)
         self.stored[row["op_id"]] = row
 
-    def close(self, session: Session) -> None:
-        """Write what the group decided: its outcomes and where the desk's stream now stands."""
+    def close(self, session: Session, now: datetime) -> None:
+        """Write what the group decided: its outcomes, where the desk's stream now stands, and when the desk
+        was last seen (``orderdesk server desks``)."""
         self.tracker.close()
         write_decided(session)
         if self.stream is not None and self.stream.last_seq != self.last_seq:
             self.stream.last_seq = self.last_seq
             session.add(self.stream)
+        desk = session.get(SyncDesk, self.desk_id)
+        if desk is not None:
+            desk.last_seen_at = now
+            session.add(desk)
         del session.info[GROUP]
 
 
@@ -1135,7 +1140,7 @@ def decide_ops(
         if run:
             results += _decide_run(store, session, run, group)
         _close_packing(store)
-        group.close(session)
+        group.close(session, store.clock())
     return results, error
 
 
@@ -1335,14 +1340,6 @@ def _cascade(op: OpContext, failed_creates: set[str]) -> Refused | None:
         ),
         code="create_rejected",
     )
-
-
-def touch_desk(store: Store, desk_id: str) -> None:
-    with store.write() as session:
-        desk = session.get(SyncDesk, desk_id)
-        if desk is not None:
-            desk.last_seen_at = store.clock()
-            session.add(desk)
 
 
 def publish_local_changes(store: Store, *, batch: int = 1000) -> int:

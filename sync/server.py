@@ -215,8 +215,6 @@ def create_app(
             results += [r.to_json() for r in decided]
             if error is not None:
                 return JSONResponse({"error": error.to_json(), "results": results}, status_code=error.status)
-        if body.ops:
-            rep.touch_desk(store, me.desk_id)
         return {"results": results}
 
     @app.get(
