@@ -164,7 +164,7 @@ def bench_push_pull(
         proc, url = start_server(target)
         try:
             point(desk, url)
-            client = SyncClient(desk, batch=500)
+            client = SyncClient(desk)
             if do_push:
                 # Notes spread over 100 orders (a realistic mix; one order with thousands of notes would
                 # measure the timeline query instead).

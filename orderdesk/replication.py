@@ -70,7 +70,7 @@ ENROL_CODE_TTL = timedelta(hours=24)
 DEFAULT_PAGE = 1000
 PAGE_BYTES = 1_000_000  # a pull page holds about this many characters of JSON (decoding holds the desk's GIL)
 PAGE_CHUNK = 250  # … read from the change log this many entries at a time
-OPS_PER_COMMIT = 500  # a push's ops are decided in transactions of at most this many ops …
+OPS_PER_COMMIT = 1000  # a push's ops are decided in transactions of at most this many ops …
 COMMIT_BUDGET_S = 0.5  # … or of about this long, so other desks never wait long for the writer
 
 

@@ -8,6 +8,7 @@ an op leaves the outbox only in the same transaction that stores its outcome.
 from __future__ import annotations
 
 import contextlib
+import json
 import random
 import tempfile
 import threading
@@ -25,7 +26,7 @@ from orderdesk.errors import OrderdeskError
 from orderdesk.heap import gc_paused
 from orderdesk.i18n import Msg, msg
 from orderdesk.store import Store
-from sync.protocol import MAX_OPS_PER_PUSH
+from sync.protocol import MAX_BODY_BYTES, MAX_OPS_PER_PUSH
 
 USER_AGENT = "orderdesk-desk/1"
 
@@ -85,7 +86,7 @@ class SyncClient:
         http: httpx.Client | None = None,
         transport: httpx.BaseTransport | None = None,
         backoff: Backoff | None = None,
-        batch: int = 200,
+        batch: int = MAX_OPS_PER_PUSH,
         page: int = 2000,
         timeout: float = 60.0,
         stop: threading.Event | None = None,
@@ -118,7 +119,7 @@ class SyncClient:
 
     def _once(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         link = self._link()
-        headers = {"Authorization": f"Bearer {link.token}"}
+        headers = {"Authorization": f"Bearer {link.token}", **kwargs.pop("headers", {})}
         try:
             response = self._http.request(method, link.server_url + path, headers=headers, **kwargs)
         except httpx.TransportError as exc:  # connect refused, reset, timeout, truncated response
@@ -167,7 +168,7 @@ class SyncClient:
                     desk_id, epoch, ops = rep.pending_ops(self.store, limit=self.batch)
                     if not ops:
                         return report
-                    flying = (desk_id, epoch, ops, self._send(sender, desk_id, epoch, ops))
+                    flying = self._send(sender, desk_id, epoch, ops)
                 desk_id, epoch, ops, sent = flying
                 flying = None
                 # read while the central API decides ``ops``: sent as soon as they are all applied
@@ -187,7 +188,7 @@ class SyncClient:
                     and len(results) == len(ops)
                     and all(r.get("status") == "applied" for r in results)
                 ):
-                    flying = (desk_id, epoch, after[2], self._send(sender, desk_id, epoch, after[2]))
+                    flying = self._send(sender, desk_id, epoch, after[2])
                 self._record(results, report)
                 if self.on_progress is not None and results:
                     self.on_progress(report)
@@ -208,9 +209,27 @@ class SyncClient:
 
     def _send(
         self, sender: ThreadPoolExecutor, desk_id: str, epoch: int, ops: list[rep.OpIn]
-    ) -> Future[httpx.Response]:
-        body = {"desk_id": desk_id, "epoch": epoch, "ops": [o.to_json() for o in ops]}
-        return sender.submit(self._call, "POST", "/v1/push", json=body)
+    ) -> tuple[str, int, list[rep.OpIn], Future[httpx.Response]]:
+        """Start pushing ``ops`` (or as many of the first of them as fit in one request body) on the sending
+        thread: what was sent, and the response to come."""
+        head = json.dumps({"desk_id": desk_id, "epoch": epoch}, separators=(",", ":"))[:-1] + ',"ops":['
+        size = len(head) + 2
+        parts: list[bytes] = []
+        for op in ops:  # long notes or big orders: fewer to a push
+            part = json.dumps(op.to_json(), ensure_ascii=False, separators=(",", ":")).encode()
+            size += len(part) + 1
+            if parts and size > MAX_BODY_BYTES:
+                break
+            parts.append(part)
+        content = head.encode() + b",".join(parts) + b"]}"
+        headers = {"Content-Type": "application/json"}
+        sent = ops[: len(parts)]
+        return (
+            desk_id,
+            epoch,
+            sent,
+            sender.submit(self._call, "POST", "/v1/push", content=content, headers=headers),
+        )
 
     def _record(self, results: list[dict[str, Any]], report: SyncReport) -> None:
         if not results:

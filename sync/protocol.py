@@ -8,8 +8,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 API_VERSION = "1"
-MAX_BODY_BYTES = 8 * 1024 * 1024  # a push of 500 ops with long notes stays far below this
-MAX_OPS_PER_PUSH = 500
+MAX_BODY_BYTES = 8 * 1024 * 1024  # a desk sends fewer ops to a push when they would not fit (long notes)
+MAX_OPS_PER_PUSH = 1000
 MAX_PAGE = 10_000
 
 

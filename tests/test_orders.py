@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import date, timedelta
 
 import pytest
@@ -263,3 +264,79 @@ def test_list_and_search(desk: Store, clock: FixedClock) -> None:
     assert [r.order_no for r in search_orders(desk, "2")] == [b.order_no]
     assert [r.order_no for r in search_orders(desk, a.order_no.lower())] == [a.order_no]
     assert search_orders(desk, "   ") == []
+
+
+def test_notes_added_together_are_each_a_note_with_its_own_audit_and_outbox_record(desk: Store) -> None:
+    """``add_notes_effect`` writes what ``add_note`` writes for each note, in order, set-based; a note that
+    would be refused is refused alone (empty, unknown order, unknown user) and the others are added."""
+    from orderdesk import audit
+    from orderdesk.commands import payload_hash
+    from orderdesk.orders import NewNote, add_notes_effect
+
+    a = create_order(desk, customer="C001", lines=[("HX-M8", 1)], user="wang")
+    b = create_order(desk, customer="C002", lines=[("HX-M8", 1)], user="wang")
+    add_note(desk, order_no=a.order_no, text="one at a time", user="liu")
+    with desk.read() as session:
+        [reference] = session.exec(
+            text(
+                "SELECT command, args, order_no, base_version, payload_hash, user_name FROM outbox ORDER BY seq DESC"
+            )
+        ).all()[:1]
+    before = counts(desk)
+    got = add_notes_effect(
+        desk,
+        [
+            NewNote(a.order_no, " 第一条 ", "liu"),
+            NewNote("SO-NOPE-1", "lost", "liu"),
+            NewNote(b.order_no, "  ", "liu"),
+            NewNote(b.order_no.lower(), "second", "wang"),
+            NewNote(a.order_no, "third", "nobody"),
+        ],
+    )
+    assert got[0] == (a.order_no, "liu") and got[3] == (b.order_no, "wang")
+    assert [g.code for g in got if isinstance(g, Refused)] == ["unknown_order", "empty_text", "unknown_user"]
+    assert [isinstance(g, Refused) for g in got] == [False, True, True, False, True]
+    after = counts(desk)
+    assert {t: after[t] - before[t] for t in after} == {
+        "sales_order": 0,
+        "order_line": 0,
+        "audit_record": 2,
+        "outbox": 2,
+        "order_note": 2,
+    }
+    with desk.read() as session:
+        notes = session.exec(
+            text(
+                "SELECT o.order_no, n.text, n.user_name FROM order_note n JOIN sales_order o ON o.id = n.order_id "
+                "ORDER BY n.id"
+            )
+        ).all()
+        rows = session.exec(
+            text(
+                "SELECT command, args, order_no, base_version, payload_hash, user_name, seq FROM outbox "
+                "ORDER BY seq DESC LIMIT 3"
+            )
+        ).all()[::-1]
+        checked, breaks = audit.verify(session)
+        trail = session.exec(
+            text("SELECT command, order_no, user_name, detail FROM audit_record ORDER BY id DESC LIMIT 2")
+        ).all()[::-1]
+    assert [tuple(n) for n in notes] == [
+        (a.order_no, "one at a time", "liu"),
+        (a.order_no, "第一条", "liu"),
+        (b.order_no, "second", "wang"),
+    ]
+    assert breaks == [] and checked == after["audit_record"]
+    assert rows[0][:6] == tuple(reference) and [r[6] for r in rows] == [rows[0][6] + i for i in range(3)]
+    for (command, args, order_no, version, hashed, user, _seq), (no, text_, who, ver) in zip(
+        rows[1:],
+        [(a.order_no, "第一条", "liu", a.version), (b.order_no, "second", "wang", b.version)],
+        strict=True,
+    ):
+        assert (command, order_no, user, version) == ("add_note", no, who, ver)
+        assert json.loads(args) == {"order_no": no, "text": text_}
+        assert hashed == payload_hash("add_note", {"order_no": no, "text": text_}, ver, who)
+    assert [(c, o, u, json.loads(d)) for c, o, u, d in trail] == [
+        ("add_note", a.order_no, "liu", {"order_no": a.order_no, "text": "第一条"}),
+        ("add_note", b.order_no, "wang", {"order_no": b.order_no, "text": "second"}),
+    ]

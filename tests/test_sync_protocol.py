@@ -4,6 +4,7 @@ malformed bodies, the push rules (same op twice, out of order, changed content) 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import socket
 from typing import Any
@@ -371,3 +372,138 @@ def test_a_pull_pauses_garbage_collection_only_while_it_holds_a_page(
     with pytest.raises(OSError):
         world.client("a").sync_once()
     assert gc.isenabled()
+
+
+def test_a_run_of_notes_with_a_bad_one_in_the_middle_rejects_only_that_one(world: World) -> None:
+    """Consecutive notes are replayed set-based; the one the command refuses (here its order is unknown to
+    the central API) is rejected alone, the others apply in order, each with its own change-log entry, audit
+    record and outcome."""
+    from orderdesk import audit
+
+    texts = ["前", "中", "后"]
+    for t in texts:
+        add_note(world.desks["a"], order_no=READY_ORDER, text=t, user="liu")
+    body = push_body(world, "a")
+    middle = body["ops"][1]
+    middle["args"] = {**middle["args"], "order_no": "SO-XX-9999999"}
+    middle["payload_hash"] = rep.payload_hash("add_note", middle["args"], middle["base_version"], "liu")
+    before = counts(world.store)
+    response = post(world, "/v1/push", json=body)
+    assert response.status_code == 200
+    results = response.json()["results"]
+    assert [(r["status"], r["code"]) for r in results] == [
+        ("applied", ""),
+        ("rejected", "unknown_order"),
+        ("applied", ""),
+    ]
+    after = counts(world.store)
+    assert {t: after[t] - before[t] for t in WRITES} == {
+        "sync_op": 3,
+        "sync_change": 2,
+        "audit_record": 2,
+        "sales_order": 0,
+        "order_note": 2,
+    }
+    with world.store.read() as session:
+        conn = session.connection()
+        notes = conn.exec_driver_sql(
+            "SELECT text FROM order_note JOIN sales_order ON sales_order.id = order_note.order_id "
+            "WHERE order_no = ? ORDER BY order_note.id",
+            (READY_ORDER,),
+        ).all()
+        log = conn.exec_driver_sql(
+            "SELECT seq, op_id, event FROM sync_change ORDER BY seq DESC LIMIT 2"
+        ).all()[::-1]
+        _checked, breaks = audit.verify(session)
+    assert [n[0] for n in notes][-2:] == ["前", "后"]
+    assert [(seq, op) for seq, op, _e in log] == [
+        (results[0]["change_seq"], results[0]["op_id"]),
+        (results[2]["change_seq"], results[2]["op_id"]),
+    ]
+    assert [json.loads(e)["detail"]["text"] for _s, _o, e in log] == ["前", "后"]
+    assert breaks == []
+
+
+def _sends(monkeypatch: pytest.MonkeyPatch, world: World) -> list[tuple[int, int, int]]:
+    """(first seq, ops, ops still in the outbox) for every push the desk sends, taken as it sends it."""
+    from sync.client import SyncClient
+
+    seen: list[tuple[int, int, int]] = []
+    real = SyncClient._send
+
+    def send(self: SyncClient, *args: Any) -> Any:
+        sent = real(self, *args)
+        seen.append((sent[2][0].seq, len(sent[2]), rep.outbox_count(world.desks["a"])))
+        return sent
+
+    monkeypatch.setattr(SyncClient, "_send", send)
+    return seen
+
+
+def test_the_next_push_goes_up_while_the_last_ones_outcomes_are_recorded(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for i in range(5):
+        add_note(world.desks["a"], order_no=READY_ORDER, text=f"p{i}", user="liu")
+    seen = _sends(monkeypatch, world)
+    report = world.client("a", batch=2).push()
+    assert (report.applied, report.rejected) == (5, 0)
+    first = seen[0][0]
+    # The second push left before the first one's outcomes were recorded (5 still queued), the third before
+    # the second's (3 queued).
+    assert seen == [(first, 2, 5), (first + 2, 2, 5), (first + 4, 1, 3)]
+    assert rep.outbox_count(world.desks["a"]) == 0
+
+
+def test_after_a_rejection_the_next_push_waits_for_the_outcomes(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A rejected op brings the server's images back to apply first, so nothing more goes up until they
+    are recorded; the push still ends with every op decided once."""
+    texts = [f"r{i}" for i in range(5)]
+    for t in texts:
+        add_note(world.desks["a"], order_no=READY_ORDER, text=t, user="liu")
+    real = rep.REPLAYS["add_note"]
+    assert real.many is not None
+    many = real.many
+
+    def refuse_r1(store: Store, ops: list[rep.OpContext]) -> Any:
+        from orderdesk.errors import Refused
+        from orderdesk.i18n import msg
+
+        got = many(store, [op for op in ops if op.args["text"] != "r1"])
+        out = iter(got)
+        return [Refused(msg("No."), code="no") if op.args["text"] == "r1" else next(out) for op in ops]
+
+    monkeypatch.setitem(rep.REPLAYS, "add_note", dataclasses.replace(real, many=refuse_r1))
+    seen = _sends(monkeypatch, world)
+    report = world.client("a", batch=2).push()
+    assert (report.applied, report.rejected) == (4, 1)
+    first = seen[0][0]
+    assert seen == [(first, 2, 5), (first + 2, 2, 3), (first + 4, 1, 3)]
+
+
+def test_ops_that_would_not_fit_in_one_request_go_up_in_smaller_pushes(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sync.client
+
+    monkeypatch.setattr(sync.client, "MAX_BODY_BYTES", 6_000)  # the desk's idea of the limit
+    texts = [f"{'长' * 600}{i}" for i in range(6)]  # each op ~2 KB of UTF-8
+    for t in texts:
+        add_note(world.desks["a"], order_no=READY_ORDER, text=t, user="liu")
+    seen = _sends(monkeypatch, world)
+    report = world.client("a").push()
+    assert (report.applied, report.rejected) == (6, 0)
+    assert [n for _s, n, _q in seen] == [2, 2, 2]
+    with world.store.read() as session:
+        notes = (
+            session.connection()
+            .exec_driver_sql(
+                "SELECT text FROM order_note JOIN sales_order ON sales_order.id = order_note.order_id "
+                "WHERE order_no = ? ORDER BY order_note.id",
+                (READY_ORDER,),
+            )
+            .all()
+        )
+    assert [n[0] for n in notes][-6:] == texts
