@@ -1709,8 +1709,11 @@ def record_outcomes(store: Store, results: list[dict[str, Any]]) -> int:
             )
         for chunk in iter_chunks([row.op_id for row, _ in decided]):
             session.execute(delete(OutboxRecord.__table__).where(outbox.op_id.in_(chunk)))  # type: ignore[attr-defined]
+        # Usually nothing is deferred: then there is nothing to drop or apply (and the outbox, perhaps
+        # thousands of ops long, is not read).
+        deferred = conn.execute("SELECT 1 FROM sync_deferred LIMIT 1").fetchone() is not None
         for row, res in decided:
-            if res["status"] == "applied" and res.get("change_seq"):
+            if deferred and res["status"] == "applied" and res.get("change_seq"):
                 # A server image older than this op's own change is already out of date here: the desk
                 # shows the op's effect, and the pull brings the image with it.
                 for kind, key in touches_of(row.command, json.loads(row.args), row.order_no):
@@ -1720,8 +1723,10 @@ def record_outcomes(store: Store, results: list[dict[str, Any]]) -> int:
                     )
             for entry in res.get("refresh") or []:
                 _defer(conn, entry["kind"], entry["key"], int(entry["seq"]), canonical_json(entry["image"]))
-        _fresh_lookups()
-        _apply_deferred(conn, _pending_entities(conn))
+                deferred = True
+        if deferred:
+            _fresh_lookups()
+            _apply_deferred(conn, _pending_entities(conn))
     return len(decided)
 
 
