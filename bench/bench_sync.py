@@ -174,6 +174,9 @@ def bench_push_pull(
                     create_order(server, customer="C001", lines=[("HX-M8", 1)], user="wang").order_no
                     for _ in range(100)
                 ]
+                # Made on the server's own store, so published to the change log at the next push; published
+                # now, as part of the set-up, and pulled by the desk.
+                rep.publish_local_changes(server)
                 client.pull()
                 for i in range(n_ops):
                     queue_ops(desk, 1, targets[i % len(targets)])
