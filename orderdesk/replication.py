@@ -1197,9 +1197,11 @@ def _context(desk_id: str, op: OpIn) -> OpContext:
     return OpContext(desk_id, op.command, op.args, op.order_no, op.user_name, op.seen_seq)
 
 
-def _attempt(session: Session, op: OpIn, desk_id: str, replay_it: Callable[[], object]) -> Refused | None:
-    """Run ``replay_it`` in a savepoint as the central API (no outbox copy): ``None`` if it stood, else why it
-    was refused, with everything it wrote rolled back. A failure that would repeat every time (malformed
+def _attempt(
+    session: Session, ops: list[OpIn], desk_id: str, replay_it: Callable[[], object]
+) -> Refused | None:
+    """Run ``replay_it`` (replaying ``ops``) in a savepoint as the central API (no outbox copy): ``None`` if
+    it stood, else why it was refused, with everything it wrote rolled back. A failure that would repeat every time (malformed
     arguments, a constraint of the database) is a refusal too; anything else (the database locked, the disk
     full) propagates."""
     savepoint = session.begin_nested()
@@ -1221,9 +1223,12 @@ def _attempt(session: Session, op: OpIn, desk_id: str, replay_it: Callable[[], o
     except (IntegrityError, DataError) as exc:
         # The same op would fail the same way every time: rejected (a person sees why), not retried.
         savepoint.rollback()
-        logger.warning(
-            "op %s (%s) from desk %s refused by the database: %s", op.op_id, op.command, desk_id, exc
+        what = (
+            f"op {ops[0].op_id}"
+            if len(ops) == 1
+            else f"{len(ops)} ops from {ops[0].op_id}, replayed together,"
         )
+        logger.warning("%s (%s) from desk %s refused by the database: %s", what, ops[0].command, desk_id, exc)
         rejection = Refused(
             msg(
                 "The central API's database refused this change ({detail}); it was not applied. Tell "
@@ -1250,7 +1255,7 @@ def _decide_one(store: Store, session: Session, op: OpIn, replay: Replay, group:
     if rejection is None:
         run = replay.run
         group.tracker.take()  # what ran before this op (a station closed) is not this op's change
-        rejection = _attempt(session, op, group.desk_id, lambda: run(store, op.args, op.user_name))
+        rejection = _attempt(session, [op], group.desk_id, lambda: run(store, op.args, op.user_name))
         touched = group.tracker.take()
     return _conclude(store, session, op, group, rejection, touched)
 
@@ -1266,7 +1271,7 @@ def _decide_run(store: Store, session: Session, ops: list[OpIn], group: _Group) 
     cascaded = [_cascade(ctx, group.failed_creates) for ctx in ctxs]
     todo = [ctx for ctx, refused in zip(ctxs, cascaded, strict=True) if refused is None]
     got: list[list[tuple[str, str]] | Refused] = []
-    failed = _attempt(session, ops[0], group.desk_id, lambda: got.extend(many(store, todo)) if todo else None)
+    failed = _attempt(session, ops, group.desk_id, lambda: got.extend(many(store, todo)) if todo else None)
     if failed is not None:
         if len(ops) > 1:
             return [result for op in ops for result in _decide_run(store, session, [op], group)]
