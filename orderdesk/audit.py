@@ -40,26 +40,10 @@ class Entry:
     detail: dict[str, Any]
 
 
-def append(
-    session: Session, *, at: datetime, user_name: str, order_no: str, command: str, detail: dict[str, Any]
-) -> None:
-    """Append one record to the chain. Must run inside a write transaction (it reads the chain's tip)."""
-    append_many(session, [Entry(at, user_name, order_no, command, detail)])
-
-
-def append_many(session: Session, entries: Sequence[Entry]) -> None:
-    """Append records to the chain in order, set-based (one statement for all of them). Must run inside a
-    write transaction: it reads the chain's tip once per transaction, then remembers where the chain ends."""
-    if not entries:
-        return
-    cached = transaction_cache(session, "audit")  # a transaction appending many reads the tip once
-    tip = (
-        cached.get("tip")
-        or session.exec(
-            select(AuditRecord.id, AuditRecord.hash).order_by(col(AuditRecord.id).desc()).limit(1)
-        ).first()
-    )
-    last_id, prev = (tip[0], tip[1]) if tip else (0, GENESIS)
+def chain(tip: tuple[int, str] | None, entries: Sequence[Entry]) -> list[dict[str, Any]]:
+    """The rows that continue the chain after ``tip`` (the last record's id and hash, ``None`` for an empty
+    trail) with ``entries``, in order: each numbered, hashed, and linked to the one before."""
+    last_id, prev = tip if tip else (0, GENESIS)
     rows: list[dict[str, Any]] = []
     for e in entries:
         at = e.at.astimezone(UTC)
@@ -87,8 +71,24 @@ def append_many(session: Session, entries: Sequence[Entry]) -> None:
             }
         )
         prev = this
+    return rows
+
+
+def append_many(session: Session, entries: Sequence[Entry]) -> None:
+    """Append records to the chain in order, set-based (one statement for all of them). Must run inside a
+    write transaction: it reads the chain's tip once per transaction, then remembers where the chain ends."""
+    if not entries:
+        return
+    cached = transaction_cache(session, "audit")  # a transaction appending many reads the tip once
+    tip = (
+        cached.get("tip")
+        or session.exec(
+            select(AuditRecord.id, AuditRecord.hash).order_by(col(AuditRecord.id).desc()).limit(1)
+        ).first()
+    )
+    rows = chain(tip, entries)
     insert_rows(session, AuditRecord, rows)
-    cached["tip"] = (last_id, prev)
+    cached["tip"] = (rows[-1]["id"], rows[-1]["hash"])
 
 
 @dataclass(frozen=True)

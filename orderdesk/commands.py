@@ -3,6 +3,10 @@
 A domain command opens ``command(store, name, user=...)``: a ``BEGIN IMMEDIATE`` transaction in which it
 checks, writes its effect and then calls ``ctx.record(...)``, which appends exactly one audit record and
 one outbox record. Leaving the block commits all three together; any ``Refused`` rolls all of it back.
+
+A command with a set-based form (``orders.add_notes_effect``: the central API replays a desk's notes
+hundreds at a time) opens ``command_batch(store, name)`` instead: one transaction for many runs of the
+command, each by its own user, and ``ctx.record([...])`` appends one audit and one outbox record per run.
 """
 
 from __future__ import annotations
@@ -167,6 +171,32 @@ def command(store: Store, name: str, *, user: str | Actor) -> Iterator[CommandCo
             raise RuntimeError(f"command {name} changed data without an audit record")
 
 
+@dataclass
+class BatchContext:
+    """What a set-based command works with inside its transaction: many runs of command ``name``."""
+
+    store: Store
+    session: Session
+    name: str
+    now: datetime
+
+    def actor(self, user: str | Actor) -> Actor:
+        """Who runs one of the runs (refused if there is no such active user)."""
+        return user if isinstance(user, Actor) else load_actor(self.session, user)
+
+    def record(self, records: Sequence[Record]) -> None:
+        """The audit record and outbox record of each run that wrote its effect, in order."""
+        write_records(self.session, self.name, self.now, records)
+
+
+@contextmanager
+def command_batch(store: Store, name: str) -> Iterator[BatchContext]:
+    """Run many occurrences of one domain command in one transaction, set-based; see the module docstring.
+    A run the command refuses is left out (and not recorded); the others commit together."""
+    with store.write() as session:
+        yield BatchContext(store=store, session=session, name=name, now=store.clock())
+
+
 def require_role(ctx: CommandContext, roles: set[str] | frozenset[str], action: str) -> None:
     """Refuse unless the actor holds one of ``roles``."""
     if not ctx.actor.has_any(roles):
@@ -184,6 +214,8 @@ def require_role(ctx: CommandContext, roles: set[str] | frozenset[str], action: 
 
 def clean_text(value: str, *, field_name: str, max_len: int, required: bool = False) -> str:
     """Strip, refuse control characters and over-long text, so nothing odd reaches the database."""
+    if not isinstance(value, str):  # a malformed op or import row (a number, a list)
+        raise Refused(msg("{field} must be text.", field=msg(field_name)), code="bad_text")
     text = unicodedata.normalize("NFC", value).strip()
     if any(unicodedata.category(ch) == "Cc" and ch not in "\n\t" for ch in text):
         raise Refused(

@@ -11,7 +11,7 @@ process makes the catalogue and then inserts; each chunk of orders has its own s
 desk is the same either way.
 
 The bulk orders are a fixture, not business: each gets exactly one audit record (``demo_seed``) chained
-like ``audit.append`` does, so ``orderdesk audit --verify`` passes and every order has a timeline, but no
+like ``audit.chain`` does, so ``orderdesk audit --verify`` passes and every order has a timeline, but no
 outbox record (there is nothing for the central API to learn from a demo desk).
 """
 
@@ -1265,7 +1265,7 @@ class _OrderMaker:
 
     def chunk(self, begin: int) -> _Chunk:
         """Rows for the ``BATCH_ORDERS`` orders from number ``begin`` on, in creation order: orders, lines,
-        and audit records chained from the previous chunk's last one (exactly as ``audit.append`` would)."""
+        and audit records chained from the previous chunk's last one (exactly as ``audit.chain`` would)."""
         plan, days, catalog = self.plan, self.days, self.catalog
         rng = random.Random(f"{self.seed}:{begin}")
         rnd, randint, choice, uniform = rng.random, rng.randint, rng.choice, rng.uniform

@@ -3,8 +3,9 @@
 Two tools, for two kinds of objects:
 - ``freeze_heap``: what is alive now lives as long as the process (the imported modules, the app, the
   screens built so far). Frozen, the collector's full passes no longer walk it.
-- ``gc_paused``: a burst of fresh, short-lived objects that form no cycles (a pulled page, a pushed batch
-  being decided). Every collection during the burst would walk them again for nothing.
+- ``gc_paused``: a burst of fresh, short-lived objects that form no cycles (a pulled page being decoded
+  and applied). Every collection during the burst would walk them again for nothing. Not for work that
+  runs on many threads at once (the central API's pushes): overlapping bursts keep the collector off.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from contextlib import contextmanager
 def freeze_heap(*, once: bool = False) -> None:
     """Move what is alive now out of the cyclic collector's way: its full passes otherwise walk all of it
     (Textual, SQLAlchemy, FastAPI, the models) and stall a screen for ~100 ms during a busy sync or a scan
-    burst (``bench/bench_sync.py --drain``, ``bench/bench_scan.py``), or slow a push being decided. ``once``:
+    burst (``bench/bench_sync.py --drain``, ``bench/bench_scan.py``), or slow the central API deciding a push. ``once``:
     only if nothing is frozen yet in this process (later apps, in tests, would only pin their predecessors'
     garbage)."""
     if not once or gc.get_freeze_count() == 0:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import Any, ParamSpec
+from typing import Any, ParamSpec, cast
 
 from sqlalchemy import func, or_
 from sqlmodel import Session, col, select
@@ -17,9 +17,9 @@ from orderdesk.commands import (
     Record,
     clean_text,
     command,
+    command_batch,
     load_actor,
     require_role,
-    write_records,
 )
 from orderdesk.errors import Refused
 from orderdesk.guards import GUARDS
@@ -531,39 +531,45 @@ def add_notes_effect(store: Store, notes: Sequence[NewNote]) -> list[tuple[str, 
     the audit records and the outbox records (the central API replays a desk's notes hundreds at a time).
     A note that would be refused is refused alone: its entry is the refusal; every other entry is the
     order number and who added it."""
-    with store.write() as session:
-        now = store.clock()
+    out: list[tuple[str, str] | Refused | str] = []  # the cleaned text until the note is added
+    for note in notes:  # before the write lock is taken
+        try:
+            out.append(clean_text(note.text, field_name="Note", max_len=NOTE_MAX, required=True))
+        except Refused as refused:
+            out.append(refused)
+    if all(isinstance(text, Refused) for text in out):
+        return cast("list[tuple[str, str] | Refused]", out)
+    with command_batch(store, "add_note") as ctx:
         found = {
             no: (order_id, version)
             for order_id, no, version in rows_in(
-                session,
+                ctx.session,
                 lambda chunk: select(SalesOrder.id, SalesOrder.order_no, SalesOrder.version).where(
                     col(SalesOrder.order_no).in_(chunk)
                 ),
                 {_normalise_order_no(n.order_no) for n in notes},
             )
         }
-        out: list[tuple[str, str] | Refused] = []
         rows: list[dict[str, Any]] = []
         records: list[Record] = []
-        for note in notes:
+        for i, (note, text) in enumerate(zip(notes, out, strict=True)):
+            if isinstance(text, Refused):
+                continue
             try:
-                text = clean_text(note.text, field_name="Note", max_len=NOTE_MAX, required=True)
-                actor = note.user if isinstance(note.user, Actor) else load_actor(session, note.user)
+                actor = ctx.actor(note.user)
                 no = _normalise_order_no(note.order_no)
                 if no not in found:
                     raise _no_order(note.order_no)
             except Refused as refused:
-                out.append(refused)
+                out[i] = refused
                 continue
             order_id, version = found[no]
-            rows.append({"order_id": order_id, "at": now, "user_name": actor.name, "text": text})
+            rows.append({"order_id": order_id, "at": ctx.now, "user_name": actor.name, "text": text})
             records.append(Record(actor.name, {"order_no": no, "text": text}, no, version))
-            out.append((no, actor.name))
-        if rows:
-            insert_rows(session, OrderNote, rows)
-            write_records(session, "add_note", now, records)
-    return out
+            out[i] = (no, actor.name)
+        insert_rows(ctx.session, OrderNote, rows)
+        ctx.record(records)
+    return cast("list[tuple[str, str] | Refused]", out)
 
 
 add_note = _reading_back(add_note_effect)

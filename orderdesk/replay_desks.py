@@ -449,11 +449,12 @@ def _payment_touches(a: dict[str, Any], _order_no: str) -> list[tuple[str, str]]
 
 
 # -- an order's image: what the desks wrote about it -----------------------------------------------------
-def _ids(orders: list[SalesOrder]) -> list[int]:
+# The dumpers get the orders as plain rows (``replication.dump_orders``): id, order_no and the other columns.
+def _ids(orders: list[Any]) -> list[int]:
     return [o.id for o in orders if o.id is not None]
 
 
-def _dump_sales(session: Session, orders: list[SalesOrder]) -> dict[int, Any]:
+def _dump_sales(session: Session, orders: list[Any]) -> dict[int, Any]:
     infos = rows_in(
         session, lambda c: select(OrderSales).where(col(OrderSales.order_id).in_(c)), _ids(orders)
     )
@@ -470,12 +471,12 @@ def _dump_sales(session: Session, orders: list[SalesOrder]) -> dict[int, Any]:
     }
 
 
-def _rows_by_order(session: Session, model: Any, orders: list[SalesOrder], then: Any) -> list[Any]:
+def _rows_by_order(session: Session, model: Any, orders: list[Any], then: Any) -> list[Any]:
     """``model``'s rows of ``orders``, grouped by order and each order's in ``then`` order."""
     return rep.rows_under(session, model, model.order_id, _ids(orders), then)
 
 
-def _change_requests(session: Session, orders: list[SalesOrder]) -> list[Any]:
+def _change_requests(session: Session, orders: list[Any]) -> list[Any]:
     """The orders' change requests, each order's in the order they were filed (request n is number n)."""
     return _rows_by_order(session, ChangeRequest, orders, ChangeRequest.id)
 
@@ -495,7 +496,7 @@ def _apply_sales(conn: sqlite3.Connection, order_id: int, image: dict[str, Any] 
     )
 
 
-def _dump_change_requests(session: Session, orders: list[SalesOrder]) -> dict[int, Any]:
+def _dump_change_requests(session: Session, orders: list[Any]) -> dict[int, Any]:
     return rep.grouped(
         _change_requests(session, orders), lambda r: r.order_id, lambda r: rep._columns(r, ("id", "order_id"))
     )
@@ -526,7 +527,7 @@ def _apply_change_requests(conn: sqlite3.Connection, order_id: int, images: list
         conn.execute("DELETE FROM change_request WHERE id = ?", (stale,))
 
 
-def _dump_revisions(session: Session, orders: list[SalesOrder]) -> dict[int, Any]:
+def _dump_revisions(session: Session, orders: list[Any]) -> dict[int, Any]:
     revisions = _rows_by_order(session, OrderRevision, orders, OrderRevision.revision)
     # A revision names its change request by number; most have none, and then nothing is read for it.
     asked = {r.order_id for r in revisions if r.change_request_id is not None}
@@ -573,7 +574,7 @@ def _apply_revisions(conn: sqlite3.Connection, order_id: int, images: list[dict[
     )
 
 
-def _dump_decisions(session: Session, orders: list[SalesOrder]) -> dict[int, Any]:
+def _dump_decisions(session: Session, orders: list[Any]) -> dict[int, Any]:
     rows = _rows_by_order(session, DeskDecision, orders, DeskDecision.id)
     return rep.grouped(rows, lambda r: r.order_id, lambda r: rep._columns(r, ("id", "order_id")))
 
@@ -599,7 +600,7 @@ def _apply_decisions(conn: sqlite3.Connection, order_id: int, images: list[dict[
     )
 
 
-def _dump_inspections(session: Session, orders: list[SalesOrder]) -> dict[int, Any]:
+def _dump_inspections(session: Session, orders: list[Any]) -> dict[int, Any]:
     inspections = _rows_by_order(session, QcInspection, orders, QcInspection.seq)
     findings = rep.grouped(
         rep.rows_under(
@@ -709,7 +710,7 @@ def dump_payment(session: Session, payment_no: str) -> dict[str, Any] | None:
     return found[1] if found else None
 
 
-def _dump_invoice_link(session: Session, orders: list[SalesOrder]) -> dict[int, Any]:
+def _dump_invoice_link(session: Session, orders: list[Any]) -> dict[int, Any]:
     links = rows_in(
         session,
         lambda c: (

@@ -23,7 +23,7 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -119,17 +119,14 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def _columns(obj: Any, skip: Iterable[str]) -> dict[str, Any]:
+def _columns(obj: Any, skip: Collection[str]) -> dict[str, Any]:
     """A row's columns as JSON values, but for ``skip``: a plain row (``rows_under``, a dump's), or an ORM
     object's."""
     if isinstance(obj, Row):
-        return {
-            k: _jsonable(v) if isinstance(v, date) else v
-            for k, v in zip(obj._fields, obj, strict=True)
-            if k not in skip
-        }
-    skipped = set(skip)
-    return {c.name: _jsonable(getattr(obj, c.name)) for c in obj.__table__.columns if c.name not in skipped}
+        pairs: Iterable[tuple[str, Any]] = zip(obj._fields, obj, strict=True)
+    else:
+        pairs = ((c.name, getattr(obj, c.name)) for c in obj.__table__.columns)
+    return {k: _jsonable(v) for k, v in pairs if k not in skip}
 
 
 @dataclass(frozen=True)
@@ -137,9 +134,8 @@ class OrderPart:
     """Extra data carried in an order's image (e.g. scans from the scanning area): add one to
     ``ORDER_PARTS`` with a dumper (server, set-based over many orders) and an applier (desk, raw SQLite connection and local order id)."""
 
-    dump: Callable[
-        [Session, list[Any]], dict[int, Any]
-    ]  # order rows (id, order_no, …) -> {order id: the part}
+    # order rows (plain rows with the order's columns: id, order_no, …) -> {order id: the part}
+    dump: Callable[[Session, list[Any]], dict[int, Any]]
     apply: Callable[[sqlite3.Connection, int, Any], None]
     empty: Any = None  # the part of an order the dumper left out
 
@@ -360,6 +356,14 @@ class Replay:
         [("order", order_no)] if order_no else []
     )
     many: Callable[[Store, list[OpContext]], Sequence[list[tuple[str, str]] | Refused]] | None = None
+
+    def __post_init__(self) -> None:
+        if (self.run is None) == (self.many is None):
+            raise ValueError("a Replay has either run or many")
+        if self.many is not None and self.check is not None:
+            raise ValueError(
+                "a set-based replay (many) has no conflict check: replay such a command with run"
+            )
 
 
 def replay_kwargs(fn: Callable[..., object], *, user_param: str = "user") -> Callable[..., object]:
@@ -1014,9 +1018,8 @@ class _Group:
     failed_creates: set[str]
     tracker: ChangeTracker
     last_seq: int = 0  # the stream's last decided seq, written to it once when the group ends
-    decided: list[dict[str, Any]] = field(
-        default_factory=list
-    )  # outcomes not yet written (``write_decided``)
+    # outcomes not yet written (``write_decided``)
+    decided: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
     def load(cls, session: Session, desk_id: str, epoch: int, ops: list[OpIn]) -> _Group:
@@ -1107,7 +1110,7 @@ def decide_ops(
     and propagates: none of it stands, and the desk sends the ops again.
 
     Consecutive new ops of a command with a set-based replay (``Replay.many``, e.g. notes) are replayed
-    together, up to ``RUN_MAX`` at a time; each still gets its own outcome, change-log entry and audit record.
+    together; each still gets its own outcome, change-log entry and audit record.
     """
     results: list[OpResult] = []
     publish_local_changes(store)  # commands run on the central API itself came first: they count first
@@ -1116,21 +1119,24 @@ def decide_ops(
     error: SyncError | None = None
     with store.write() as session, _publishing(session):
         group = _Group.load(session, desk_id, epoch, batch)
-        run: list[OpIn] = []  # admitted new ops of one set-based command, not replayed yet
+        run: dict[str, OpIn] = {}  # admitted new ops of one set-based command, by op id, not replayed yet
         for op in batch:
             if (results or run) and time.monotonic() > deadline:
                 break
+            if op.op_id in run:  # the same op twice in one push: the second copy gets the first's outcome
+                results += _decide_run(store, session, list(run.values()), group)
+                run = {}
             try:
                 admitted = _admit(op, desk_id, group, ahead=len(run))
             except SyncError as exc:
                 error = exc
                 break
             joins = isinstance(admitted, Replay) and admitted.many is not None
-            if run and (not joins or op.command != run[0].command or len(run) >= RUN_MAX):
-                results += _decide_run(store, session, run, group)
-                run = []
+            if run and (not joins or op.command != next(iter(run.values())).command):
+                results += _decide_run(store, session, list(run.values()), group)
+                run = {}
             if joins:
-                run.append(op)
+                run[op.op_id] = op
             elif isinstance(admitted, Replay):
                 results.append(_decide_one(store, session, op, admitted, group))
             else:
@@ -1138,13 +1144,10 @@ def decide_ops(
                     group.last_seq = op.seq  # an op renumbered into a new epoch after a re-key
                 results.append(_stored(admitted, session))
         if run:
-            results += _decide_run(store, session, run, group)
+            results += _decide_run(store, session, list(run.values()), group)
         _close_packing(store)
         group.close(session, store.clock())
     return results, error
-
-
-RUN_MAX = 500  # new ops replayed set-based together at most
 
 
 def _admit(op: OpIn, desk_id: str, group: _Group, *, ahead: int = 0) -> Mapping[str, Any] | Replay:
@@ -1201,9 +1204,9 @@ def _attempt(
     session: Session, ops: list[OpIn], desk_id: str, replay_it: Callable[[], object]
 ) -> Refused | None:
     """Run ``replay_it`` (replaying ``ops``) in a savepoint as the central API (no outbox copy): ``None`` if
-    it stood, else why it was refused, with everything it wrote rolled back. A failure that would repeat every time (malformed
-    arguments, a constraint of the database) is a refusal too; anything else (the database locked, the disk
-    full) propagates."""
+    it stood, else why it was refused, with everything it wrote rolled back. A failure that would repeat every
+    time (malformed arguments, a constraint of the database) is a refusal too; anything else (the database
+    locked, the disk full) propagates."""
     savepoint = session.begin_nested()
     station = session.info.get(PACKING)  # a rejected op's savepoint rolls back: the station as it was
     session.info[REPLAYING] = True  # the server is nobody's desk: its commands keep no outbox copy
@@ -1265,7 +1268,7 @@ def _decide_run(store: Store, session: Session, ops: list[OpIn], group: _Group) 
     the set-based replay fails as a whole, the ops are replayed one at a time, so only the op at fault is
     refused."""
     replay = REPLAYS[ops[0].command]
-    assert replay.many is not None and replay.check is None
+    assert replay.many is not None
     many = replay.many
     ctxs = [_context(group.desk_id, op) for op in ops]
     cascaded = [_cascade(ctx, group.failed_creates) for ctx in ctxs]
@@ -1276,6 +1279,8 @@ def _decide_run(store: Store, session: Session, ops: list[OpIn], group: _Group) 
         if len(ops) > 1:
             return [result for op in ops for result in _decide_run(store, session, [op], group)]
         got = [failed]
+    elif len(got) != len(todo):
+        raise RuntimeError(f"the set-based replay of {ops[0].command} answered {len(got)} of {len(todo)} ops")
     outcomes = iter(got)
     results = []
     for op, refused in zip(ops, cascaded, strict=True):
@@ -1622,12 +1627,6 @@ def adopt_epoch(store: Store, *, epoch: int, desk_code: str) -> int:
         return len(rows)
 
 
-@dataclass(frozen=True)
-class PendingOp:
-    op: OpIn
-    epoch: int
-
-
 def pending_ops(store: Store, *, limit: int = 200, after: int = 0) -> tuple[str, int, list[OpIn]]:
     """The oldest unsent ops (desk id, epoch, ops), those after seq ``after`` (a batch still on its way),
     each with the change seq of the server image its order was at on this desk, which the central API uses to
@@ -1642,14 +1641,15 @@ def pending_ops(store: Store, *, limit: int = 200, after: int = 0) -> tuple[str,
         ).all()
         floor = link.snapshot_seq if link else 0
         orders = {r.order_no for r in rows if r.order_no}
-        seen: dict[str, int] = {}
-        if orders:
-            for key, seq in session.exec(
-                select(SyncEntity.key, SyncEntity.seq).where(
-                    SyncEntity.kind == "order", col(SyncEntity.key).in_(orders)
-                )
-            ):
-                seen[key] = seq
+        seen: dict[str, int] = dict(
+            rows_in(
+                session,
+                lambda c: select(SyncEntity.key, SyncEntity.seq).where(
+                    SyncEntity.kind == "order", col(SyncEntity.key).in_(c)
+                ),
+                orders,
+            )
+        )
         ops = [
             OpIn(
                 op_id=r.op_id,
@@ -1819,30 +1819,26 @@ def _append_audit(conn: sqlite3.Connection, events: list[dict[str, Any]]) -> Non
     """Chain other desks' events onto this desk's audit trail (raw: a pull may carry thousands)."""
     if not events:
         return
-    from orderdesk.audit import GENESIS, record_hash
+    from orderdesk import audit
 
     tip = conn.execute("SELECT id, hash FROM audit_record ORDER BY id DESC LIMIT 1").fetchone()
-    next_id, prev = (tip[0] + 1, tip[1]) if tip else (1, GENESIS)
-    rows = []
-    for ev in events:
-        at = datetime.fromisoformat(ev["at"]).astimezone(UTC)
-        detail = canonical_json({**(ev.get("detail") or {}), "via": ev.get("desk_code") or "HQ"})
-        user, order_no, command = ev.get("user", ""), ev.get("order_no", ""), ev.get("command", "")
-        digest = record_hash(
-            id=next_id,
-            at=at,
-            user_name=user,
-            order_no=order_no,
-            command=command,
-            detail=detail,
-            prev_hash=prev,
-        )
-        rows.append((next_id, _sqlite_value(at), user, order_no, command, detail, prev, digest))
-        next_id, prev = next_id + 1, digest
+    rows = audit.chain(
+        tuple(tip) if tip else None,
+        [
+            audit.Entry(
+                datetime.fromisoformat(ev["at"]),
+                ev.get("user", ""),
+                ev.get("order_no", ""),
+                ev.get("command", ""),
+                {**(ev.get("detail") or {}), "via": ev.get("desk_code") or "HQ"},
+            )
+            for ev in events
+        ],
+    )
     conn.executemany(
         "INSERT INTO audit_record (id, at, user_name, order_no, command, detail, prev_hash, hash) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        rows,
+        "VALUES (:id, :at, :user_name, :order_no, :command, :detail, :prev_hash, :hash)",
+        [{**row, "at": _sqlite_value(row["at"])} for row in rows],
     )
 
 

@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 
 from orderdesk import replication as rep
+from orderdesk.canonical import canonical_json
 from orderdesk.errors import OrderdeskError
 from orderdesk.heap import gc_paused
 from orderdesk.i18n import Msg, msg
@@ -74,6 +75,16 @@ class _Transient(Exception):
     def __init__(self, message: Msg) -> None:
         super().__init__(message.msgid)
         self.message = message
+
+
+@dataclass(frozen=True)
+class _Flight:
+    """A push on its way: which desk stream, which ops, and the response to come."""
+
+    desk_id: str
+    epoch: int
+    ops: list[rep.OpIn]
+    response: Future[httpx.Response]
 
 
 class SyncClient:
@@ -159,7 +170,7 @@ class SyncClient:
         report = report or SyncReport()
         rekeys = 0
         sender = ThreadPoolExecutor(max_workers=1, thread_name_prefix="orderdesk-push")
-        flying: tuple[str, int, list[rep.OpIn], Future[httpx.Response]] | None = None  # the batch on its way
+        flying: _Flight | None = None  # the batch on its way
         try:
             while True:
                 if flying is None:
@@ -169,26 +180,24 @@ class SyncClient:
                     if not ops:
                         return report
                     flying = self._send(sender, desk_id, epoch, ops)
-                desk_id, epoch, ops, sent = flying
-                flying = None
-                # read while the central API decides ``ops``: sent as soon as they are all applied
-                after = (
-                    None
+                this, flying = flying, None
+                # read while the central API decides this batch: sent as soon as all of it is applied
+                _, next_epoch, following = (
+                    ("", 0, [])
                     if self.stop.is_set()
-                    else rep.pending_ops(self.store, limit=self.batch, after=ops[-1].seq)
+                    else rep.pending_ops(self.store, limit=self.batch, after=this.ops[-1].seq)
                 )
-                response = sent.result()
+                response = this.response.result()
                 data = _json(response)
                 results = data.get("results") or []
                 if (
-                    after is not None
-                    and after[2]
-                    and after[1] == epoch
+                    following
+                    and next_epoch == this.epoch
                     and response.status_code == 200
-                    and len(results) == len(ops)
+                    and len(results) == len(this.ops)
                     and all(r.get("status") == "applied" for r in results)
                 ):
-                    flying = self._send(sender, desk_id, epoch, after[2])
+                    flying = self._send(sender, this.desk_id, this.epoch, following)
                 self._record(results, report)
                 if self.on_progress is not None and results:
                     self.on_progress(report)
@@ -199,37 +208,48 @@ class SyncClient:
                 if code in ("seq_taken", "seq_gap", "unknown_epoch") and rekeys < 2:
                     # This file was copied or restored (or the server was): continue under a fresh epoch.
                     rekeys += 1
-                    self._rekey(desk_id, code)
+                    self._rekey(this.desk_id, code)
                     report.rekeyed = True
+                    continue
+                if code == "bad_request" and len(this.ops) > 1:
+                    # A central API not upgraded yet takes fewer ops to a push (500 before 1,000): send fewer.
+                    self.batch = len(this.ops) // 2
                     continue
                 raise SyncStuck(_reason(response), code=code or "push_refused")
         finally:
-            # Stopped, or recording failed: a batch still on its way is decided, and asked for again later.
-            sender.shutdown(wait=False, cancel_futures=True)
+            # Recording failed (or the desk was interrupted) with a batch on its way: it is decided, and asked
+            # for again by the next push, but it is waited for, so a desk never has two pushes in flight and
+            # nothing uses the HTTP client after this returns.
+            sender.shutdown(wait=True)
 
-    def _send(
-        self, sender: ThreadPoolExecutor, desk_id: str, epoch: int, ops: list[rep.OpIn]
-    ) -> tuple[str, int, list[rep.OpIn], Future[httpx.Response]]:
-        """Start pushing ``ops`` (or as many of the first of them as fit in one request body) on the sending
-        thread: what was sent, and the response to come."""
-        head = json.dumps({"desk_id": desk_id, "epoch": epoch}, separators=(",", ":"))[:-1] + ',"ops":['
+    def _send(self, sender: ThreadPoolExecutor, desk_id: str, epoch: int, ops: list[rep.OpIn]) -> _Flight:
+        """Start pushing ``ops``, or as many of the first of them as fit in one request body (long notes, big
+        orders: fewer to a push), on the sending thread."""
+        head = f'{{"desk_id":{json.dumps(desk_id)},"epoch":{int(epoch)},"ops":['.encode()
         size = len(head) + 2
         parts: list[bytes] = []
-        for op in ops:  # long notes or big orders: fewer to a push
-            part = json.dumps(op.to_json(), ensure_ascii=False, separators=(",", ":")).encode()
+        for op in ops:
+            part = canonical_json(op.to_json()).encode()
             size += len(part) + 1
-            if parts and size > MAX_BODY_BYTES:
+            if size > MAX_BODY_BYTES:
+                if not parts:
+                    raise SyncStuck(
+                        msg(
+                            "Op {seq} ({command}) is {size} bytes, more than the central API accepts ({limit}). "
+                            "It cannot be sent; ask whoever runs orderdesk.",
+                            seq=op.seq,
+                            command=op.command,
+                            size=len(part),
+                            limit=MAX_BODY_BYTES,
+                        ),
+                        code="op_too_large",
+                    )
                 break
             parts.append(part)
-        content = head.encode() + b",".join(parts) + b"]}"
+        content = head + b",".join(parts) + b"]}"
         headers = {"Content-Type": "application/json"}
-        sent = ops[: len(parts)]
-        return (
-            desk_id,
-            epoch,
-            sent,
-            sender.submit(self._call, "POST", "/v1/push", content=content, headers=headers),
-        )
+        response = sender.submit(self._call, "POST", "/v1/push", content=content, headers=headers)
+        return _Flight(desk_id, epoch, ops[: len(parts)], response)
 
     def _record(self, results: list[dict[str, Any]], report: SyncReport) -> None:
         if not results:

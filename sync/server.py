@@ -22,7 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from orderdesk import replication as rep
 from orderdesk.errors import StoreError
-from orderdesk.heap import freeze_heap, gc_paused
+from orderdesk.heap import freeze_heap
 from orderdesk.i18n import msg
 from orderdesk.models import SyncDesk
 from orderdesk.store import Store
@@ -194,8 +194,8 @@ def create_app(
 
     @app.post("/v1/push", response_model=PushResponse, responses=ERRORS, tags=["sync"])
     def push(body: PushRequest, request: Request, me: SyncDesk = Depends(desk)) -> Any:
-        """Decide ops in order: each in a savepoint, several to a transaction. A retried op gets its stored
-        outcome."""
+        """Decide ops in order, several to a transaction: each op in a savepoint, or a run of set-based ops
+        (notes) in one. A retried op gets its stored outcome."""
         same_desk(me, body.desk_id)
         store = current_store(request)
         results: list[dict[str, Any]] = []
@@ -204,10 +204,9 @@ def create_app(
         while len(results) < len(ops) and not (results and time.monotonic() > deadline):
             # answer with what is decided once the budget is spent; the desk sends the rest next
             try:
-                with gc_paused():  # a transaction's rows, images and outcomes: fresh objects, in no cycle
-                    decided, error = rep.decide_ops(
-                        store, me.desk_id, body.epoch, ops[len(results) :], limit=ops_per_commit
-                    )
+                decided, error = rep.decide_ops(
+                    store, me.desk_id, body.epoch, ops[len(results) :], limit=ops_per_commit
+                )
             except StoreError as exc:
                 if exc.code in TRANSIENT_CODES and results:
                     break  # those decided are committed: the desk records them and sends the rest again

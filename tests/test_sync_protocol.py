@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import socket
+import threading
 from typing import Any
 
 import httpx
@@ -433,11 +434,49 @@ def _sends(monkeypatch: pytest.MonkeyPatch, world: World) -> list[tuple[int, int
 
     def send(self: SyncClient, *args: Any) -> Any:
         sent = real(self, *args)
-        seen.append((sent[2][0].seq, len(sent[2]), rep.outbox_count(world.desks["a"])))
+        seen.append((sent.ops[0].seq, len(sent.ops), rep.outbox_count(world.desks["a"])))
         return sent
 
     monkeypatch.setattr(SyncClient, "_send", send)
     return seen
+
+
+class PushWatch(httpx.BaseTransport):
+    """A real transport that notes every push as it goes out: (first seq, ops, body bytes)."""
+
+    def __init__(self) -> None:
+        self.inner = httpx.HTTPTransport()
+        self.pushes: list[tuple[int, int, int]] = []
+        self.sent = threading.Condition()
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/v1/push":
+            ops = json.loads(request.content)["ops"]
+            with self.sent:
+                self.pushes.append((ops[0]["seq"], len(ops), len(request.content)))
+                self.sent.notify_all()
+        return self.inner.handle_request(request)
+
+    def wait_for(self, pushes: int) -> bool:
+        """Whether ``pushes`` pushes have gone out, waiting up to 10 s for them."""
+        with self.sent:
+            return self.sent.wait_for(lambda: len(self.pushes) >= pushes, timeout=10)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def _recording(monkeypatch: pytest.MonkeyPatch, at_each: Any) -> None:
+    """Call ``at_each(n)`` as the desk starts recording the outcomes of its n-th push."""
+    real = rep.record_outcomes
+    calls = [0]
+
+    def record(*args: Any, **kwargs: Any) -> int:
+        calls[0] += 1
+        at_each(calls[0])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(rep, "record_outcomes", record)
 
 
 def test_the_next_push_goes_up_while_the_last_ones_outcomes_are_recorded(
@@ -446,12 +485,18 @@ def test_the_next_push_goes_up_while_the_last_ones_outcomes_are_recorded(
     for i in range(5):
         add_note(world.desks["a"], order_no=READY_ORDER, text=f"p{i}", user="liu")
     seen = _sends(monkeypatch, world)
-    report = world.client("a", batch=2).push()
+    watch = PushWatch()
+    # While the desk records push n's outcomes, push n + 1 goes out (waited for; never comes if not pipelined).
+    overlapped: list[bool] = []
+    _recording(monkeypatch, lambda n: overlapped.append(watch.wait_for(n + 1)) if n < 3 else None)
+    report = world.client("a", batch=2, transport=watch).push()
     assert (report.applied, report.rejected) == (5, 0)
     first = seen[0][0]
     # The second push left before the first one's outcomes were recorded (5 still queued), the third before
     # the second's (3 queued).
     assert seen == [(first, 2, 5), (first + 2, 2, 5), (first + 4, 1, 3)]
+    assert overlapped == [True, True]
+    assert [(seq, n) for seq, n, _b in watch.pushes] == [(first, 2), (first + 2, 2), (first + 4, 1)]
     assert rep.outbox_count(world.desks["a"]) == 0
 
 
@@ -477,10 +522,15 @@ def test_after_a_rejection_the_next_push_waits_for_the_outcomes(
 
     monkeypatch.setitem(rep.REPLAYS, "add_note", dataclasses.replace(real, many=refuse_r1))
     seen = _sends(monkeypatch, world)
-    report = world.client("a", batch=2).push()
+    watch = PushWatch()
+    out_when_recording: list[int] = []
+    _recording(monkeypatch, lambda _n: out_when_recording.append(len(watch.pushes)))
+    report = world.client("a", batch=2, transport=watch).push()
     assert (report.applied, report.rejected) == (4, 1)
     first = seen[0][0]
     assert seen == [(first, 2, 5), (first + 2, 2, 3), (first + 4, 1, 3)]
+    # The first push's rejection was recorded before the second push went out.
+    assert out_when_recording[0] == 1
 
 
 def test_ops_that_would_not_fit_in_one_request_go_up_in_smaller_pushes(
@@ -493,9 +543,11 @@ def test_ops_that_would_not_fit_in_one_request_go_up_in_smaller_pushes(
     for t in texts:
         add_note(world.desks["a"], order_no=READY_ORDER, text=t, user="liu")
     seen = _sends(monkeypatch, world)
-    report = world.client("a").push()
+    watch = PushWatch()
+    report = world.client("a", transport=watch).push()
     assert (report.applied, report.rejected) == (6, 0)
     assert [n for _s, n, _q in seen] == [2, 2, 2]
+    assert all(size <= 6_000 for _s, _n, size in watch.pushes)
     with world.store.read() as session:
         notes = (
             session.connection()
@@ -507,3 +559,72 @@ def test_ops_that_would_not_fit_in_one_request_go_up_in_smaller_pushes(
             .all()
         )
     assert [n[0] for n in notes][-6:] == texts
+
+
+def test_an_op_too_large_to_send_stops_the_push_with_a_clear_reason(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sync.client
+    from sync.client import SyncStuck
+
+    monkeypatch.setattr(sync.client, "MAX_BODY_BYTES", 1_000)
+    add_note(world.desks["a"], order_no=READY_ORDER, text="长" * 600, user="liu")
+    watch = PushWatch()
+    with pytest.raises(SyncStuck) as stuck:
+        world.client("a", transport=watch).push()
+    assert stuck.value.code == "op_too_large" and "more than the central API accepts" in str(
+        stuck.value.message
+    )
+    assert watch.pushes == [] and rep.outbox_count(world.desks["a"]) == 1
+
+
+def test_a_central_api_that_takes_fewer_ops_to_a_push_gets_fewer(world: World) -> None:
+    """A central API not upgraded yet refuses pushes over its own limit as malformed (400); the desk halves
+    its pushes until they are taken, and every op is decided once."""
+
+    class Older(PushWatch):
+        def handle_request(self, request: httpx.Request) -> httpx.Response:
+            if request.url.path == "/v1/push" and len(json.loads(request.content)["ops"]) > 2:
+                error = {"error": {"code": "bad_request", "message": {"msgid": "too many ops", "params": {}}}}
+                return httpx.Response(400, json=error, request=request)
+            return super().handle_request(request)
+
+    texts = [f"o{i}" for i in range(5)]
+    for t in texts:
+        add_note(world.desks["a"], order_no=READY_ORDER, text=t, user="liu")
+    older = Older()
+    report = world.client("a", batch=8, transport=older).push()
+    assert (report.applied, report.rejected) == (5, 0)
+    assert [n for _s, n, _b in older.pushes] == [2, 2, 1]
+    assert rep.outbox_count(world.desks["a"]) == 0
+
+
+def test_the_same_note_twice_in_one_push_gets_one_outcome(world: World) -> None:
+    """Notes are replayed a run at a time; a copy of an op still waiting in the run gets its outcome like
+    any retried op, not a sequence error."""
+    add_note(world.desks["a"], order_no=READY_ORDER, text="一次", user="liu")
+    body = push_body(world, "a")
+    body["ops"] = body["ops"] * 2
+    before = counts(world.store)
+    response = post(world, "/v1/push", json=body)
+    assert response.status_code == 200, response.text
+    first, second = response.json()["results"]
+    assert first == second and first["status"] == "applied"
+    assert table_count(world.store, "order_note") == before["order_note"] + 1
+
+
+def test_a_note_that_is_not_text_is_rejected_alone_with_a_clear_reason(world: World) -> None:
+    for t in ("甲", "乙", "丙"):
+        add_note(world.desks["a"], order_no=READY_ORDER, text=t, user="liu")
+    body = push_body(world, "a")
+    middle = body["ops"][1]
+    middle["args"] = {**middle["args"], "text": 5}
+    middle["payload_hash"] = rep.payload_hash("add_note", middle["args"], middle["base_version"], "liu")
+    response = post(world, "/v1/push", json=body)
+    results = response.json()["results"]
+    assert [(r["status"], r["code"]) for r in results] == [
+        ("applied", ""),
+        ("rejected", "bad_text"),
+        ("applied", ""),
+    ]
+    assert results[1]["reason"]["msgid"] == "{field} must be text."
