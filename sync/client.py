@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 
 from orderdesk import replication as rep
 from orderdesk.canonical import canonical_json
@@ -392,7 +393,7 @@ def _page_of(response: httpx.Response) -> tuple[list[tuple[Any, ...]], int | Non
 
 def _json(response: httpx.Response) -> dict[str, Any]:
     try:
-        data = response.json()
+        data = orjson.loads(response.content)
     except ValueError:
         return {}
     return data if isinstance(data, dict) else {}

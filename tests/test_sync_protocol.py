@@ -628,3 +628,24 @@ def test_a_note_that_is_not_text_is_rejected_alone_with_a_clear_reason(world: Wo
         ("applied", ""),
     ]
     assert results[1]["reason"]["msgid"] == "{field} must be text."
+
+
+def test_rows_inserted_together_are_cut_into_statements_sqlite_can_bind() -> None:
+    """``insert_values`` writes many rows to a statement, as many as the connection binds: every row lands,
+    and an upsert's tail applies to rows in every statement."""
+    import sqlite3
+
+    conn = sqlite3.connect(":memory:")
+    conn.execute("CREATE TABLE t (k TEXT PRIMARY KEY, a INTEGER, b TEXT)")
+    conn.execute("INSERT INTO t VALUES ('k3', 0, 'old')")
+    conn.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 7)  # two rows of three to a statement
+    statements: list[str] = []
+    conn.set_trace_callback(statements.append)
+    rows = [(f"k{i}", i, f"v{i}") for i in range(9)]
+    rep.insert_values(
+        conn, "INSERT INTO t (k, a, b)", "ON CONFLICT (k) DO UPDATE SET b = excluded.b", rows=rows
+    )
+    assert len(statements) == 5
+    assert conn.execute("SELECT k, a, b FROM t ORDER BY k").fetchall() == [
+        (k, 0 if k == "k3" else a, b) for k, a, b in rows
+    ]
