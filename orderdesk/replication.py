@@ -843,6 +843,9 @@ CHANGES = "pending_changes"  # Session.info key: change-log entries waiting for 
 # An image's key for the seq it is the state "as of": the entity's last entry in its transaction. A desk that
 # applies an earlier entry of that transaction holds that state, and says so when it sends an edit.
 AS_OF = "_as_of"
+# A change-log entry's image when an earlier entry of the same transaction carries the entity's image (each
+# entry of a transaction would carry the same one). Not JSON, so never mistaken for an image.
+SAME_IMAGE = ""
 
 
 @dataclass
@@ -856,10 +859,11 @@ class _PendingLog:
 
 @contextmanager
 def _publishing(session: Session) -> Iterator[None]:
-    """Collect the change-log entries appended inside the block and write them when it ends, each with the
-    image of its entity as the block leaves it: an entity changed by several ops of one transaction is dumped
-    once. Every entry of one transaction carries the committed state, the only state anyone else ever sees, as
-    of the entity's last entry in it (``AS_OF``)."""
+    """Collect the change-log entries appended inside the block and write them when it ends, with the image
+    of each entity as the block leaves it: an entity changed by several ops of one transaction is dumped once
+    and stored once, on its first entry in the transaction; its later entries there carry ``SAME_IMAGE``. The
+    image is the committed state, the only state anyone else ever sees, as of the entity's last entry in the
+    transaction (``AS_OF``), so a desk that pulls only the first entries already holds it."""
     assert CHANGES not in session.info, "one _publishing block per transaction"
     server = session.get(SyncServer, 1)
     log = _PendingLog(server.next_change_seq if server else 1)
@@ -879,7 +883,7 @@ def _publishing(session: Session) -> Iterator[None]:
             for key, image in dump_many(session, kind, some).items()
         }
         for row in pending:
-            row["image"] = images[(row["kind"], row["key"])]
+            row["image"] = images.pop((row["kind"], row["key"]), SAME_IMAGE)
         if pending:
             assert server is not None
             server.next_change_seq = log.next_seq
@@ -1805,6 +1809,8 @@ def apply_changes(store: Store, entries: list[tuple[Any, ...]], *, next_cursor: 
                 event = json.loads(event) if isinstance(event, str) else event
                 if event.get("desk_id") != me:
                     events.append(event)
+            if image == SAME_IMAGE:  # the image came with an earlier entry of its transaction
+                continue
             if (kind, key) in pending:
                 _defer(conn, kind, key, seq, image if isinstance(image, str) else canonical_json(image))
                 continue
