@@ -1,0 +1,48 @@
+"""Canonical JSON is the text the audit chain and the outbox hash: the fast encoder must write exactly what
+the standard library writes for every value orderdesk puts in it."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from orderdesk.canonical import _stdlib, canonical_json
+
+scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)  # past 64 bits too: the standard library writes it
+    | st.text()
+    | st.datetimes(timezones=st.none() | st.just(UTC) | st.just(timezone(timedelta(hours=8))))
+    | st.dates()
+)
+values = st.recursive(
+    scalars,
+    lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(max_size=8), inner, max_size=5),
+    max_leaves=30,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(values)
+def test_canonical_json_is_the_standard_librarys_text(value: Any) -> None:
+    assert canonical_json(value) == _stdlib(value)
+
+
+def test_every_character_is_escaped_as_the_standard_library_does() -> None:
+    text = "".join(chr(i) for i in range(0x110000) if not 0xD800 <= i <= 0xDFFF)
+    assert canonical_json({"t": text}) == _stdlib({"t": text})
+
+
+def test_what_the_fast_encoder_refuses_goes_to_the_standard_library() -> None:
+    assert canonical_json({2: "b", 1: "a"}) == '{"1":"a","2":"b"}'
+    assert canonical_json({"b": 2**80}) == '{"b":1208925819614629174706176}'
+    assert canonical_json({"at": datetime(2026, 11, 22, 8, tzinfo=UTC), "d": date(2026, 11, 22)}) == (
+        '{"at":"2026-11-22T08:00:00+00:00","d":"2026-11-22"}'
+    )
+    with pytest.raises(TypeError, match="cannot put set in canonical JSON"):
+        canonical_json({"s": {1, 2}})
