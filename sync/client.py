@@ -274,8 +274,8 @@ class SyncClient:
     # -- pull ---------------------------------------------------------------------------------------------
     def pull(self, report: SyncReport | None = None) -> SyncReport:
         """Apply change-log pages until caught up; a too-old cursor leads to a fresh snapshot. The next page
-        is fetched while this one is decoded and applied. (Decoding stays on this thread: ``json.loads`` of a
-        page holds the GIL for milliseconds, and on the fetching thread it stalled the applying one.)"""
+        is fetched while this one is decoded and applied. (Decoding stays on this thread: decoding a page holds
+        the GIL for milliseconds, and on the fetching thread it stalled the applying one.)"""
         report = report or SyncReport()
         fetcher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="orderdesk-pull")
         ahead: Future[httpx.Response | None] | None = None
