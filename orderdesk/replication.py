@@ -1986,17 +1986,13 @@ class _Shape:
 
 @cache
 def _row_shape(table: str, keys: tuple[str, ...], skip: tuple[str, ...], extra: tuple[str, ...]) -> _Shape:
-    """Which of an image's keys are columns to write, and which of those hold date-times."""
+    """How to read an image with ``keys`` as a row of ``table``: which keys are columns to write, and which
+    of those hold date-times."""
     names, times = _table_columns(table)
     present = set(keys)
     cols = tuple(c for c in names if c in present and c not in skip and c not in extra)
-    get = (
-        (lambda image: ())
-        if not cols
-        else (lambda image: (image[cols[0]],))
-        if len(cols) == 1
-        else itemgetter(*cols)
-    )
+    # itemgetter of one key returns the value itself, not a tuple of one
+    get = itemgetter(*cols) if len(cols) > 1 else (lambda image: tuple(image[c] for c in cols))
     return _Shape(cols + extra, get, tuple(i for i, c in enumerate(cols) if c in times))
 
 

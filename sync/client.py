@@ -394,8 +394,11 @@ def _page_of(response: httpx.Response) -> tuple[list[tuple[Any, ...]], int | Non
 def _json(response: httpx.Response) -> dict[str, Any]:
     try:
         data = orjson.loads(response.content)
-    except ValueError:
-        return {}
+    except orjson.JSONDecodeError:
+        try:  # what orjson refuses but JSON allows (an integer past 64 bits)
+            data = response.json()
+        except ValueError:
+            return {}
     return data if isinstance(data, dict) else {}
 
 
