@@ -12,10 +12,18 @@ import orjson
 # Sorted keys, no whitespace, UTF-8 kept; date-times through ``_default`` (``isoformat``), as the standard
 # library writes them. orjson writes the same text as ``_stdlib`` for strings, integers, booleans, null,
 # lists and dicts (tests/test_canonical.py checks it), several times faster: the central API encodes each
-# op's payload, outcome, event and audit detail. Floats are written in orjson's shortest round-trip form
-# (no order field is a float: money is in fen). What orjson refuses (an integer past 64 bits, a dict key
-# that is not a string) goes to the standard library.
+# op's payload, outcome, event and audit detail. It writes some floats differently (1e-05 as 0.00001, NaN
+# as null), so a value holding a float goes to the standard library, as does what orjson refuses (an
+# integer past 64 bits, a dict key that is not a string): a hash made by an older desk still matches.
 _OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_PASSTHROUGH_DATETIME
+
+
+def _has_float(value: Any) -> bool:
+    if isinstance(value, dict):
+        return any(map(_has_float, value.values()))
+    if isinstance(value, list | tuple):
+        return any(map(_has_float, value))
+    return isinstance(value, float)
 
 
 def _default(value: Any) -> Any:
@@ -30,6 +38,8 @@ def _stdlib(value: Any) -> str:
 
 def canonical_json(value: Any) -> str:
     """Sorted keys, no whitespace, UTF-8 kept: the same data always gives the same text."""
+    if _has_float(value):
+        return _stdlib(value)
     try:
         return orjson.dumps(value, default=_default, option=_OPTIONS).decode()
     except TypeError:

@@ -407,7 +407,8 @@ class SyncOp(SQLModel, table=True):
 
 
 class SyncChange(SQLModel, table=True):
-    """The change log: the full image of an entity after a change, numbered by a global sequence."""
+    """The change log: an entity's full image after a change, numbered by a global sequence (once per entity
+    per transaction; its other entries in the transaction carry ``""``, see ``replication.SAME_IMAGE``)."""
 
     __tablename__ = "sync_change"
     __table_args__ = (Index("ix_sync_change_entity", "kind", "key"),)
@@ -415,7 +416,7 @@ class SyncChange(SQLModel, table=True):
     seq: int = Field(primary_key=True, sa_type=BigInteger, sa_column_kwargs={"autoincrement": False})
     kind: str = Field(max_length=12)  # order | customer | product | user
     key: str = Field(max_length=64)
-    image: str  # canonical JSON
+    image: str  # canonical JSON, or "" (the image is on the entity's earlier entry in the transaction)
     event: str = ""  # canonical JSON: the command, user, args and desk of the op (on one entry per op)
     op_id: str | None = Field(default=None, max_length=36)
     desk_id: str = Field(default="", max_length=36)  # where the change came from ("" = the server itself)

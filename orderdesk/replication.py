@@ -882,8 +882,13 @@ def _publishing(session: Session) -> Iterator[None]:
             for kind, some in keys.items()
             for key, image in dump_many(session, kind, some).items()
         }
+        stored: set[tuple[str, str]] = set()
         for row in pending:
-            row["image"] = images.pop((row["kind"], row["key"]), SAME_IMAGE)
+            entity = (row["kind"], row["key"])
+            image = images[entity]
+            # An entity that is gone says so on every entry: "null" has no AS_OF to say which seq it is as of.
+            row["image"] = SAME_IMAGE if entity in stored and image != "null" else image
+            stored.add(entity)
         if pending:
             assert server is not None
             server.next_change_seq = log.next_seq
@@ -1391,7 +1396,8 @@ def publish_local_changes(store: Store, *, batch: int = 1000) -> int:
 # -- central API: the change log and snapshots -----------------------------------------------------------
 @dataclass(frozen=True)
 class ChangePage:
-    """Entries as (seq, kind, key, image JSON, event JSON or ""): sent as stored, never re-encoded."""
+    """Entries as (seq, kind, key, image JSON or ``SAME_IMAGE``, event JSON or ""): sent as stored, never
+    re-encoded."""
 
     entries: list[tuple[int, str, str, str, str]]
     high_water: int
@@ -1403,12 +1409,19 @@ class ChangePage:
 
 
 def changes_after(
-    store: Store, after: int, *, limit: int = DEFAULT_PAGE, max_bytes: int = PAGE_BYTES
+    store: Store,
+    after: int,
+    *,
+    limit: int = DEFAULT_PAGE,
+    max_bytes: int = PAGE_BYTES,
+    same_image: bool = True,
 ) -> ChangePage:
     """Change-log entries with seq > ``after``, oldest first: at most ``limit``, and no more once they hold
     ``max_bytes`` characters of JSON (at least one), so a desk decodes a page in a few milliseconds whatever
     its orders hold. Writers commit one at a time in seq order (SQLite's single writer; ``pg_advisory_xact_lock`` on
-    PostgreSQL), so no later entry is ever visible before an earlier one: paging by seq never skips one."""
+    PostgreSQL), so no later entry is ever visible before an earlier one: paging by seq never skips one.
+
+    ``same_image=False`` is for a desk older than ``SAME_IMAGE``: every entry carries its entity's image."""
     publish_local_changes(store)
     with store.read() as session:
         server = session.get(SyncServer, 1)
@@ -1439,12 +1452,51 @@ def changes_after(
             for s, k, key, img, ev in rows:
                 size += len(img) + len(ev)
                 if entries and size > max_bytes:
-                    return ChangePage(entries, high, floor)
+                    return ChangePage(entries if same_image else _with_images(session, entries), high, floor)
                 entries.append((int(s), k, key, img, ev))
                 last = int(s)
             if len(rows) < PAGE_CHUNK:
                 break
-        return ChangePage(entries, high, floor)
+        return ChangePage(entries if same_image else _with_images(session, entries), high, floor)
+
+
+def _with_images(
+    session: Session, entries: list[tuple[int, str, str, str, str]]
+) -> list[tuple[int, str, str, str, str]]:
+    """``entries`` with each ``SAME_IMAGE`` replaced by the image it stands for (that of the entity's entry
+    before it), for a desk that reads every image as one. If that entry is pruned already, the desk, whose
+    cursor is past it, reloads a snapshot."""
+    held: dict[tuple[str, str], str] = {}
+    out = []
+    for seq, kind, key, image, ev in entries:
+        if image == SAME_IMAGE:
+            image = (
+                held.get((kind, key))
+                or session.exec(
+                    select(SyncChange.image)
+                    .where(
+                        SyncChange.kind == kind,
+                        SyncChange.key == key,
+                        col(SyncChange.seq) < seq,
+                        SyncChange.image != SAME_IMAGE,
+                    )
+                    .order_by(col(SyncChange.seq).desc())
+                    .limit(1)
+                ).first()
+            )
+            if image is None:
+                raise CursorTooOld(
+                    msg(
+                        "This desk needs change {seq} in full, which the central API no longer keeps: the "
+                        "desk reloads a fresh snapshot (its unsent work is kept).",
+                        seq=seq,
+                    ),
+                    code="cursor_too_old",
+                    status=410,
+                )
+        held[(kind, key)] = image
+        out.append((seq, kind, key, image, ev))
+    return out
 
 
 def prune_change_log(store: Store, *, keep_after: int) -> int:
@@ -1764,6 +1816,11 @@ def _pending_entities(conn: sqlite3.Connection) -> set[tuple[str, str]]:
     return out
 
 
+def _as_of(seq: int, image: dict[str, Any] | None) -> int:
+    """The change seq an image (from the entry with ``seq``) is the state as of."""
+    return max(seq, int(image.get(AS_OF, 0))) if image else seq
+
+
 def _defer(conn: sqlite3.Connection, kind: str, key: str, seq: int, image: str) -> None:
     conn.execute(
         "INSERT INTO sync_deferred (kind, key, seq, image) VALUES (?, ?, ?, ?) "
@@ -1812,7 +1869,8 @@ def apply_changes(store: Store, entries: list[tuple[Any, ...]], *, next_cursor: 
             if image == SAME_IMAGE:  # the image came with an earlier entry of its transaction
                 continue
             if (kind, key) in pending:
-                _defer(conn, kind, key, seq, image if isinstance(image, str) else canonical_json(image))
+                decoded = json.loads(image) if isinstance(image, str) else image
+                _defer(conn, kind, key, _as_of(seq, decoded), canonical_json(decoded))
                 continue
             newest[(kind, key)] = (seq, image)
         changed = _apply_images(
@@ -1905,14 +1963,17 @@ def _apply_images(
     for kind in sorted(by_kind, key=lambda k: KIND_ORDER.get(k, 9)):
         group = by_kind[kind]
         have = _entity_seqs(conn, kind, [key for _, key, _ in group])
-        fresh = [(s, k, i) for s, k, i in group if s > have[k] or (as_of and s == have[k])]
+        # Compared by the seq an image is as of: the image on a transaction's first entry about an entity is
+        # its state as of the last one, newer than an image the desk got in between (a rejected op's refresh).
+        fresh: list[tuple[int, str, Any]] = []
+        for seq, key, text in group:
+            image = json.loads(text) if isinstance(text, str) else text
+            seq = _as_of(seq, image)
+            if seq > have[key] or (as_of and seq == have[key]):
+                fresh.append((seq, key, image))
         if not fresh:
             continue
-        decoded = [(k, json.loads(i) if isinstance(i, str) else i) for _, k, i in fresh]
-        seqs = [
-            max(s, int(image.get(AS_OF, 0))) if image else s
-            for (s, _, _), (_, image) in zip(fresh, decoded, strict=True)
-        ]
+        decoded = [(key, image) for _, key, image in fresh]
         many = BATCH_APPLIERS.get(kind)
         if many is not None:
             many(conn, decoded)
@@ -1923,7 +1984,7 @@ def _apply_images(
             conn,
             "INSERT INTO sync_entity (kind, key, seq)",
             "ON CONFLICT (kind, key) DO UPDATE SET seq = excluded.seq",
-            rows=[(kind, k, seq) for seq, (k, _) in zip(seqs, decoded, strict=True)],
+            rows=[(kind, key, seq) for seq, key, _ in fresh],
         )
         changed += len(fresh)
     return changed
@@ -2009,13 +2070,24 @@ def _upsert(
     """Insert or update one row by its natural key; returns its local id. ``extra`` holds resolved foreign
     keys; ``local_only`` columns get their defaults on insert and are never overwritten."""
     cols, values = _row_values(table, image, extra, skip, local_only)
-    head, tail = _upsert_sql(table, cols, conflict, keep_if_empty, tuple(local_only))
+    sql, returning = _upsert_one_sql(table, cols, conflict, keep_if_empty, tuple(local_only))
+    row = conn.execute(sql, values).fetchone()
+    return int(row[0]) if returning and row else None
+
+
+@cache
+def _upsert_one_sql(
+    table: str,
+    cols: tuple[str, ...],
+    conflict: tuple[str, ...],
+    keep_if_empty: tuple[str, ...],
+    insert_only: tuple[str, ...],
+) -> tuple[str, bool]:
+    """``_upsert``'s statement for one row, returning the row's id if the table has one (and whether)."""
+    head, tail = _upsert_sql(table, cols, conflict, keep_if_empty, insert_only)
+    returning = "id" in _table_columns(table)[0]
     sql = f"{head} VALUES ({', '.join('?' * len(cols))}) {tail}"
-    if "id" not in _table_columns(table)[0]:
-        conn.execute(sql, values)
-        return None
-    row = conn.execute(sql + " RETURNING id", values).fetchone()
-    return int(row[0]) if row else None
+    return (sql + " RETURNING id" if returning else sql), returning
 
 
 def _upsert_many(
@@ -2045,6 +2117,7 @@ def insert_values(
     if not rows:
         return
     width = len(rows[0])
+    assert all(len(row) == width for row in rows), "rows of one width: a value would bind to another column"
     per = max(1, conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // width)
     one = f"({', '.join('?' * width)})"
     for chunk in iter_chunks(list(rows), per):

@@ -304,7 +304,9 @@ class SyncClient:
 
     def _fetch(self, after: int) -> httpx.Response | None:
         """The change-log page after ``after``, undecoded (``None`` if the central API no longer keeps it)."""
-        response = self._call("GET", "/v1/changes", params={"after": after, "limit": self.page})
+        response = self._call(
+            "GET", "/v1/changes", params={"after": after, "limit": self.page, "same_image": "true"}
+        )
         if response.status_code == 410:
             return None
         if response.status_code != 200:
@@ -392,13 +394,12 @@ def _page_of(response: httpx.Response) -> tuple[list[tuple[Any, ...]], int | Non
 
 
 def _json(response: httpx.Response) -> dict[str, Any]:
+    # orjson: several times faster than the standard library on a page of images. Unlike it, orjson reads an
+    # integer past 64 bits as a float; nothing the central API stores is one (amounts are 64-bit in fen).
     try:
         data = orjson.loads(response.content)
     except orjson.JSONDecodeError:
-        try:  # what orjson refuses but JSON allows (an integer past 64 bits)
-            data = response.json()
-        except ValueError:
-            return {}
+        return {}
     return data if isinstance(data, dict) else {}
 
 

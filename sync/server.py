@@ -217,7 +217,10 @@ def create_app(
                 return JSONResponse({"error": error.to_json(), "results": results}, status_code=error.status)
         # Encoded here: FastAPI would validate a thousand outcomes against PushResponse and walk them with
         # jsonable_encoder first, costing more than deciding a tenth of them. They have its shape already.
-        return Response(orjson.dumps({"results": results}), media_type="application/json")
+        try:
+            return Response(orjson.dumps({"results": results}), media_type="application/json")
+        except TypeError:  # what orjson refuses (an integer past 64 bits in a refreshed image)
+            return JSONResponse({"results": results})
 
     @app.get(
         "/v1/changes",
@@ -229,10 +232,15 @@ def create_app(
         request: Request,
         after: int = Query(0, ge=0, description="The last seq this desk applied"),
         limit: int = Query(1000, ge=1, le=MAX_PAGE),
+        same_image: bool = Query(
+            False,
+            description='The desk takes "" for an image an earlier entry of the same transaction carries; '
+            "without it every entry carries its image, as older desks expect",
+        ),
         _me: SyncDesk = Depends(desk),
     ) -> Response:
         """Change-log entries after ``after``, oldest first, in pages."""
-        page = rep.changes_after(current_store(request), after, limit=limit)
+        page = rep.changes_after(current_store(request), after, limit=limit, same_image=same_image)
         # Images are sent as stored (canonical JSON), never decoded and re-encoded; "" (``SAME_IMAGE``):
         # an earlier entry of the same transaction carries the entity's image.
         same = json.dumps(rep.SAME_IMAGE)

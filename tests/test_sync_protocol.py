@@ -650,3 +650,70 @@ def test_rows_inserted_together_are_cut_into_statements_sqlite_can_bind() -> Non
     assert conn.execute("SELECT k, a, b FROM t ORDER BY k").fetchall() == [
         (k, 0 if k == "k3" else a, b) for k, a, b in rows
     ]
+
+
+def test_an_image_is_compared_by_the_seq_it_is_as_of_not_by_its_entry(world: World) -> None:
+    """A transaction's image of an order comes on its first entry about the order, as of its last. A desk
+    that got an image of that order at a seq in between (a rejected op's refresh, dumped mid-transaction)
+    still takes it: the image is newer than the refresh, though its entry's seq is not."""
+    w = world
+    a, b = w.desks["a"], w.desks["b"]
+    add_note(a, order_no=READY_ORDER, text="到了再打电话", user="liu")
+    edit_order(a, order_no=READY_ORDER, changes={"notes": "易碎"}, user="wang")
+    desk_id, epoch, ops = rep.pending_ops(a)
+    results, error = rep.decide_ops(w.store, desk_id, epoch, ops, budget_s=60)  # one transaction
+    assert error is None and [r.status for r in results] == ["applied", "applied"]
+    link = rep.get_link(b)
+    assert link is not None
+    page = rep.changes_after(w.store, link.cursor, limit=100)
+    first, second = [e for e in page.entries if e[1] == "order" and e[2] == READY_ORDER]
+    assert first[3] != rep.SAME_IMAGE and second[3] == rep.SAME_IMAGE
+    with b.write() as session:  # b holds an image of the order as of the first entry (a refresh)
+        session.connection().exec_driver_sql(
+            "INSERT INTO sync_entity (kind, key, seq) VALUES ('order', ?, ?) "
+            "ON CONFLICT (kind, key) DO UPDATE SET seq = excluded.seq",
+            (READY_ORDER, first[0]),
+        )
+    rep.apply_changes(b, page.entries, next_cursor=page.next_after or link.cursor)
+    assert show_order(b, READY_ORDER).notes == "易碎"
+    rep.record_outcomes(a, [r.to_json() for r in results])
+    converge(w)
+
+
+def test_a_desk_that_does_not_take_same_image_gets_every_image_in_full(world: World) -> None:
+    """A desk older than ``SAME_IMAGE`` reads every entry's image as one: unless it asks for ``same_image``,
+    the central API fills each in with the image it stands for; if that entry is pruned, the answer is 410
+    (the desk reloads a snapshot), never an empty image."""
+    w = world
+    a = w.desks["a"]
+    add_note(a, order_no=READY_ORDER, text="第一条", user="liu")
+    add_note(a, order_no=READY_ORDER, text="第二条", user="liu")
+    add_note(a, order_no=READY_ORDER, text="第三条", user="liu")
+    w.sync("a")
+    headers = {"Authorization": f"Bearer {token(w, 'b')}"}
+
+    def order_images(after: int, **params: Any) -> httpx.Response:
+        return httpx.get(
+            w.server.url + "/v1/changes",
+            params={"after": after, "limit": 2, **params},  # the transaction spans pages
+            headers=headers,
+            timeout=30,
+        )
+
+    def images(**params: Any) -> list[Any]:
+        out, after = [], 0
+        while True:
+            page = order_images(after, **params).json()
+            if not page["entries"]:
+                return out
+            out += [e[3] for e in page["entries"] if e[1] == "order" and e[2] == READY_ORDER]
+            after = page["next_after"]
+
+    compact = images(same_image="true")
+    assert compact[-2:] == [rep.SAME_IMAGE] * 2 and isinstance(compact[-3], dict)
+    full = images()
+    assert full[-3:] == [compact[-3]] * 3
+    last_seq = rep.changes_after(w.store, 0, limit=10_000).entries[-1][0]
+    rep.prune_change_log(w.store, keep_after=last_seq - 1)  # the entry carrying the image is gone
+    assert order_images(last_seq - 1).status_code == 410
+    assert order_images(last_seq - 1, same_image="true").json()["entries"][0][3] == rep.SAME_IMAGE
