@@ -2117,7 +2117,7 @@ def insert_values(
     if not rows:
         return
     width = len(rows[0])
-    assert all(len(row) == width for row in rows), "rows of one width: a value would bind to another column"
+    assert set(map(len, rows)) == {width}, "rows of one width: a value would bind to another column"
     per = max(1, conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // width)
     one = f"({', '.join('?' * width)})"
     for chunk in iter_chunks(list(rows), per):
