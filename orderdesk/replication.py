@@ -54,7 +54,6 @@ from orderdesk.models import (
     SyncChange,
     SyncDesk,
     SyncEnrolCode,
-    SyncEntity,
     SyncFieldChange,
     SyncLink,
     SyncOp,
@@ -1689,41 +1688,39 @@ def pending_ops(store: Store, *, limit: int = 200, after: int = 0) -> tuple[str,
     """The oldest unsent ops (desk id, epoch, ops), those after seq ``after`` (a batch still on its way),
     each with the change seq of the server image its order was at on this desk, which the central API uses to
     spot an edit based on a stale version."""
-    with store.read() as session:
-        desk = session.get(Desk, 1)
-        link = session.get(SyncLink, 1)
-        assert desk is not None
-        outbox = OutboxRecord.__table__.c  # type: ignore[attr-defined]
-        rows = session.execute(
-            select(*outbox).where(outbox.seq > after).order_by(outbox.seq).limit(limit)
-        ).all()
-        floor = link.snapshot_seq if link else 0
-        orders = {r.order_no for r in rows if r.order_no}
+    with store.read() as session:  # raw SQLite: a push reads a thousand ops at a time
+        conn = _raw(session)
+        desk_id, epoch = conn.execute("SELECT desk_id, epoch FROM desk WHERE id = 1").fetchone()
+        link = conn.execute("SELECT snapshot_seq FROM sync_link WHERE id = 1").fetchone()
+        floor = int(link[0]) if link else 0
+        rows = conn.execute(
+            "SELECT op_id, seq, command, args, order_no, base_version, payload_hash, user_name FROM outbox "
+            "WHERE seq > ? AND epoch = ? ORDER BY seq LIMIT ?",
+            (after, epoch, limit),
+        ).fetchall()
         seen: dict[str, int] = dict(
-            rows_in(
-                session,
-                lambda c: select(SyncEntity.key, SyncEntity.seq).where(
-                    SyncEntity.kind == "order", col(SyncEntity.key).in_(c)
-                ),
-                orders,
+            _keyed(
+                conn,
+                "SELECT key, seq FROM sync_entity WHERE kind = 'order' AND key IN ({marks})",
+                (),
+                sorted({r[4] for r in rows if r[4]}),
             )
         )
         ops = [
             OpIn(
-                op_id=r.op_id,
-                seq=r.seq,
-                command=r.command,
-                args=json.loads(r.args),
-                order_no=r.order_no,
-                base_version=r.base_version,
-                payload_hash=r.payload_hash,
-                user_name=r.user_name,
-                seen_seq=max(seen.get(r.order_no, 0), floor),
+                op_id=op_id,
+                seq=seq,
+                command=command,
+                args=json.loads(args),
+                order_no=order_no,
+                base_version=base_version,
+                payload_hash=payload_hash,
+                user_name=user_name,
+                seen_seq=max(seen.get(order_no, 0), floor),
             )
-            for r in rows
-            if r.epoch == desk.epoch
+            for op_id, seq, command, args, order_no, base_version, payload_hash, user_name in rows
         ]
-        return desk.desk_id, desk.epoch, ops
+        return desk_id, epoch, ops
 
 
 def outbox_count(store: Store) -> int:
@@ -1736,50 +1733,45 @@ def record_outcomes(store: Store, results: list[dict[str, Any]]) -> int:
     Idempotent: an outcome for an op no longer in the outbox is ignored. Returns how many were new."""
     if not results:
         return 0
-    with store.write() as session:
+    with store.write() as session:  # raw SQLite, as a pull: a push records a thousand outcomes at a time
         conn = _raw(session)
-        outbox = OutboxRecord.__table__.c  # type: ignore[attr-defined]
         queued = {
-            row.op_id: row
-            for row in rows_in(
-                session,
-                lambda c: select(*outbox).where(outbox.op_id.in_(c)),
+            row[0]: row
+            for row in _keyed(
+                conn,
+                "SELECT op_id, seq, epoch, command, order_no, user_name, args, created_at FROM outbox "
+                "WHERE op_id IN ({marks})",
+                (),
                 [res["op_id"] for res in results],
             )
         }
         decided = [(queued.pop(res["op_id"]), res) for res in results if res["op_id"] in queued]
-        if decided:
-            insert_rows(
-                session,
-                SyncOutcome,
-                [
-                    {
-                        "op_id": row.op_id,
-                        "seq": row.seq,
-                        "epoch": row.epoch,
-                        "command": row.command,
-                        "order_no": row.order_no,
-                        "user_name": row.user_name,
-                        "args": row.args,
-                        "status": res["status"],
-                        "code": res.get("code") or "",
-                        "reason": canonical_json(res["reason"]) if res.get("reason") else "",
-                        "created_at": row.created_at,
-                        "decided_at": _parse_time(res.get("decided_at")) or store.clock(),
-                    }
-                    for row, res in decided
-                ],
-            )
-        for chunk in iter_chunks([row.op_id for row, _ in decided]):
-            session.execute(delete(OutboxRecord.__table__).where(outbox.op_id.in_(chunk)))  # type: ignore[attr-defined]
+        now = store.clock()
+        conn.executemany(
+            "INSERT INTO sync_outcome (op_id, seq, epoch, command, order_no, user_name, args, created_at, "
+            "status, code, reason, decided_at, resolved_at, resolved_by, resolution) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, '', '')",
+            [
+                (
+                    *row,
+                    res["status"],
+                    res.get("code") or "",
+                    canonical_json(res["reason"]) if res.get("reason") else "",
+                    _sqlite_value(_parse_time(res.get("decided_at")) or now),
+                )
+                for row, res in decided
+            ],
+        )
+        for chunk in iter_chunks([row[0] for row, _ in decided]):
+            conn.execute(f"DELETE FROM outbox WHERE op_id IN ({', '.join('?' * len(chunk))})", chunk)
         # Usually nothing is deferred: then there is nothing to drop or apply (and the outbox, perhaps
         # thousands of ops long, is not read).
         deferred = conn.execute("SELECT 1 FROM sync_deferred LIMIT 1").fetchone() is not None
-        for row, res in decided:
+        for (_, _, _, command, order_no, _, args, _), res in decided:
             if deferred and res["status"] == "applied" and res.get("change_seq"):
                 # A server image older than this op's own change is already out of date here: the desk
                 # shows the op's effect, and the pull brings the image with it.
-                for kind, key in touches_of(row.command, json.loads(row.args), row.order_no):
+                for kind, key in touches_of(command, json.loads(args), order_no):
                     conn.execute(
                         "DELETE FROM sync_deferred WHERE kind = ? AND key = ? AND seq < ?",
                         (kind, key, int(res["change_seq"])),
