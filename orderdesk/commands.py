@@ -22,7 +22,7 @@ from typing import Any
 from sqlmodel import Session, select
 
 from orderdesk import audit
-from orderdesk.canonical import canonical_json, sha256_hex
+from orderdesk.canonical import canonical_json, hash_text, sha256_hex
 from orderdesk.errors import Refused
 from orderdesk.i18n import msg
 from orderdesk.models import AppUser, Desk, OutboxRecord, UserRole
@@ -120,7 +120,7 @@ class Record:
 def payload_hash(command: str, args: dict[str, Any], base_version: int | None, user: str) -> str:
     """The hash of an op's canonical payload, as its outbox record carries it and the central API checks it."""
     payload = {"command": command, "args": args, "base_version": base_version, "user": user}
-    return sha256_hex(canonical_json(payload))
+    return sha256_hex(hash_text(payload))
 
 
 def write_records(
