@@ -2068,15 +2068,10 @@ def _upsert(
 
 
 @cache
-def _upsert_one_sql(
-    table: str,
-    cols: tuple[str, ...],
-    conflict: tuple[str, ...],
-    keep_if_empty: tuple[str, ...],
-    insert_only: tuple[str, ...],
-) -> tuple[str, bool]:
-    """``_upsert``'s statement for one row, returning the row's id if the table has one (and whether)."""
-    head, tail = _upsert_sql(table, cols, conflict, keep_if_empty, insert_only)
+def _upsert_one_sql(table: str, cols: tuple[str, ...], *how: tuple[str, ...]) -> tuple[str, bool]:
+    """``_upsert``'s statement for one row (``how``: as ``_upsert_sql`` takes it), returning the row's id if
+    the table has one (and whether)."""
+    head, tail = _upsert_sql(table, cols, *how)
     returning = "id" in _table_columns(table)[0]
     sql = f"{head} VALUES ({', '.join('?' * len(cols))}) {tail}"
     return (sql + " RETURNING id" if returning else sql), returning

@@ -297,17 +297,25 @@ def test_ops_decided_together_publish_the_committed_image_and_keep_no_outbox_cop
     converge(w)
 
 
+def note_and_edit_in_one_transaction(w: World) -> list[rep.OpResult]:
+    """Desk a adds a note to the ready order and edits its notes; the central API decides both in one
+    transaction (their outcomes are not recorded on a yet)."""
+    a = w.desks["a"]
+    add_note(a, order_no=READY_ORDER, text="到了再打电话", user="liu")
+    edit_order(a, order_no=READY_ORDER, changes={"notes": "易碎"}, user="wang")
+    desk_id, epoch, ops = rep.pending_ops(a)
+    results, error = rep.decide_ops(w.store, desk_id, epoch, ops, budget_s=60)  # one transaction
+    assert error is None and [r.status for r in results] == ["applied", "applied"]
+    return results
+
+
 def test_an_edit_made_after_pulling_part_of_a_transaction_is_based_on_what_it_showed(world: World) -> None:
     """Desk b pulls only the first entry of a push that desk a's two ops made in one transaction: the image
     it applies is the committed one (a's later edit included), so b's edit of that field is based on the
     state b showed, not a stale one: applied, not kept as a conflict."""
     w = world
     a, b = w.desks["a"], w.desks["b"]
-    add_note(a, order_no=READY_ORDER, text="到了再打电话", user="liu")
-    edit_order(a, order_no=READY_ORDER, changes={"notes": "易碎"}, user="wang")
-    desk_id, epoch, ops = rep.pending_ops(a)
-    results, error = rep.decide_ops(w.store, desk_id, epoch, ops, budget_s=60)  # one transaction
-    assert error is None and [r.status for r in results] == ["applied", "applied"]
+    results = note_and_edit_in_one_transaction(w)
     rep.record_outcomes(a, [r.to_json() for r in results])
     link = rep.get_link(b)
     assert link is not None
@@ -658,11 +666,7 @@ def test_an_image_is_compared_by_the_seq_it_is_as_of_not_by_its_entry(world: Wor
     still takes it: the image is newer than the refresh, though its entry's seq is not."""
     w = world
     a, b = w.desks["a"], w.desks["b"]
-    add_note(a, order_no=READY_ORDER, text="到了再打电话", user="liu")
-    edit_order(a, order_no=READY_ORDER, changes={"notes": "易碎"}, user="wang")
-    desk_id, epoch, ops = rep.pending_ops(a)
-    results, error = rep.decide_ops(w.store, desk_id, epoch, ops, budget_s=60)  # one transaction
-    assert error is None and [r.status for r in results] == ["applied", "applied"]
+    results = note_and_edit_in_one_transaction(w)
     link = rep.get_link(b)
     assert link is not None
     page = rep.changes_after(w.store, link.cursor, limit=100)
