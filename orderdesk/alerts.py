@@ -50,7 +50,7 @@ from orderdesk.errors import Refused
 from orderdesk.i18n import Label, Msg, msg
 from orderdesk.models import REASON_MAX, Alert, AlertCursor, AlertEvent, AuditRecord
 from orderdesk.notify import NotifyConfig, bind_time, enqueue, is_sqlite, load_notify_config, users_with_roles
-from orderdesk.store import Store, rows_in
+from orderdesk.store import Store, insert_rows, rows_in
 from orderdesk.workflow import Workflow
 
 SCAN_KINDS = ("overdue", "promised", "rush")
@@ -671,9 +671,11 @@ class _Engine:
 
     def write_events(self) -> None:
         """Write the trail entries made so far, in order: before an action that writes the trail itself
-        (``follow_action``), and in ``flush``."""
+        (``follow_action``), and in ``flush``. Entries that action added through the session are flushed first:
+        they were made before these (the trail is read back in id order)."""
         if self.events:
-            self.session.execute(insert(AlertEvent.__table__), self.events)  # type: ignore[attr-defined]
+            self.session.flush()
+            insert_rows(self.session, AlertEvent, self.events)
             self.events = []
 
     def flush(self) -> int:

@@ -16,7 +16,7 @@ import orjson
 # key that is not a string) goes to the standard library. Floats, which no order field is (money is in fen),
 # orjson writes in its own shortest form (0.00001 for 1e-05, null for NaN): a text that is hashed and
 # compared across versions (``hash_text``) keeps the standard library's form for them.
-_OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_PASSTHROUGH_DATETIME
+_OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
 
 
 def _default(value: Any) -> Any:
@@ -38,7 +38,8 @@ def _has_float(value: Any) -> bool:
 
 
 def canonical_json(value: Any) -> str:
-    """Sorted keys, no whitespace, UTF-8 kept: the same data always gives the same text."""
+    """Sorted keys, no whitespace, UTF-8 kept: the same data always gives the same text (a float's text may
+    differ from an older version's; a hash checked across versions uses ``hash_text``)."""
     try:
         return orjson.dumps(value, default=_default, option=_OPTIONS).decode()
     except TypeError:

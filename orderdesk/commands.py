@@ -160,12 +160,17 @@ def write_records(
     session.add(desk)
 
 
+def _actor(session: Session, user: str | Actor) -> Actor:
+    return user if isinstance(user, Actor) else load_actor(session, user)
+
+
 @contextmanager
 def command(store: Store, name: str, *, user: str | Actor) -> Iterator[CommandContext]:
     """Run one domain command in one transaction; see the module docstring."""
     with store.write() as session:
-        actor = user if isinstance(user, Actor) else load_actor(session, user)
-        ctx = CommandContext(store=store, session=session, actor=actor, name=name, now=store.clock())
+        ctx = CommandContext(
+            store=store, session=session, actor=_actor(session, user), name=name, now=store.clock()
+        )
         yield ctx
         if not ctx.recorded:
             raise RuntimeError(f"command {name} changed data without an audit record")
@@ -179,14 +184,16 @@ class BatchContext:
     session: Session
     name: str
     now: datetime
+    recorded: bool = False
 
     def actor(self, user: str | Actor) -> Actor:
         """Who runs one of the runs (refused if there is no such active user)."""
-        return user if isinstance(user, Actor) else load_actor(self.session, user)
+        return _actor(self.session, user)
 
     def record(self, records: Sequence[Record]) -> None:
         """The audit record and outbox record of each run that wrote its effect, in order."""
         write_records(self.session, self.name, self.now, records)
+        self.recorded = True
 
 
 @contextmanager
@@ -194,7 +201,10 @@ def command_batch(store: Store, name: str) -> Iterator[BatchContext]:
     """Run many occurrences of one domain command in one transaction, set-based; see the module docstring.
     A run the command refuses is left out (and not recorded); the others commit together."""
     with store.write() as session:
-        yield BatchContext(store=store, session=session, name=name, now=store.clock())
+        ctx = BatchContext(store=store, session=session, name=name, now=store.clock())
+        yield ctx
+        if not ctx.recorded:
+            raise RuntimeError(f"command {name} changed data without audit records")
 
 
 def require_role(ctx: CommandContext, roles: set[str] | frozenset[str], action: str) -> None:

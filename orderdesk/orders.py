@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import Any, ParamSpec, cast
+from typing import Any, ParamSpec
 
 from sqlalchemy import func, or_
 from sqlmodel import Session, col, select
@@ -51,6 +51,8 @@ TIMELINE_MAX = 500  # newest audit records shown with an order; `orderdesk audit
 
 # -- lookups ---------------------------------------------------------------------------------------------
 def _normalise_order_no(order_no: str) -> str:
+    if not isinstance(order_no, str):  # a malformed op or import row (a number, a list)
+        raise Refused(msg("{field} must be text.", field=msg("Order number")), code="bad_text")
     return order_no.strip().upper()
 
 
@@ -527,18 +529,24 @@ class NewNote:
 
 def add_notes_effect(store: Store, notes: Sequence[NewNote]) -> list[tuple[str, str] | Refused]:
     """Add notes in one transaction, set-based, each as ``add_note`` adds one: its own audit record and
-    outbox record, in the order given. One query finds their orders, one statement each writes the notes,
-    the audit records and the outbox records (the central API replays a desk's notes hundreds at a time).
+    outbox record, in the order given. One query per few hundred orders finds them, one statement each
+    writes the notes, the audit records and the outbox records (the central API replays a desk's notes hundreds at a time).
     A note that would be refused is refused alone: its entry is the refusal; every other entry is the
     order number and who added it."""
-    out: list[tuple[str, str] | Refused | str] = []  # the cleaned text until the note is added
-    for note in notes:  # before the write lock is taken
+    ready: list[tuple[str, str] | Refused] = []  # (order number, cleaned text), before the write lock
+    for note in notes:
         try:
-            out.append(clean_text(note.text, field_name="Note", max_len=NOTE_MAX, required=True))
+            ready.append(
+                (
+                    _normalise_order_no(note.order_no),
+                    clean_text(note.text, field_name="Note", max_len=NOTE_MAX, required=True),
+                )
+            )
         except Refused as refused:
-            out.append(refused)
-    if all(isinstance(text, Refused) for text in out):
-        return cast("list[tuple[str, str] | Refused]", out)
+            ready.append(refused)
+    if all(isinstance(r, Refused) for r in ready):
+        return ready
+    out = list(ready)
     with command_batch(store, "add_note") as ctx:
         found = {
             no: (order_id, version)
@@ -547,17 +555,17 @@ def add_notes_effect(store: Store, notes: Sequence[NewNote]) -> list[tuple[str, 
                 lambda chunk: select(SalesOrder.id, SalesOrder.order_no, SalesOrder.version).where(
                     col(SalesOrder.order_no).in_(chunk)
                 ),
-                {_normalise_order_no(n.order_no) for n in notes},
+                {r[0] for r in ready if not isinstance(r, Refused)},
             )
         }
         rows: list[dict[str, Any]] = []
         records: list[Record] = []
-        for i, (note, text) in enumerate(zip(notes, out, strict=True)):
-            if isinstance(text, Refused):
+        for i, (note, prepared) in enumerate(zip(notes, ready, strict=True)):
+            if isinstance(prepared, Refused):
                 continue
+            no, text = prepared
             try:
                 actor = ctx.actor(note.user)
-                no = _normalise_order_no(note.order_no)
                 if no not in found:
                     raise _no_order(note.order_no)
             except Refused as refused:
@@ -569,7 +577,7 @@ def add_notes_effect(store: Store, notes: Sequence[NewNote]) -> list[tuple[str, 
             out[i] = (no, actor.name)
         insert_rows(ctx.session, OrderNote, rows)
         ctx.record(records)
-    return cast("list[tuple[str, str] | Refused]", out)
+    return out
 
 
 add_note = _reading_back(add_note_effect)

@@ -28,7 +28,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from functools import cache
-from itertools import chain
 from operator import itemgetter
 from pathlib import Path
 from typing import Any
@@ -62,7 +61,7 @@ from orderdesk.models import (
     SyncStream,
     UserRole,
 )
-from orderdesk.store import Store, insert_rows, iter_chunks, rows_in, transaction_cache
+from orderdesk.store import Store, insert_rows, insert_values, iter_chunks, rows_in, transaction_cache
 
 logger = logging.getLogger(__name__)
 
@@ -1284,7 +1283,9 @@ def _decide_run(store: Store, session: Session, ops: list[OpIn], group: _Group) 
     cascaded = [_cascade(ctx, group.failed_creates) for ctx in ctxs]
     todo = [ctx for ctx, refused in zip(ctxs, cascaded, strict=True) if refused is None]
     got: list[list[tuple[str, str]] | Refused] = []
+    group.tracker.take()  # what ran before this run (a station closed) is not its change
     failed = _attempt(session, ops, group.desk_id, lambda: got.extend(many(store, todo)) if todo else None)
+    tracked = group.tracker.take()  # what the run changed through the ORM: each applied op's change
     if failed is not None:
         if len(ops) > 1:
             return [result for op in ops for result in _decide_run(store, session, [op], group)]
@@ -1298,7 +1299,7 @@ def _decide_run(store: Store, session: Session, ops: list[OpIn], group: _Group) 
         if isinstance(outcome, Refused):
             results.append(_conclude(store, session, op, group, outcome, set()))
         else:
-            results.append(_conclude(store, session, op, group, None, set(outcome)))
+            results.append(_conclude(store, session, op, group, None, set(outcome) | tracked))
     return results
 
 
@@ -1438,25 +1439,31 @@ def changes_after(
                 status=410,
                 floor=floor,
             )
-        limit = max(1, min(limit, 10_000))
-        entries: list[tuple[int, str, str, str, str]] = []
-        size, last = 0, after
-        while len(entries) < limit:  # read in chunks: a page of large orders stops reading at its budget
-            rows = session.exec(
-                select(SyncChange.seq, SyncChange.kind, SyncChange.key, SyncChange.image, SyncChange.event)
-                .where(col(SyncChange.seq) > last)
-                .order_by(col(SyncChange.seq))
-                .limit(min(PAGE_CHUNK, limit - len(entries)))
-            ).all()
-            for s, k, key, img, ev in rows:
-                size += len(img) + len(ev)
-                if entries and size > max_bytes:
-                    return ChangePage(entries if same_image else _with_images(session, entries), high, floor)
-                entries.append((int(s), k, key, img, ev))
-                last = int(s)
-            if len(rows) < PAGE_CHUNK:
-                break
+        entries = _page(session, after, max(1, min(limit, 10_000)), max_bytes)
         return ChangePage(entries if same_image else _with_images(session, entries), high, floor)
+
+
+def _page(session: Session, after: int, limit: int, max_bytes: int) -> list[tuple[int, str, str, str, str]]:
+    """The entries after ``after``: at most ``limit``, no more once they hold ``max_bytes`` (one at least),
+    read in chunks, so a page of large orders stops reading at its budget."""
+    entries: list[tuple[int, str, str, str, str]] = []
+    size, last = 0, after
+    while len(entries) < limit:
+        rows = session.exec(
+            select(SyncChange.seq, SyncChange.kind, SyncChange.key, SyncChange.image, SyncChange.event)
+            .where(col(SyncChange.seq) > last)
+            .order_by(col(SyncChange.seq))
+            .limit(min(PAGE_CHUNK, limit - len(entries)))
+        ).all()
+        for s, k, key, img, ev in rows:
+            size += len(img) + len(ev)
+            if entries and size > max_bytes:
+                return entries
+            entries.append((int(s), k, key, img, ev))
+            last = int(s)
+        if len(rows) < PAGE_CHUNK:
+            break
+    return entries
 
 
 def _with_images(
@@ -1747,17 +1754,20 @@ def record_outcomes(store: Store, results: list[dict[str, Any]]) -> int:
         }
         decided = [(queued.pop(res["op_id"]), res) for res in results if res["op_id"] in queued]
         now = store.clock()
-        conn.executemany(
+        insert_values(
+            conn,
             "INSERT INTO sync_outcome (op_id, seq, epoch, command, order_no, user_name, args, created_at, "
-            "status, code, reason, decided_at, resolved_at, resolved_by, resolution) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, '', '')",
-            [
+            "status, code, reason, decided_at, resolved_at, resolved_by, resolution)",
+            rows=[
                 (
                     *row,
                     res["status"],
                     res.get("code") or "",
                     canonical_json(res["reason"]) if res.get("reason") else "",
                     _sqlite_value(_parse_time(res.get("decided_at")) or now),
+                    None,
+                    "",
+                    "",
                 )
                 for row, res in decided
             ],
@@ -1861,27 +1871,26 @@ def apply_changes(store: Store, entries: list[tuple[Any, ...]], *, next_cursor: 
             if image == SAME_IMAGE:  # the image came with an earlier entry of its transaction
                 continue
             if (kind, key) in pending:
+                # kept as sent (canonical JSON); decoded only for the seq it is as of
+                text = image if isinstance(image, str) else canonical_json(image)
                 decoded = json.loads(image) if isinstance(image, str) else image
-                _defer(conn, kind, key, _as_of(seq, decoded), canonical_json(decoded))
+                _defer(conn, kind, key, _as_of(seq, decoded), text)
                 continue
             newest[(kind, key)] = (seq, image)
         changed = _apply_images(
             conn, [(seq, kind, key, image) for (kind, key), (seq, image) in newest.items()]
         )
-        _append_audit(conn, events)
+        _append_audit(session, events)
         conn.execute("UPDATE sync_link SET cursor = max(cursor, ?) WHERE id = 1", (next_cursor,))
     return changed
 
 
-def _append_audit(conn: sqlite3.Connection, events: list[dict[str, Any]]) -> None:
-    """Chain other desks' events onto this desk's audit trail (raw: a pull may carry thousands)."""
-    if not events:
-        return
+def _append_audit(session: Session, events: list[dict[str, Any]]) -> None:
+    """Chain other desks' events onto this desk's audit trail."""
     from orderdesk import audit
 
-    tip = conn.execute("SELECT id, hash FROM audit_record ORDER BY id DESC LIMIT 1").fetchone()
-    rows = audit.chain(
-        tuple(tip) if tip else None,
+    audit.append_many(
+        session,
         [
             audit.Entry(
                 datetime.fromisoformat(ev["at"]),
@@ -1892,11 +1901,6 @@ def _append_audit(conn: sqlite3.Connection, events: list[dict[str, Any]]) -> Non
             )
             for ev in events
         ],
-    )
-    conn.executemany(
-        "INSERT INTO audit_record (id, at, user_name, order_no, command, detail, prev_hash, hash) "
-        "VALUES (:id, :at, :user_name, :order_no, :command, :detail, :prev_hash, :hash)",
-        [{**row, "at": _sqlite_value(row["at"])} for row in rows],
     )
 
 
@@ -2091,26 +2095,6 @@ def _upsert_many(
         shapes.setdefault(cols, []).append(values)
     for cols, batch in shapes.items():
         insert_values(conn, *_upsert_sql(table, cols, conflict, (), ()), rows=batch)
-
-
-def insert_values(
-    conn: sqlite3.Connection, head: str, tail: str = "", *, rows: Sequence[Sequence[Any]]
-) -> None:
-    """``{head} VALUES (…), (…), … {tail}`` for all ``rows``, as many rows to a statement as SQLite binds.
-
-    Faster than ``executemany`` for a table with triggers (the board's tallies on ``sales_order``): SQLite
-    keeps a statement journal of every page a statement changes, so one statement per row copies each of
-    the row's index pages once per row, one statement for hundreds of rows copies a page once."""
-    if not rows:
-        return
-    width = len(rows[0])
-    assert set(map(len, rows)) == {width}, "rows of one width: a value would bind to another column"
-    per = max(1, conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // width)
-    one = f"({', '.join('?' * width)})"
-    for chunk in iter_chunks(list(rows), per):
-        conn.execute(
-            f"{head} VALUES {', '.join([one] * len(chunk))} {tail}", list(chain.from_iterable(chunk))
-        )
 
 
 # Per-transaction lookups (local ids of customers, products, users; the snapshot seq), so a page of

@@ -6,10 +6,11 @@ from __future__ import annotations
 import os
 import sqlite3
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from functools import cache, cached_property
+from itertools import chain
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -443,6 +444,26 @@ def rows_in(session: Session, query: Callable[[list[Any]], Any], keys: Iterable[
     for chunk in iter_chunks(sorted(set(keys))):
         out.extend(session.exec(query(chunk)).all())
     return out
+
+
+def insert_values(
+    conn: sqlite3.Connection, head: str, tail: str = "", *, rows: Sequence[Sequence[Any]]
+) -> None:
+    """``{head} VALUES (…), (…), … {tail}`` for all ``rows``, as many rows to a statement as SQLite binds.
+
+    Faster than ``executemany`` for a table with triggers (the board's tallies on ``sales_order``): SQLite
+    keeps a statement journal of every page a statement changes, so one statement per row copies each of
+    the row's index pages once per row, one statement for hundreds of rows copies a page once."""
+    if not rows:
+        return
+    width = len(rows[0])
+    assert set(map(len, rows)) == {width}, "rows of one width: a value would bind to another column"
+    per = max(1, conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // width)
+    one = f"({', '.join('?' * width)})"
+    for chunk in iter_chunks(list(rows), per):
+        conn.execute(
+            f"{head} VALUES {', '.join([one] * len(chunk))} {tail}", list(chain.from_iterable(chunk))
+        )
 
 
 def insert_rows(session: Session, model: type[SQLModel], rows: list[dict[str, Any]]) -> None:

@@ -14,7 +14,6 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-import orjson
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
@@ -22,6 +21,7 @@ from starlette.background import BackgroundTask
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from orderdesk import replication as rep
+from orderdesk.canonical import canonical_json
 from orderdesk.errors import StoreError
 from orderdesk.heap import freeze_heap
 from orderdesk.i18n import msg
@@ -217,10 +217,7 @@ def create_app(
                 return JSONResponse({"error": error.to_json(), "results": results}, status_code=error.status)
         # Encoded here: FastAPI would validate a thousand outcomes against PushResponse and walk them with
         # jsonable_encoder first, costing more than deciding a tenth of them. They have its shape already.
-        try:
-            return Response(orjson.dumps({"results": results}), media_type="application/json")
-        except TypeError:  # what orjson refuses (an integer past 64 bits in a refreshed image)
-            return JSONResponse({"results": results})
+        return Response(canonical_json({"results": results}), media_type="application/json")
 
     @app.get(
         "/v1/changes",
@@ -245,7 +242,7 @@ def create_app(
         # an earlier entry of the same transaction carries the entity's image.
         same = json.dumps(rep.SAME_IMAGE)
         entries = ",".join(
-            f"[{s},{json.dumps(k)},{json.dumps(key)},{img or same},{ev or 'null'}]"
+            f"[{s},{json.dumps(k)},{json.dumps(key)},{same if img == rep.SAME_IMAGE else img},{ev or 'null'}]"
             for s, k, key, img, ev in page.entries
         )
         text = (

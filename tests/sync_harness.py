@@ -13,7 +13,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -333,6 +333,31 @@ def open_world(template: WorldTemplate, folder: Path) -> World:
         with desks[name].write() as session:
             session.connection().exec_driver_sql("UPDATE sync_link SET server_url = ?", (server.url,))
     return World(server, desks, clocks, folder)
+
+
+def add_notes(store: Store, texts: Iterable[str]) -> list[str]:
+    """Each of ``texts`` as a note on ``READY_ORDER`` (by liu), in order; returns them."""
+    from orderdesk.orders import add_note
+
+    texts = list(texts)
+    for t in texts:
+        add_note(store, order_no=READY_ORDER, text=t, user="liu")
+    return texts
+
+
+def server_note_texts(world: World) -> list[str]:
+    """The notes on ``READY_ORDER`` at the central API, oldest first."""
+    from sqlalchemy import text
+
+    with world.store.read() as session:
+        rows = session.connection().execute(
+            text(
+                "SELECT text FROM order_note JOIN sales_order ON sales_order.id = order_note.order_id "
+                "WHERE sales_order.order_no = :no ORDER BY order_note.id"
+            ),
+            {"no": READY_ORDER},
+        )
+        return [r[0] for r in rows]
 
 
 def table_count(store: Store, table: str) -> int:

@@ -31,6 +31,13 @@ from orderdesk.store import Store
 CONFIG = NotifyConfig()  # inbox only: no e-mail, no webhooks
 
 
+def alert_passes(store: Store) -> int:
+    """How many alert passes wrote (each is one audit record)."""
+    with store.read() as session:
+        sql = text("SELECT count(*) FROM audit_record WHERE command = 'alert_pass'")
+        return int(session.execute(sql).scalar_one())
+
+
 def order(store: Store, *, promised: date | None = date(2026, 12, 31), rush: bool = False, **kw: Any) -> str:
     return create_order(
         store,
@@ -125,23 +132,18 @@ def test_a_long_catch_up_escalates_in_several_short_transactions(
     clock.advance(hours=48)
     assert pass_(desk).raised == 5
 
-    def passes() -> int:
-        with desk.read() as session:
-            sql = text("SELECT count(*) FROM audit_record WHERE command = 'alert_pass'")
-            return int(session.execute(sql).scalar_one())
-
-    before = passes()
+    before = alert_passes(desk)
     monkeypatch.setattr(alerts, "ESCALATE_BATCH", batch)
     clock.advance(minutes=31)  # two deadlines passed for all five
     assert pass_(desk).escalated == 10
-    assert passes() - before == transactions
+    assert alert_passes(desk) - before == transactions
     for no in numbers:
         [alert] = live(desk, no)
         assert alert.level == 2 and events(desk, alert.id) == ["raised", "escalated", "escalated"]
     clock.advance(minutes=1)
     again = pass_(desk)
     assert (again.raised, again.escalated, again.wrote) == (0, 0, False)
-    assert passes() - before == transactions
+    assert alert_passes(desk) - before == transactions
 
 
 def test_a_move_followed_by_a_split_pass_is_asked_about_once(
@@ -256,14 +258,13 @@ def test_actions_on_alerts_are_audited_and_go_to_the_outbox(desk: Store, clock: 
         outbox = (
             session.execute(text("SELECT command FROM outbox WHERE order_no = :n"), {"n": no}).scalars().all()
         )
-        passes = session.execute(
-            text("SELECT count(*) FROM audit_record WHERE command = 'alert_pass'")
-        ).scalar()
     assert ("wang", "acknowledge_alert") in [(u, c) for u, c, _d in audit]
     assert json.loads(audit[-1][2])["note"] == "on it"
     assert "acknowledge_alert" in outbox
     assert "alert_pass" not in outbox  # the engine's own passes are derived on whichever node runs it
-    assert passes == 1  # one per pass that changed an alert (the first one only set the engine's bookmark)
+    assert (
+        alert_passes(desk) == 1
+    )  # one per pass that changed an alert (the first one only set the engine's bookmark)
 
 
 # -- promised dates and rush orders ----------------------------------------------------------------------
@@ -466,11 +467,7 @@ def test_a_quiet_pass_writes_nothing(desk: Store, clock: FixedClock) -> None:
     clock.advance(minutes=6)  # now past the 5-minute overlap the engine keeps for late-stamped changes
     report = pass_(desk)
     assert not report.wrote and report.examined == 0
-    with desk.read() as session:
-        assert (
-            session.execute(text("SELECT count(*) FROM audit_record WHERE command = 'alert_pass'")).scalar()
-            == 0
-        )
+    assert alert_passes(desk) == 0
 
 
 def test_an_edited_order_is_re_examined_without_a_full_pass(desk: Store, clock: FixedClock) -> None:

@@ -328,9 +328,14 @@ def test_notes_added_together_are_each_a_note_with_its_own_audit_and_outbox_reco
     ]
     assert breaks == [] and checked == after["audit_record"]
     assert rows[0][:6] == tuple(reference) and [r[6] for r in rows] == [rows[0][6] + i for i in range(3)]
+    # add_note's own row (the reference) and the batch's rows are all of one shape
     for (command, args, order_no, version, hashed, user, _seq), (no, text_, who, ver) in zip(
-        rows[1:],
-        [(a.order_no, "第一条", "liu", a.version), (b.order_no, "second", "wang", b.version)],
+        rows,
+        [
+            (a.order_no, "one at a time", "liu", a.version),
+            (a.order_no, "第一条", "liu", a.version),  # a note does not move the version
+            (b.order_no, "second", "wang", b.version),
+        ],
         strict=True,
     ):
         assert (command, order_no, user, version) == ("add_note", no, who, ver)
@@ -340,3 +345,14 @@ def test_notes_added_together_are_each_a_note_with_its_own_audit_and_outbox_reco
         ("add_note", a.order_no, "liu", {"order_no": a.order_no, "text": "第一条"}),
         ("add_note", b.order_no, "wang", {"order_no": b.order_no, "text": "second"}),
     ]
+
+
+def test_an_order_number_that_is_not_text_is_refused_with_a_reason(desk: Store) -> None:
+    """A malformed op or import row (a number for an order number) is refused alone, not a crash."""
+    from orderdesk.orders import NewNote, add_notes_effect
+
+    a = create_order(desk, customer="C001", lines=[("HX-M8", 1)], user="wang")
+    got = add_notes_effect(desk, [NewNote(5, "lost", "liu"), NewNote(a.order_no, "kept", "liu")])  # type: ignore[arg-type]
+    assert isinstance(got[0], Refused) and got[0].code == "bad_text" and got[1] == (a.order_no, "liu")
+    with pytest.raises(Refused, match="Order number must be text"):
+        add_note(desk, order_no=5, text="lost", user="liu")  # type: ignore[arg-type]

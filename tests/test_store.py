@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import text
 
 from orderdesk.errors import StoreError
-from orderdesk.store import Store, default_db_path, schema_heads
+from orderdesk.store import Store, default_db_path, insert_values, schema_heads
 
 
 def test_pragmas_are_set_on_every_connection(store: Store) -> None:
@@ -181,3 +181,22 @@ def test_a_database_from_the_first_version_upgrades_cleanly(tmp_path: Path) -> N
     assert store.schema_revisions() == schema_heads()
     with store.read() as session:
         assert session.exec(text("SELECT name FROM customer WHERE code='OLD1'")).scalar() == "老客户有限公司"
+
+
+def test_rows_inserted_together_are_cut_into_statements_sqlite_can_bind() -> None:
+    """``insert_values`` writes many rows to a statement, as many as the connection binds: every row lands,
+    and an upsert's tail applies to rows in every statement."""
+    import sqlite3
+
+    conn = sqlite3.connect(":memory:")
+    conn.execute("CREATE TABLE t (k TEXT PRIMARY KEY, a INTEGER, b TEXT)")
+    conn.execute("INSERT INTO t VALUES ('k3', 0, 'old')")
+    conn.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 7)  # two rows of three to a statement
+    statements: list[str] = []
+    conn.set_trace_callback(statements.append)
+    rows = [(f"k{i}", i, f"v{i}") for i in range(9)]
+    insert_values(conn, "INSERT INTO t (k, a, b)", "ON CONFLICT (k) DO UPDATE SET b = excluded.b", rows=rows)
+    assert len(statements) == 5
+    assert conn.execute("SELECT k, a, b FROM t ORDER BY k").fetchall() == [
+        (k, 0 if k == "k3" else a, b) for k, a, b in rows
+    ]

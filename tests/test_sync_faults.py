@@ -30,9 +30,11 @@ from tests.sync_harness import (
     READY_ORDER,
     FaultyTransport,
     World,
+    add_notes,
     business_state,
     copy_sqlite,
     free_port,
+    server_note_texts,
     table_count,
     write_lock,
 )
@@ -45,10 +47,7 @@ def notes_on(store: Store, order_no: str) -> list[str]:
 
 
 def make_notes(store: Store, n: int, prefix: str = "n") -> list[str]:
-    texts = [f"{prefix}{i}" for i in range(n)]
-    for t in texts:
-        add_note(store, order_no=READY_ORDER, text=t, user="liu")
-    return texts
+    return add_notes(store, (f"{prefix}{i}" for i in range(n)))
 
 
 def ops_decided(world: World, desk: str) -> int:
@@ -59,16 +58,6 @@ def ops_decided(world: World, desk: str) -> int:
             .exec_driver_sql("SELECT count(*) FROM sync_op WHERE desk_id = ?", (desk_id,))
             .scalar_one()
         )
-
-
-def server_note_texts(world: World) -> list[str]:
-    with world.store.read() as session:
-        rows = session.connection().exec_driver_sql(
-            "SELECT text FROM order_note JOIN sales_order ON sales_order.id = order_note.order_id "
-            "WHERE sales_order.order_no = ? ORDER BY order_note.id",
-            (READY_ORDER,),
-        )
-        return [r[0] for r in rows]
 
 
 def point_at(store: Store, url: str) -> None:
