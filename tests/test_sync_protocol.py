@@ -566,6 +566,24 @@ def test_an_op_too_large_to_send_stops_the_push_with_a_clear_reason(
     assert watch.pushes == [] and rep.outbox_count(world.desks["a"]) == 1
 
 
+def test_an_op_too_large_after_a_pushed_batch_leaves_that_batch_recorded(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The op that does not fit comes after a batch already on its way: that batch's outcomes are still
+    recorded (its ops leave the outbox), and the push stops at the large op with the same reason."""
+    import sync.client
+    from sync.client import SyncStuck
+
+    monkeypatch.setattr(sync.client, "MAX_BODY_BYTES", 1_000)
+    add_notes(world.desks["a"], ["小一", "小二", "长" * 600])
+    watch = PushWatch()
+    with pytest.raises(SyncStuck) as stuck:
+        world.client("a", batch=2, transport=watch).push()
+    assert stuck.value.code == "op_too_large"
+    assert len(watch.pushes) == 1 and rep.outbox_count(world.desks["a"]) == 1
+    assert server_note_texts(world)[-2:] == ["小一", "小二"]
+
+
 def test_a_central_api_that_takes_fewer_ops_to_a_push_gets_fewer(world: World) -> None:
     """A central API not upgraded yet refuses pushes over its own limit as malformed (400); the desk halves
     its pushes until they are taken, and every op is decided once."""
