@@ -22,8 +22,8 @@ from sqlmodel import Session
 
 from orderdesk.alerts import local_midnight, local_today
 from orderdesk.i18n import Label
-from orderdesk.notify import NotifyConfig, _sql_time, load_notify_config
-from orderdesk.store import Store
+from orderdesk.notify import NotifyConfig, load_notify_config
+from orderdesk.store import Store, sqlite_time
 from orderdesk.workflow import Workflow
 
 NEXT_ESCALATIONS = 8
@@ -243,7 +243,7 @@ def _query(session: Session, workflow: Workflow, config: NotifyConfig, now: date
     parts, params = [], {}
     for i, st in enumerate(live):
         params[f"s{i}"] = st.id
-        cut = _sql_time(now - timedelta(hours=st.timeout_hours)) if st.timeout_hours > 0 else ""
+        cut = sqlite_time(now - timedelta(hours=st.timeout_hours)) if st.timeout_hours > 0 else ""
         params[f"c{i}"] = cut
         parts.append(
             f"SELECT {i}, (SELECT order_no || '|' || state_since FROM sales_order WHERE state = :s{i} "
@@ -376,7 +376,7 @@ def _query(session: Session, workflow: Workflow, config: NotifyConfig, now: date
 
 
 def _hour(moment: datetime) -> str:
-    return _sql_time(moment)[:13]
+    return sqlite_time(moment)[:13]
 
 
 def countdown_text(seconds: float) -> str:

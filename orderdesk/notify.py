@@ -45,7 +45,7 @@ from orderdesk.canonical import canonical_json
 from orderdesk.errors import OrderdeskError
 from orderdesk.i18n import Label, Msg, msg
 from orderdesk.models import AppUser, Notification, UserRole
-from orderdesk.store import Store
+from orderdesk.store import Store, sqlite_time
 
 CHANNELS = ("inbox", "email", "wecom", "dingtalk")
 WEBHOOK_KINDS = ("wecom", "dingtalk")
@@ -418,20 +418,13 @@ class DeliveryReport:
         return self.__dict__.copy()
 
 
-def _sql_time(value: datetime) -> str:
-    """A UTC datetime as SQLAlchemy stores it in SQLite (for hand-written SQL)."""
-    from datetime import UTC
-
-    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
-
-
 def is_sqlite(session: Session) -> bool:
     return session.get_bind().dialect.name == "sqlite"
 
 
 def bind_time(session: Session, value: datetime) -> Any:
     """A time for hand-written SQL: SQLite compares the text SQLAlchemy stores, PostgreSQL a timestamptz."""
-    return _sql_time(value) if is_sqlite(session) else value
+    return sqlite_time(value) if is_sqlite(session) else value
 
 
 def claim(store: Store, *, worker: str, now: datetime, limit: int, lease_seconds: float) -> list[Claimed]:

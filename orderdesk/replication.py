@@ -61,7 +61,15 @@ from orderdesk.models import (
     SyncStream,
     UserRole,
 )
-from orderdesk.store import Store, insert_rows, insert_values, iter_chunks, rows_in, transaction_cache
+from orderdesk.store import (
+    Store,
+    insert_rows,
+    insert_values,
+    iter_chunks,
+    rows_in,
+    sqlite_time,
+    transaction_cache,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -1559,7 +1567,7 @@ SNAPSHOT_META = "snapshot_meta"
 
 def _sqlite_value(value: Any) -> Any:
     if isinstance(value, datetime):
-        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+        return sqlite_time(value)
     if isinstance(value, date):
         return value.isoformat()
     if isinstance(value, bool):

@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
+from datetime import UTC, datetime
 from functools import cache, cached_property
 from itertools import chain
 from pathlib import Path
@@ -444,6 +445,11 @@ def rows_in(session: Session, query: Callable[[list[Any]], Any], keys: Iterable[
     for chunk in iter_chunks(sorted(set(keys))):
         out.extend(session.exec(query(chunk)).all())
     return out
+
+
+def sqlite_time(value: datetime) -> str:
+    """A date-time as SQLAlchemy keeps it in SQLite (UTC), for SQL written by hand."""
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
 def insert_values(
