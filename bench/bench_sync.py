@@ -128,7 +128,8 @@ def fill_change_log(server: Store, n: int) -> None:
 
 def bench_scans(kind: str, desk: Store, client: SyncClient, n_scans: int) -> None:
     """A packing station's serial scans (what a warehouse pushes most), 100 per order, made on the desk by
-    the real commands and then pushed: each is replayed by opening the order and counting the scan."""
+    the real commands and then pushed: the central API replays each order's scans together (set-based),
+    each decided as the station decided it."""
     from orderdesk.scanning import open_for_packing, park_order, record_scan
     from tests.desks_support import ready_to_pack
 

@@ -27,7 +27,8 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, S
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from functools import cache
+from functools import cache, partial
+from itertools import groupby
 from operator import itemgetter
 from pathlib import Path
 from typing import Any
@@ -539,23 +540,27 @@ def _close_packing(store: Store, *, also: str = "") -> None:
             session.exec(delete(PackingSession).where(col(PackingSession.user_name).in_(users)))  # type: ignore[call-overload]
 
 
-def _replay_scan(store: Store, a: dict[str, Any], user: str) -> object:
-    from orderdesk.scanning import record_scan
+def _replay_scans(store: Store, ops: list[OpContext]) -> list[list[tuple[str, str]] | Refused]:
+    """A run of scans, set-based: each station's scans on one order together, with that order open there."""
+    from orderdesk.scanning import NewScan, record_scans
 
-    return _with_packing(
-        store,
-        a["order_no"],
-        user,
-        lambda: record_scan(
-            store,
-            user=user,
-            code=a["code"],
-            multiplier=int(a.get("multiplier", 1)),
-            idem_key=a.get("idem_key"),
-            source=a.get("source", "scanner"),
-            order_no=a["order_no"],
-        ),
-    )
+    out: list[list[tuple[str, str]] | Refused] = []
+    for (user, order_no), run in groupby(ops, key=lambda op: (op.user_name, op.args["order_no"])):
+        scans = [
+            NewScan(
+                op.args["code"],
+                int(op.args.get("multiplier", 1)),
+                op.args.get("idem_key"),
+                op.args.get("source", "scanner"),
+            )
+            for op in run
+        ]
+        counted = _with_packing(
+            store, order_no, user, partial(record_scans, store, user=user, order_no=order_no, scans=scans)
+        )
+        assert isinstance(counted, list)
+        out += [got if isinstance(got, Refused) else [("order", order_no)] for got in counted]
+    return out
 
 
 def _replay_undo_scan(store: Store, a: dict[str, Any], user: str) -> object:
@@ -629,7 +634,7 @@ REPLAYS: dict[str, Replay] = {
     "add_user": Replay(_replay_user, touches=lambda a, o: [("user", a["name"])]),
     "adjust_stock": Replay(_replay_stock, touches=lambda a, o: [("product", a["sku"])]),
     # the scanning area (issue 3)
-    "record_scan": Replay(_replay_scan),
+    "record_scan": Replay(many=_replay_scans),
     "undo_scan": Replay(_replay_undo_scan),
     "reset_packing": Replay(_replay_reset_packing),
     "choose_packing_preset": Replay(_replay_preset),
@@ -1126,7 +1131,7 @@ def decide_ops(
     returned with it. Any other failure (the database locked, the disk full) rolls the whole transaction back
     and propagates: none of it stands, and the desk sends the ops again.
 
-    Consecutive new ops of a command with a set-based replay (``Replay.many``, e.g. notes) are replayed
+    Consecutive new ops of a command with a set-based replay (``Replay.many``: notes, scans) are replayed
     together; each still gets its own outcome, change-log entry and audit record.
     """
     results: list[OpResult] = []

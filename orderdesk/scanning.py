@@ -7,7 +7,9 @@ effect, one audit record and one outbox record, or refuses with a reason a perso
   ``packing_session`` so a killed terminal resumes it);
 * ``record_scan`` — one item scan: in the order? over the quantity? hazardous or prohibited (who may
   release it)? stock on hand? expired? a serial counted twice? The count is barcode units x GS1 count
-  (AI 30/37) x the multiplier; batch, expiry and serial are kept on the ``scan`` row;
+  (AI 30/37) x the multiplier; batch, expiry and serial are kept on the ``scan`` row. ``record_scans``
+  counts many on one order in one command (the central API replays a station's scans so), each decided as
+  ``record_scan`` decides it (``_Tally``);
 * ``undo_last_scan``, ``reset_packing`` (cancel scanning: every scan undone), ``park_order``;
 * ``choose_packing_preset``, ``record_waybill`` (a carrier's label scanned), ``release_hazard``;
 * ``ship_order`` — the workflow's ``ship`` transition with its guards (``orders.apply_transition``), the
@@ -24,14 +26,13 @@ import os
 import re
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import astuple, dataclass, field, replace
 from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import bindparam, func, insert, update
+from sqlalchemy import bindparam, func, update
 from sqlalchemy import text as sql_text
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from orderdesk.barcodes import (
@@ -46,7 +47,7 @@ from orderdesk.barcodes import (
     gtin_check_digit,
     is_valid_gtin,
 )
-from orderdesk.commands import Actor, CommandContext, clean_text, command, load_actor
+from orderdesk.commands import Actor, CommandContext, Record, clean_text, command, command_batch, load_actor
 from orderdesk.errors import OrderdeskError, Refused, StoreError
 from orderdesk.guards import GUARDS
 from orderdesk.i18n import Label, Msg, msg
@@ -67,6 +68,7 @@ from orderdesk.models import (
     UserRole,
 )
 from orderdesk.orders import apply_transition, get_order_row, state_label, touch_order
+from orderdesk.store import insert_rows, iter_chunks
 
 if TYPE_CHECKING:
     from orderdesk.store import Store
@@ -348,13 +350,13 @@ def _check_packable(workflow: Workflow, order: SalesOrder) -> None:
     )
 
 
-def _require_packer(ctx: CommandContext, workflow: Workflow) -> Transition:
+def _require_packer(actor: Actor, workflow: Workflow) -> Transition:
     ship = ship_transition(workflow)
-    if not ctx.actor.has_any(ship.roles):
+    if not actor.has_any(ship.roles):
         raise Refused(
             msg(
                 "{user} may not pack and ship orders: that needs the role {roles}.",
-                user=ctx.actor.name,
+                user=actor.name,
                 roles=" / ".join(sorted(ship.roles)),
             ),
             code="forbidden",
@@ -378,13 +380,13 @@ def _own_session(session: Session, user_name: str) -> PackingSession | None:
 
 
 def _open_session(
-    ctx: CommandContext, expected_order: str | None = None
+    session: Session, user_name: str, expected_order: str | None = None
 ) -> tuple[PackingSession, SalesOrder]:
-    """The caller's open packing session and its order, or a refusal that says what to do."""
-    psess = _own_session(ctx.session, ctx.actor.name)
+    """``user_name``'s open packing session and its order, or a refusal that says what to do."""
+    psess = _own_session(session, user_name)
     if psess is None:
         if expected_order:
-            holder = ctx.session.exec(
+            holder = session.exec(
                 select(PackingSession.user_name).where(PackingSession.order_no == expected_order.upper())
             ).first()
             if holder:
@@ -408,7 +410,7 @@ def _open_session(
             ),
             code="order_changed",
         )
-    order = ctx.session.get(SalesOrder, psess.order_id)
+    order = session.get(SalesOrder, psess.order_id)
     if order is None:  # pragma: no cover - foreign key
         raise Refused(msg("No order is open: scan the order barcode on the pick list first."))
     return psess, order
@@ -531,16 +533,27 @@ def _join_batches(batches: Sequence[str]) -> str:
     return text
 
 
-def _line_batch(session: Session, order_id: int, line_id: int, current: str) -> str:
-    """The line's batch after its scans changed: the batches of its counted scans, if scanning set it."""
-    rows = session.exec(
-        select(Scan.batch, Scan.undone)
-        .where(Scan.order_id == order_id, Scan.line_id == line_id)  # order_id: ix_scan_order_id
-        .order_by(col(Scan.id))
-    ).all()
-    if not any(batch for batch, _ in rows):
+def _line_scans(session: Session, order_id: int, line_id: int) -> list[tuple[str, bool]]:
+    """The (batch, undone) of a line's scans, in the order they were made."""
+    return list(
+        session.exec(
+            select(Scan.batch, Scan.undone)
+            .where(Scan.order_id == order_id, Scan.line_id == line_id)  # order_id: ix_scan_order_id
+            .order_by(col(Scan.id))
+        ).all()
+    )
+
+
+def _batch_of(scans: Sequence[tuple[str, bool]], current: str) -> str:
+    """A line's batch given its scans' (batch, undone): the batches of its counted scans, if scanning set it."""
+    if not any(batch for batch, _ in scans):
         return current  # set by someone else (a planner), not by scanning: leave it
-    return _join_batches([batch for batch, undone in rows if not undone])
+    return _join_batches([batch for batch, undone in scans if not undone])
+
+
+def _line_batch(session: Session, order_id: int, line_id: int, current: str) -> str:
+    """The line's batch after its scans changed (``_batch_of``)."""
+    return _batch_of(_line_scans(session, order_id, line_id), current)
 
 
 def is_local_waybill(text: str) -> bool:
@@ -718,7 +731,7 @@ def start_packing(store: Store, *, order_no: str, user: str | Actor) -> str:
 def _open_packing(ctx: CommandContext, order_no: str) -> tuple[SalesOrder, PackingSession, str]:
     """Open the order at the actor's station inside ``ctx``: the order, the packing session, and who lost it."""
     workflow = ctx.store.workflow
-    _require_packer(ctx, workflow)
+    _require_packer(ctx.actor, workflow)
     order = get_order_row(ctx.session, order_no)
     mine = _own_session(ctx.session, ctx.actor.name)
     if mine is not None and mine.order_id != order.id:
@@ -794,6 +807,48 @@ def _refuse_not_in_order(order_no: str, sku: str, name: str, still: str) -> Refu
     )
 
 
+@dataclass(frozen=True)
+class NewScan:
+    """One item scan for ``record_scans``: the code as scanned, its multiplier, its idempotency key (a new one
+    if None) and where it came from (``scanner``, or ``keyed``: typed by hand)."""
+
+    code: str
+    multiplier: int = 1
+    idem_key: str | None = None
+    source: str = "scanner"
+
+
+@dataclass(frozen=True)
+class Counted:
+    """A scan counted on an order line (``repeated``: its key had been counted already; nothing new)."""
+
+    line_no: int
+    sku: str
+    name: str
+    qty: int
+    batch: str
+    serial: str
+    expiry: date | None
+    repeated: bool = False
+
+
+def _bad_multiplier(multiplier: object) -> Refused | None:
+    if isinstance(multiplier, int) and 1 <= multiplier <= MAX_MULTIPLIER:
+        return None
+    return Refused(
+        msg(
+            "Quantity multiplier must be between 1 and {max}, not {value}",
+            max=MAX_MULTIPLIER,
+            value=multiplier,
+        ),
+        code="bad_multiplier",
+    )
+
+
+def _scan_key(idem_key: str | None) -> str:
+    return (idem_key or str(uuid.uuid4()))[:64]
+
+
 def record_scan(
     store: Store,
     *,
@@ -811,184 +866,315 @@ def record_scan(
     told). ``source`` is ``scanner`` or ``keyed`` (typed by hand), kept on the scan for the audit.
     """
     workflow = store.workflow
-    text = code.strip()
-    if not isinstance(multiplier, int) or not 1 <= multiplier <= MAX_MULTIPLIER:
-        raise Refused(
-            msg(
-                "Quantity multiplier must be between 1 and {max}, not {value}",
-                max=MAX_MULTIPLIER,
-                value=multiplier,
-            ),
-            code="bad_multiplier",
-        )
-    key = (idem_key or str(uuid.uuid4()))[:64]
-    source = "keyed" if source == "keyed" else "scanner"
+    refused = _bad_multiplier(multiplier)
+    if refused is not None:
+        raise refused
+    key = _scan_key(idem_key)
     try:
         with command(store, "record_scan", user=user) as ctx:
-            _require_packer(ctx, workflow)
-            head = _header(ctx, order_no)
-            _check_packable(workflow, head)
-            today = local_today(ctx.now)
-            scan = classify_scan(text, today=today)
-            if isinstance(scan, InvalidScan):
-                raise Refused(scan.reason, code="invalid_scan")
-            if not isinstance(scan, ItemScan):
-                raise Refused(msg("{code} is not a product barcode.", code=text), code="not_an_item")
-            rows = _lines(ctx.session, head.order_id)
-            found = _product_for(ctx.session, scan)
-            if found is None:
-                raise Refused(
-                    msg("Unknown barcode {code}: it is not a product of this desk.", code=scan.code),
-                    code="unknown_code",
-                )
-            product, units = found
-            mine = [r for r in rows if r.product_id == product.id]
-            if not mine:
-                still = ", ".join(
-                    f"{r.sku} x{r.quantity - r.scanned_qty}" for r in rows if r.scanned_qty < r.quantity
-                )
-                raise _refuse_not_in_order(head.order_no, product.sku, product.name, still)
-            if product.hazard != "none":
-                released = ctx.session.exec(
-                    select(HazardRelease.id).where(
-                        HazardRelease.order_id == head.order_id, HazardRelease.product_id == product.id
-                    )
-                ).first()
-                if released is None:
-                    raise _hazard_refusal(product)
-            if scan.expiry is not None and scan.expiry < today:
-                raise Refused(
-                    msg(
-                        "{sku} expired on {date} (batch {batch}): do not ship it; take one that is in date.",
-                        sku=product.sku,
-                        date=scan.expiry.isoformat(),
-                        batch=scan.batch or "-",
-                    ),
-                    code="expired",
-                )
-            qty = units * scan.count * multiplier
-            if scan.serial:
-                if qty != 1:
-                    raise Refused(
-                        msg(
-                            "A serial-numbered item counts one at a time: scan each {sku} by itself.",
-                            sku=product.sku,
-                        ),
-                        code="serial_multiple",
-                    )
-                earlier = _serial_holder(ctx.session, scan.gtin or "", scan.serial)
-                if earlier is not None:
-                    raise _serial_refusal(product.sku, scan.serial, earlier)
-            line = next((r for r in mine if r.quantity - r.scanned_qty >= qty), None)
-            if line is None:
-                raise Refused(
-                    msg(
-                        "Too many {sku}: the order needs {quantity}, {scanned} are scanned and this scan adds "
-                        "{qty}. The count is unchanged; put the extra back.",
-                        sku=product.sku,
-                        quantity=sum(r.quantity for r in mine),
-                        scanned=sum(r.scanned_qty for r in mine),
-                        qty=qty,
-                    ),
-                    code="over_quantity",
-                )
-            packed = int(
-                ctx.session.exec(
-                    _PACKED, params={"product_id": product.id, "terminal": _terminal_states(workflow)}
-                ).one()
-            )
-            if packed + qty > product.stock_on_hand:
-                raise Refused(
-                    msg(
-                        "Not enough {sku} in stock: {stock} on hand, {packed} already packed, this scan needs "
-                        "{qty}. Blocked: check the shelf count with the planner.",
-                        sku=product.sku,
-                        stock=product.stock_on_hand,
-                        packed=packed,
-                        qty=qty,
-                    ),
-                    code="no_stock",
-                    who=("planner",),
-                )
-            batch = (scan.batch or "")[:20]
-            try:
-                ctx.session.exec(
-                    _INSERT_SCAN,
-                    params={
-                        "idem_key": key,
-                        "at": ctx.now,
-                        "user_name": ctx.actor.name,
-                        "order_id": head.order_id,
-                        "order_no": head.order_no,
-                        "line_id": line.id,
-                        "line_no": line.line_no,
-                        "product_id": product.id,
-                        "code": scan.code[:200],
-                        "gtin": scan.gtin or "",
-                        "batch": batch,
-                        "expiry": scan.expiry,
-                        "serial": scan.serial or "",
-                        "qty": qty,
-                        "multiplier": multiplier,
-                        "source": source,
-                        "undone": False,
-                        "undone_by": "",
-                    },
-                )
-            except IntegrityError:
-                # The same key was counted already (a retry), or another desk took the serial meanwhile.
-                if ctx.session.exec(select(Scan.id).where(Scan.idem_key == key)).first() is not None:
-                    raise _Repeated(key) from None
-                holder = _serial_holder(ctx.session, scan.gtin or "", scan.serial or "")
-                raise _serial_refusal(product.sku, scan.serial or "", holder or "?") from None
-            new_batch = _line_batch(ctx.session, head.order_id, line.id, line.batch) if batch else line.batch
-            scanned = line.scanned_qty + qty
-            ctx.session.exec(_COUNT_LINE, params={"line_id": line.id, "scanned": scanned, "batch": new_batch})
-            ctx.session.exec(
-                _BUMP_ORDER,
-                params={
-                    "order_id": head.order_id,
-                    "version": head.version + 1,
-                    "at": ctx.now,
-                    "by": ctx.actor.name,
-                },
-            )
+            head = _packing_head(ctx.session, workflow, ctx.actor, order_no)
+            tally = _Tally(ctx.session, workflow, head, ctx.now)
+            counted = tally.count(NewScan(code, multiplier, key, source), ctx.actor.name)
+            if counted.repeated:
+                raise _Repeated(key)
+            (done,) = tally.write()
             ctx.record(
-                order_no=head.order_no,
-                args={
-                    "order_no": head.order_no,
-                    "code": scan.code,
-                    "multiplier": multiplier,
-                    "idem_key": key,
-                    "source": source,
-                },
-                base_version=head.version,
-                detail={
-                    "line_no": line.line_no,
-                    "sku": product.sku,
-                    "qty": qty,
-                    "scanned": scanned,
-                    "quantity": line.quantity,
-                    "gtin": scan.gtin or "",
-                    "batch": batch,
-                    "serial": scan.serial or "",
-                    "expiry": scan.expiry.isoformat() if scan.expiry else None,
-                },
+                order_no=done.order_no, args=done.args, base_version=done.base_version, detail=done.detail
             )
             view = _header_view(
                 ctx.session,
                 workflow,
                 head,
-                rows,
-                changed={line.id: (scanned, new_batch)},
+                tally.rows,
+                changed=tally.changed,
                 scans=head.scans + 1,
                 version=head.version + 1,
             )
-            return ScanResult(
-                view, line.line_no, product.sku, product.name, qty, batch, scan.serial or "", scan.expiry
-            )
+            return ScanResult(view, *astuple(counted))
     except _Repeated:
         return _repeated_scan(store, key, user)
+
+
+def record_scans(
+    store: Store, *, user: str | Actor, order_no: str, scans: Sequence[NewScan]
+) -> list[Counted | Refused]:
+    """Count scans on the user's open order ``order_no`` in one transaction, set-based, each as ``record_scan``
+    counts one and in the order given: its own audit and outbox record, the order's version one up per scan,
+    each decided against the counts the scans before it left. A scan that would be refused is refused alone
+    (its entry is the refusal); a scan whose key was counted before counts nothing (``repeated``). The
+    central API replays a station's scans this way, hundreds at a time."""
+    workflow = store.workflow
+    items = [replace(item, idem_key=_scan_key(item.idem_key)) for item in scans]
+    out: list[Counted | Refused] = []
+    with command_batch(store, "record_scan") as ctx:
+        try:
+            actor = ctx.actor(user)
+            head = _packing_head(ctx.session, workflow, actor, order_no)
+        except Refused as refused:
+            ctx.record([])
+            return [_bad_multiplier(item.multiplier) or refused for item in items]
+        tally = _Tally(ctx.session, workflow, head, ctx.now)
+        tally.expect(items)
+        for item in items:
+            try:
+                refused = _bad_multiplier(item.multiplier)
+                if refused is not None:
+                    raise refused
+                out.append(tally.count(item, actor.name))
+            except Refused as refused:
+                out.append(refused)
+        ctx.record(tally.write())
+    return out
+
+
+def _packing_head(session: Session, workflow: Workflow, actor: Actor, expected_order: str | None) -> Any:
+    """The actor's open order, ready to pack, in one query (``_HEADER``), or the refusal that says why not."""
+    _require_packer(actor, workflow)
+    head = session.exec(_HEADER, params={"user": actor.name}).first()
+    if head is None or (expected_order and head.order_no != expected_order.upper()):
+        _open_session(session, actor.name, expected_order)  # raises the refusal that says what happened
+    _check_packable(workflow, head)
+    return head
+
+
+class _Tally:
+    """An open order while one command counts scans on it: its lines, the stock already packed, the serial
+    numbers and keys already counted, as the database holds them plus what this command counted so far.
+    ``count`` decides one scan against that (or refuses it) and ``write`` writes every counted scan together.
+    A station's single scan and the central API's hundreds go through the same decisions."""
+
+    def __init__(self, session: Session, workflow: Workflow, head: Any, now: datetime) -> None:
+        self.session = session
+        self.workflow = workflow
+        self.head = head
+        self.now = now
+        self.today = local_today(now)
+        self.rows = _lines(session, head.order_id)
+        self.changed: dict[int, tuple[int, str]] = {}  # line id -> (scanned, batch) after this command
+        self.scans: list[dict[str, Any]] = []  # the scan rows to insert
+        self.records: list[Record] = []
+        self._classified: dict[str, Any] = {}  # code -> classify_scan's answer
+        self._products: dict[str, tuple[Any, int] | None] = {}  # code -> (product, units per scan)
+        self._released: set[int] | None = None  # products released for this order (hazard)
+        self._packed: dict[int, int] = {}  # product id -> units packed on orders not closed
+        self._holders: dict[tuple[str, str], str | None] = {}  # (gtin, serial) -> the order it is counted on
+        self._keys: dict[str, Counted | None] = {}  # idempotency key -> the scan counted with it
+        self._batches: dict[int, list[tuple[str, bool]]] = {}  # line id -> its scans' (batch, undone)
+
+    def expect(self, items: Sequence[NewScan]) -> None:
+        """Look up every key and serial number of ``items`` at once (many scans: a query per few hundred)."""
+        self._lookup_keys([item.idem_key or "" for item in items])
+        serials: dict[str, set[str]] = {}
+        for item in items:
+            scan = self._classify(item.code) if isinstance(item.code, str) else None
+            if isinstance(scan, ItemScan) and scan.serial:
+                serials.setdefault(scan.gtin or "", set()).add(scan.serial)
+        for gtin, wanted in serials.items():
+            for chunk in iter_chunks(sorted(wanted)):
+                found = dict(
+                    self.session.exec(_SERIAL_HOLDERS, params={"gtin": gtin, "serials": chunk}).all()
+                )
+                self._holders.update({(gtin, serial): found.get(serial) for serial in chunk})
+
+    def count(self, item: NewScan, user_name: str) -> Counted:
+        """Decide one scan (``item.idem_key`` set): count it, or raise ``Refused`` with the reason."""
+        key = item.idem_key or ""
+        if key not in self._keys:
+            self._lookup_keys([key])
+        known = self._keys[key]
+        if known is not None:
+            return known
+        head = self.head
+        scan = self._classify(item.code)
+        if isinstance(scan, InvalidScan):
+            raise Refused(scan.reason, code="invalid_scan")
+        if not isinstance(scan, ItemScan):
+            raise Refused(msg("{code} is not a product barcode.", code=item.code.strip()), code="not_an_item")
+        found = self._product(scan)
+        if found is None:
+            raise Refused(
+                msg("Unknown barcode {code}: it is not a product of this desk.", code=scan.code),
+                code="unknown_code",
+            )
+        product, units = found
+        mine = [r for r in self.rows if r.product_id == product.id]
+        if not mine:
+            still = ", ".join(
+                f"{r.sku} x{r.quantity - self._scanned(r)}"
+                for r in self.rows
+                if self._scanned(r) < r.quantity
+            )
+            raise _refuse_not_in_order(head.order_no, product.sku, product.name, still)
+        if product.hazard != "none":
+            if self._released is None:
+                self._released = set(_releases(self.session, head.order_id))
+            if product.id not in self._released:
+                raise _hazard_refusal(product)
+        if scan.expiry is not None and scan.expiry < self.today:
+            raise Refused(
+                msg(
+                    "{sku} expired on {date} (batch {batch}): do not ship it; take one that is in date.",
+                    sku=product.sku,
+                    date=scan.expiry.isoformat(),
+                    batch=scan.batch or "-",
+                ),
+                code="expired",
+            )
+        qty = units * scan.count * item.multiplier
+        gtin = scan.gtin or ""
+        if scan.serial:
+            if qty != 1:
+                raise Refused(
+                    msg(
+                        "A serial-numbered item counts one at a time: scan each {sku} by itself.",
+                        sku=product.sku,
+                    ),
+                    code="serial_multiple",
+                )
+            if (gtin, scan.serial) not in self._holders:
+                self._holders[(gtin, scan.serial)] = _serial_holder(self.session, gtin, scan.serial)
+            earlier = self._holders[(gtin, scan.serial)]
+            if earlier is not None:
+                raise _serial_refusal(product.sku, scan.serial, earlier)
+        line = next((r for r in mine if r.quantity - self._scanned(r) >= qty), None)
+        if line is None:
+            raise Refused(
+                msg(
+                    "Too many {sku}: the order needs {quantity}, {scanned} are scanned and this scan adds "
+                    "{qty}. The count is unchanged; put the extra back.",
+                    sku=product.sku,
+                    quantity=sum(r.quantity for r in mine),
+                    scanned=sum(self._scanned(r) for r in mine),
+                    qty=qty,
+                ),
+                code="over_quantity",
+            )
+        if product.id not in self._packed:
+            terminal = _terminal_states(self.workflow)
+            self._packed[product.id] = int(
+                self.session.exec(_PACKED, params={"product_id": product.id, "terminal": terminal}).one()
+            )
+        packed = self._packed[product.id]
+        if packed + qty > product.stock_on_hand:
+            raise Refused(
+                msg(
+                    "Not enough {sku} in stock: {stock} on hand, {packed} already packed, this scan needs "
+                    "{qty}. Blocked: check the shelf count with the planner.",
+                    sku=product.sku,
+                    stock=product.stock_on_hand,
+                    packed=packed,
+                    qty=qty,
+                ),
+                code="no_stock",
+                who=("planner",),
+            )
+        # Counted: from here on the scans after it see it.
+        batch = (scan.batch or "")[:20]
+        source = "keyed" if item.source == "keyed" else "scanner"
+        scanned = self._scanned(line) + qty
+        self.changed[line.id] = (scanned, self._batch_after(line, batch))
+        self._packed[product.id] = packed + qty
+        if scan.serial:
+            self._holders[(gtin, scan.serial)] = head.order_no
+        counted = Counted(line.line_no, product.sku, product.name, qty, batch, scan.serial or "", scan.expiry)
+        self._keys[key] = replace(counted, repeated=True)
+        self.scans.append(
+            {
+                "idem_key": key,
+                "at": self.now,
+                "user_name": user_name,
+                "order_id": head.order_id,
+                "order_no": head.order_no,
+                "line_id": line.id,
+                "line_no": line.line_no,
+                "product_id": product.id,
+                "code": scan.code[:200],
+                "gtin": gtin,
+                "batch": batch,
+                "expiry": scan.expiry,
+                "serial": scan.serial or "",
+                "qty": qty,
+                "multiplier": item.multiplier,
+                "source": source,
+                "undone": False,
+                "undone_by": "",
+            }
+        )
+        self.records.append(
+            Record(
+                user_name,
+                {
+                    "order_no": head.order_no,
+                    "code": scan.code,
+                    "multiplier": item.multiplier,
+                    "idem_key": key,
+                    "source": source,
+                },
+                head.order_no,
+                head.version + len(self.records),
+                {
+                    "line_no": line.line_no,
+                    "sku": product.sku,
+                    "qty": qty,
+                    "scanned": scanned,
+                    "quantity": line.quantity,
+                    "gtin": gtin,
+                    "batch": batch,
+                    "serial": scan.serial or "",
+                    "expiry": scan.expiry.isoformat() if scan.expiry else None,
+                },
+            )
+        )
+        return counted
+
+    def write(self) -> list[Record]:
+        """Write every counted scan, its line's count and the order's version; the records to keep for them."""
+        if not self.scans:
+            return []
+        insert_rows(self.session, Scan, self.scans)
+        for line_id, (scanned, batch) in self.changed.items():
+            self.session.exec(_COUNT_LINE, params={"line_id": line_id, "scanned": scanned, "batch": batch})
+        self.session.exec(
+            _BUMP_ORDER,
+            params={
+                "order_id": self.head.order_id,
+                "version": self.head.version + len(self.records),
+                "at": self.now,
+                "by": self.records[-1].user_name,
+            },
+        )
+        return self.records
+
+    def _scanned(self, line: Any) -> int:
+        return self.changed[line.id][0] if line.id in self.changed else int(line.scanned_qty)
+
+    def _classify(self, code: str) -> Any:
+        text = code.strip()
+        if text not in self._classified:
+            self._classified[text] = classify_scan(text, today=self.today)
+        return self._classified[text]
+
+    def _product(self, scan: ItemScan) -> tuple[Any, int] | None:
+        code = scan.gtin or scan.code
+        if code not in self._products:
+            self._products[code] = _product_for(self.session, scan)
+        return self._products[code]
+
+    def _lookup_keys(self, keys: list[str]) -> None:
+        for chunk in iter_chunks(sorted(set(keys) - self._keys.keys())):
+            self._keys.update(dict.fromkeys(chunk))
+            for key, *fields in self.session.exec(_COUNTED, params={"keys": chunk}).all():
+                self._keys[key] = Counted(*fields, repeated=True)
+
+    def _batch_after(self, line: Any, batch: str) -> str:
+        """The line's batch once a scan of ``batch`` is counted on it (``_batch_of``: only scanning's own)."""
+        current = self.changed[line.id][1] if line.id in self.changed else line.batch
+        if not batch:
+            return current
+        if line.id not in self._batches:
+            self._batches[line.id] = _line_scans(self.session, self.head.order_id, line.id)
+        self._batches[line.id].append((batch, False))
+        return _batch_of(self._batches[line.id], current)
 
 
 _SERIAL_HOLDER = (
@@ -1002,6 +1188,21 @@ _SERIAL_HOLDER = (
     )
     .limit(1)
 )
+# The serial numbers of one GTIN counted on orders (``_Tally.expect``: a few hundred to a statement).
+_SERIAL_HOLDERS = select(Scan.serial, Scan.order_no).where(
+    col(Scan.gtin) == bindparam("gtin"),
+    col(Scan.serial).in_(bindparam("serials", expanding=True)),
+    sql_text("scan.serial <> ''"),
+    col(Scan.undone) == False,  # noqa: E712 - SQL, not Python truth
+)
+# Scans already counted with these keys, as ``Counted`` needs them.
+_COUNTED = (
+    select(
+        Scan.idem_key, Scan.line_no, Product.sku, Product.name, Scan.qty, Scan.batch, Scan.serial, Scan.expiry
+    )
+    .join(Product, col(Product.id) == col(Scan.product_id))
+    .where(col(Scan.idem_key).in_(bindparam("keys", expanding=True)))
+)
 _PACKED = (
     select(func.coalesce(func.sum(OrderLine.scanned_qty - OrderLine.shipped_qty), 0))
     .join(SalesOrder, col(SalesOrder.id) == col(OrderLine.order_id))
@@ -1011,7 +1212,6 @@ _PACKED = (
         col(SalesOrder.state).not_in(bindparam("terminal", expanding=True)),
     )
 )
-_INSERT_SCAN = insert(Scan)
 _COUNT_LINE = (
     update(OrderLine)
     .where(col(OrderLine.id) == bindparam("line_id"))
@@ -1051,14 +1251,6 @@ _HEADER = (
 def _serial_holder(session: Session, gtin: str, serial: str) -> str | None:
     """The order a serial number is counted on (scans not undone), or None."""
     return session.exec(_SERIAL_HOLDER, params={"gtin": gtin, "serial": serial}).first()
-
-
-def _header(ctx: CommandContext, expected_order: str | None) -> Any:
-    """The caller's open order in one query: session, order and customer fields and the counted scans."""
-    head = ctx.session.exec(_HEADER, params={"user": ctx.actor.name}).first()
-    if head is None or (expected_order and head.order_no != expected_order.upper()):
-        _open_session(ctx, expected_order)  # raises the refusal that says what happened
-    return head
 
 
 def _header_view(
@@ -1184,8 +1376,8 @@ def undo_last_scan(store: Store, *, user: str | Actor, idem_key: str | None = No
 
 def _undo(store: Store, workflow: Workflow, user: str | Actor, key: str) -> UndoResult:
     with command(store, "undo_scan", user=user) as ctx:
-        _require_packer(ctx, workflow)
-        psess, order = _open_session(ctx)
+        _require_packer(ctx.actor, workflow)
+        psess, order = _open_session(ctx.session, ctx.actor.name)
         done = ctx.session.exec(select(Scan).where(Scan.undo_key == key)).first()
         if done is not None:
             raise _Repeated(key)
@@ -1227,8 +1419,8 @@ def reset_packing(store: Store, *, user: str | Actor) -> ResetResult:
     """Cancel scanning the open order: every scan is undone, every line back to zero, the order released."""
     workflow = store.workflow
     with command(store, "reset_packing", user=user) as ctx:
-        _require_packer(ctx, workflow)
-        psess, order = _open_session(ctx)
+        _require_packer(ctx.actor, workflow)
+        psess, order = _open_session(ctx.session, ctx.actor.name)
         if order.state in _after_ship(workflow, ship_transition(workflow)):
             _check_packable(workflow, order)
         active = ctx.session.exec(
@@ -1258,7 +1450,7 @@ def reset_packing(store: Store, *, user: str | Actor) -> ResetResult:
 def park_order(store: Store, *, user: str | Actor) -> ResetResult:
     """Put the open order aside with its scans; scanning it again (here or at another station) resumes it."""
     with command(store, "park_packing", user=user) as ctx:
-        psess, order = _open_session(ctx)
+        psess, order = _open_session(ctx.session, ctx.actor.name)
         scans = _active_scans(ctx.session, order.id or 0)
         units = int(
             ctx.session.exec(
@@ -1289,8 +1481,8 @@ def choose_packing_preset(
             code="unknown_preset",
         )
     with command(store, "choose_packing_preset", user=user) as ctx:
-        _require_packer(ctx, workflow)
-        psess, order = _open_session(ctx)
+        _require_packer(ctx.actor, workflow)
+        psess, order = _open_session(ctx.session, ctx.actor.name)
         _check_packable(workflow, order)
         order.packing_preset = chosen.id
         base = touch_order(ctx, order)
@@ -1307,8 +1499,8 @@ def record_waybill(store: Store, *, user: str | Actor, waybill: str) -> PackingV
     workflow = store.workflow
     number = _clean_waybill(waybill)
     with command(store, "record_waybill", user=user) as ctx:
-        _require_packer(ctx, workflow)
-        psess, order = _open_session(ctx)
+        _require_packer(ctx.actor, workflow)
+        psess, order = _open_session(ctx.session, ctx.actor.name)
         _check_packable(workflow, order)
         other = _waybill_in_use(ctx.session, number, order.id or 0)
         if other:
@@ -1401,8 +1593,8 @@ def ship_order(
     settings = settings or ShippingSettings.from_env()
     workflow = store.workflow
     with command(store, "ship_order", user=user) as ctx:
-        ship = _require_packer(ctx, workflow)
-        psess, order = _open_session(ctx)
+        ship = _require_packer(ctx.actor, workflow)
+        psess, order = _open_session(ctx.session, ctx.actor.name)
         _check_packable(workflow, order)
         if settings.require_preset and not order.packing_preset:
             raise Refused(

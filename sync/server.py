@@ -21,6 +21,7 @@ from starlette.background import BackgroundTask
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from orderdesk import replication as rep
+from orderdesk import scanning  # noqa: F401 - station ops' replays: loaded at start, not by a first push
 from orderdesk.canonical import canonical_json
 from orderdesk.errors import StoreError
 from orderdesk.heap import freeze_heap
@@ -196,7 +197,7 @@ def create_app(
     @app.post("/v1/push", response_model=PushResponse, responses=ERRORS, tags=["sync"])
     def push(body: PushRequest, request: Request, me: SyncDesk = Depends(desk)) -> Any:
         """Decide ops in order, several to a transaction: each op in a savepoint, or a run of set-based ops
-        (notes) in one. A retried op gets its stored outcome."""
+        (notes, scans) in one. A retried op gets its stored outcome."""
         same_desk(me, body.desk_id)
         store = current_store(request)
         results: list[dict[str, Any]] = []

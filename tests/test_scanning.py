@@ -6,6 +6,7 @@ its audit record (with who) and its outbox record.
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from collections.abc import Callable
 from datetime import date
@@ -23,6 +24,7 @@ from orderdesk.i18n import msg
 from orderdesk.labels import load_presets
 from orderdesk.orders import create_order, move_order, show_order
 from orderdesk.scanning import (
+    NewScan,
     PackingStation,
     ShippingSettings,
     choose_packing_preset,
@@ -33,6 +35,7 @@ from orderdesk.scanning import (
     packing_view,
     park_order,
     record_scan,
+    record_scans,
     record_waybill,
     release_hazard,
     reset_packing,
@@ -396,6 +399,98 @@ def test_a_retried_scan_never_counts_twice(desk: Store, order_no: str) -> None:
     assert line(desk, order_no, "HX-M8").scanned_qty == 1
     assert one(desk, "SELECT count(*) FROM scan") == 1
     assert one(desk, "SELECT count(*) FROM audit_record WHERE command='record_scan'") == 1
+
+
+# -- many scans in one command (the central API replays a station's scans set-based) ---------------------
+# (code, multiplier, key) for every decision a scan can get. In order: counted; a batch; a serial; the same
+# serial again; over the line's quantity; the first key again; not in the order (XX-1, made by the test);
+# a bad check digit; unknown; expired; a serial times two; no multiplier; FL-DN50 by its SKU, twice (lower
+# case too); one too many; a second batch; hazardous; more BR-6204 than in stock (2); one, another, one more.
+MIXED = (
+    (HX, 1, "k1"),
+    (f"01{HX14}10B-1", 1, "k2"),
+    (f"01{HX14}21SN1", 1, "k3"),
+    (f"01{HX14}21SN1", 1, "k4"),
+    (f"01{HX14}3009", 1, "k5"),
+    (HX, 1, "k1"),
+    ("XX-1", 1, "k6"),
+    ("6901234567890", 1, "k7"),
+    ("HELLO", 1, "k8"),
+    (f"01{HX14}17261031", 1, "k9"),
+    (f"01{HX14}21SN9", 2, "k10"),
+    (HX, 0, "k11"),
+    ("FL-DN50", 1, "k12"),
+    ("fl-dn50", 1, "k13"),
+    ("FL-DN50", 1, "k14"),
+    (f"01{HX14}10B-2", 1, "k15"),
+    ("6905555555552", 1, "k16"),
+    ("4006381333931", 3, "k17"),
+    ("4006381333931", 1, "k18"),
+    ("4006381333931", 1, "k19"),
+    ("4006381333931", 1, "k20"),
+)
+
+
+def _scan_outcome(result: Any) -> Any:
+    """A scan's outcome as both ways answer it: the refusal, or what was counted."""
+    if isinstance(result, Refused):
+        return (result.code, str(result), result.who)
+    fields = ("line_no", "sku", "name", "qty", "batch", "serial", "expiry", "repeated")
+    return tuple(getattr(result, name) for name in fields)
+
+
+def _packing_state(store: Store, order_no: str) -> dict[str, list[tuple[Any, ...]]]:
+    """Everything counting scans writes (but the outbox's op ids, which are random)."""
+    queries = {
+        "scans": "SELECT * FROM scan ORDER BY id",
+        "lines": "SELECT l.* FROM order_line l JOIN sales_order o ON o.id = l.order_id WHERE o.order_no = :no",
+        "order": "SELECT version, updated_at, updated_by FROM sales_order WHERE order_no = :no",
+        "audit": "SELECT * FROM audit_record ORDER BY id",
+        "outbox": "SELECT seq, desk_id, epoch, command, args, order_no, base_version, payload_hash, created_at,"
+        " user_name FROM outbox ORDER BY seq",
+    }
+    with store.read() as session:
+        return {
+            name: [tuple(r) for r in session.exec(text(sql), params={"no": order_no}).all()]  # type: ignore[call-overload]
+            for name, sql in queries.items()
+        }
+
+
+def test_scans_counted_together_end_as_if_counted_one_by_one(desk: Store, tmp_path: Path) -> None:
+    add_valid_product(desk, "XX-1", "690000000001")
+    no = ready(desk, ("HX-M8", 5), ("FL-DN50", 2), ("PT-RED", 1), ("BR-6204", 3))
+    with desk.write() as session:  # two of the three on the shelf went missing
+        session.exec(text("UPDATE product SET stock_on_hand = 2 WHERE sku = 'BR-6204'"))  # type: ignore[call-overload]
+    open_for_packing(desk, order_no=no, user="liu")
+    twin_path = tmp_path / "twin.db"
+    with sqlite3.connect(desk.path) as source, sqlite3.connect(twin_path) as copy:
+        source.backup(copy)
+    twin = Store.open(twin_path, clock=desk.clock)
+    one_by_one = []
+    for code, multiplier, key in MIXED:
+        try:
+            one_by_one.append(
+                record_scan(desk, user="liu", code=code, multiplier=multiplier, idem_key=key, order_no=no)
+            )
+        except Refused as exc:
+            one_by_one.append(exc)
+    together = record_scans(
+        twin, user="liu", order_no=no, scans=[NewScan(code, m, key) for code, m, key in MIXED]
+    )
+    assert [_scan_outcome(r) for r in together] == [_scan_outcome(r) for r in one_by_one]
+    outcomes = [
+        r[0] if isinstance(r, tuple) and isinstance(r[0], str) else "counted"
+        for r in map(_scan_outcome, together)
+    ]
+    assert outcomes == [
+        *("counted", "counted", "counted", "serial_repeated", "over_quantity", "counted", "not_in_order"),
+        *("invalid_scan", "unknown_code", "expired", "serial_multiple", "bad_multiplier", "counted"),
+        *("counted", "over_quantity", "counted", "hazard:hazardous", "no_stock", "counted", "counted"),
+        "no_stock",
+    ]
+    assert [getattr(r, "repeated", None) for r in together].count(True) == 1  # the first key again
+    assert _packing_state(twin, no) == _packing_state(desk, no)
+    twin.close()
 
 
 def test_a_keyed_scan_is_marked(desk: Store, order_no: str) -> None:

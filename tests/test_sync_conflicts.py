@@ -299,3 +299,36 @@ def test_a_station_run_replays_through_a_rejection_and_leaves_no_station_open(an
     assert table_count(w.store, "packing_session") == 0
     with w.store.read() as session:  # the rejected op's audit records went with it; the chain is whole
         assert audit.verify(session)[1] == []
+
+
+def test_scans_on_an_order_cancelled_meanwhile_are_each_rejected_and_the_next_order_counts(
+    any_world: World,
+) -> None:
+    """A station scans two orders offline while the sales office cancels the first. The central API
+    replays each order's scans together; the cancelled order's run cannot open at all, so each of its scans
+    is rejected with the reason a packer can act on, and the second order's scans in the same push count."""
+    from orderdesk.scanning import open_for_packing, park_order, record_scan
+
+    w = any_world
+    a, b = w.desks["a"], w.desks["b"]
+    cancelled, kept = ready_to_pack(a, 3), ready_to_pack(a, 2)
+    w.sync("a")
+    w.sync("b")
+    move_order(b, order_no=cancelled, to="cancel", user="wang")
+    w.sync("b")
+    open_for_packing(a, order_no=cancelled, user="liu")
+    for i in range(3):
+        record_scan(a, user="liu", code=f"(01)06901234567892(21)C{i}", order_no=cancelled)
+    park_order(a, user="liu")
+    open_for_packing(a, order_no=kept, user="liu")
+    for i in range(2):
+        record_scan(a, user="liu", code=f"(01)06901234567892(21)K{i}", order_no=kept)
+    report = w.sync("a")
+    assert (report.applied, report.rejected) == (2, 3)
+    rejections = rep.rejections(a)
+    assert [r.code for r in rejections] == ["order_closed"] * 3
+    assert all(cancelled in str(r.reason) for r in rejections)
+    assert [ln.scanned_qty for ln in show_order(w.store, cancelled).lines] == [0]
+    assert [ln.scanned_qty for ln in show_order(w.store, kept).lines] == [2]
+    assert table_count(w.store, "scan") == 2 and table_count(w.store, "packing_session") == 0
+    converge(w)
