@@ -493,6 +493,16 @@ def test_scans_counted_together_end_as_if_counted_one_by_one(desk: Store, tmp_pa
     twin.close()
 
 
+def test_a_retried_scan_answers_its_first_count_even_once_the_line_is_full(
+    desk: Store, order_no: str
+) -> None:
+    for i in range(3):
+        record_scan(desk, user="liu", code=HX, idem_key=f"k{i}")
+    again = record_scan(desk, user="liu", code=HX, idem_key="k2")  # not "Too many": it is the third one
+    assert again.repeated and again.qty == 1 and again.view.line(1).scanned == 3  # type: ignore[union-attr]
+    assert one(desk, "SELECT count(*) FROM scan") == 3
+
+
 def test_a_keyed_scan_is_marked(desk: Store, order_no: str) -> None:
     record_scan(desk, user="liu", code=HX, source="keyed")
     assert order_scans(desk, order_no)[0]["source"] == "keyed"
