@@ -505,17 +505,18 @@ def _replay_stock(store: Store, a: dict[str, Any], user: str) -> object:
 
 # -- the scanning area's commands (issue 3) ---------------------------------------------------------------
 # Packing happens at a station: the desk's open packing session is desk-local (not synced). To replay a
-# station's op the central API opens the same order for the same user, inside the op's savepoint, and runs
-# the command. A run of one station's ops on one order (its scans) shares that session, as it did on the
-# desk; another station's or another order's op closes it first, and none outlives the transaction.
+# station's op the central API opens the same order for the same user, inside the op's savepoint (a run of
+# scans: inside its group's, ``_replay_scans``), and runs the command. A run of one station's ops on one
+# order (its scans) shares that session, as it did on the desk; another station's or another order's op
+# closes it first, and none outlives the transaction.
 PACKING = "replay_packing"  # Session.info key: (user, order number) of the station session a replay left open
 
 
 def _with_packing(
     store: Store, order_no: str, user: str, run: Callable[[], object], *, ends: bool = False
 ) -> object:
-    """Run a station's op with ``order_no`` open at ``user``'s station; ``ends``: the op closes the station
-    (a shipment, a reset), so nothing is left open after it."""
+    """Run a station's op (or a run of its scans) with ``order_no`` open at ``user``'s station; ``ends``: the
+    op closes the station (a shipment, a reset), so nothing is left open after it."""
     from orderdesk.scanning import start_packing
 
     with store.write() as session:
@@ -541,26 +542,49 @@ def _close_packing(store: Store, *, also: str = "") -> None:
 
 
 def _replay_scans(store: Store, ops: list[OpContext]) -> list[list[tuple[str, str]] | Refused]:
-    """A run of scans, set-based: each station's scans on one order together, with that order open there."""
+    """A run of scans, set-based: each station's consecutive scans on one order together, with that order
+    open there, in a savepoint. A group that counts nothing (the order cannot be opened there any more, or
+    every scan is refused) is rolled back, station and all, as its ops one at a time would have been."""
+    out: list[list[tuple[str, str]] | Refused] = []
+    with store.write() as session:
+        for (user, order_no), run in groupby(ops, key=lambda op: (op.user_name, op.args["order_no"])):
+            out += _replay_scan_group(store, session, user, order_no, list(run))
+    return out
+
+
+def _replay_scan_group(
+    store: Store, session: Session, user: str, order_no: str, ops: list[OpContext]
+) -> list[list[tuple[str, str]] | Refused]:
+    """One station's consecutive scans on one order (``_replay_scans``)."""
     from orderdesk.scanning import NewScan, record_scans
 
-    out: list[list[tuple[str, str]] | Refused] = []
-    for (user, order_no), run in groupby(ops, key=lambda op: (op.user_name, op.args["order_no"])):
-        scans = [
-            NewScan(
-                op.args["code"],
-                int(op.args.get("multiplier", 1)),
-                op.args.get("idem_key"),
-                op.args.get("source", "scanner"),
-            )
-            for op in run
-        ]
+    scans = [
+        NewScan(
+            op.args["code"],
+            int(op.args.get("multiplier", 1)),
+            op.args.get("idem_key"),
+            op.args.get("source", "scanner"),
+        )
+        for op in ops
+    ]
+    station = session.info.get(PACKING)
+    savepoint = session.begin_nested()
+    try:
         counted = _with_packing(
             store, order_no, user, partial(record_scans, store, user=user, order_no=order_no, scans=scans)
         )
-        assert isinstance(counted, list)
-        out += [got if isinstance(got, Refused) else [("order", order_no)] for got in counted]
-    return out
+    except Refused as refused:  # opening the order refused before it wrote anything
+        counted = [refused] * len(scans)
+    except BaseException:
+        savepoint.rollback()
+        raise
+    assert isinstance(counted, list)
+    if all(isinstance(got, Refused) for got in counted):
+        savepoint.rollback()
+        session.info[PACKING] = station
+    else:
+        savepoint.commit()
+    return [got if isinstance(got, Refused) else [("order", order_no)] for got in counted]
 
 
 def _replay_undo_scan(store: Store, a: dict[str, Any], user: str) -> object:
@@ -623,7 +647,7 @@ def _replay_ship(store: Store, a: dict[str, Any], user: str) -> object:
 
 
 # Outbox command name -> how the central API replays it. Adding a command that syncs is one line here, e.g.
-# ``REPLAYS["record_scan"] = Replay(replay_kwargs(record_scan))`` when its outbox args are its keywords.
+# ``REPLAYS["set_priority"] = Replay(replay_kwargs(set_priority))`` when its outbox args are its keywords.
 REPLAYS: dict[str, Replay] = {
     "create_order": Replay(_replay_create),
     "move_order": Replay(_replay_move, check=_check_move),

@@ -26,7 +26,7 @@ import os
 import re
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import astuple, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -890,7 +890,7 @@ def record_scan(
                 scans=head.scans + 1,
                 version=head.version + 1,
             )
-            return ScanResult(view, *astuple(counted))
+            return ScanResult(view, **asdict(counted))
     except _Repeated:
         return _repeated_scan(store, key, user)
 
@@ -899,7 +899,7 @@ def record_scans(
     store: Store, *, user: str | Actor, order_no: str, scans: Sequence[NewScan]
 ) -> list[Counted | Refused]:
     """Count scans on the user's open order ``order_no`` in one transaction, set-based, each as ``record_scan``
-    counts one and in the order given: its own audit and outbox record, the order's version one up per scan,
+    counts one and in the order given: its own audit and outbox record, the order's version one up per scan counted,
     each decided against the counts the scans before it left. A scan that would be refused is refused alone
     (its entry is the refusal); a scan whose key was counted before counts nothing (``repeated``). The
     central API replays a station's scans this way, hundreds at a time."""
@@ -963,22 +963,19 @@ class _Tally:
 
     def expect(self, items: Sequence[NewScan]) -> None:
         """Look up every key and serial number of ``items`` at once (many scans: a query per few hundred)."""
-        self._lookup_keys([item.idem_key or "" for item in items])
+        self._lookup_keys([item.idem_key for item in items if item.idem_key])
         serials: dict[str, set[str]] = {}
         for item in items:
             scan = self._classify(item.code) if isinstance(item.code, str) else None
             if isinstance(scan, ItemScan) and scan.serial:
                 serials.setdefault(scan.gtin or "", set()).add(scan.serial)
         for gtin, wanted in serials.items():
-            for chunk in iter_chunks(sorted(wanted)):
-                found = dict(
-                    self.session.exec(_SERIAL_HOLDERS, params={"gtin": gtin, "serials": chunk}).all()
-                )
-                self._holders.update({(gtin, serial): found.get(serial) for serial in chunk})
+            self._lookup_serials(gtin, wanted)
 
     def count(self, item: NewScan, user_name: str) -> Counted:
         """Decide one scan (``item.idem_key`` set): count it, or raise ``Refused`` with the reason."""
-        key = item.idem_key or ""
+        key = item.idem_key
+        assert key, "every scan a tally counts has its key (_scan_key)"
         if key not in self._keys:
             self._lookup_keys([key])
         known = self._keys[key]
@@ -1032,7 +1029,7 @@ class _Tally:
                     code="serial_multiple",
                 )
             if (gtin, scan.serial) not in self._holders:
-                self._holders[(gtin, scan.serial)] = _serial_holder(self.session, gtin, scan.serial)
+                self._lookup_serials(gtin, {scan.serial})
             earlier = self._holders[(gtin, scan.serial)]
             if earlier is not None:
                 raise _serial_refusal(product.sku, scan.serial, earlier)
@@ -1166,6 +1163,12 @@ class _Tally:
             for key, *fields in self.session.exec(_COUNTED, params={"keys": chunk}).all():
                 self._keys[key] = Counted(*fields, repeated=True)
 
+    def _lookup_serials(self, gtin: str, serials: set[str]) -> None:
+        """Which order each of these serial numbers of ``gtin`` is counted on (scans not undone), if any."""
+        for chunk in iter_chunks(sorted(serials)):
+            found = dict(self.session.exec(_SERIAL_HOLDERS, params={"gtin": gtin, "serials": chunk}).all())
+            self._holders.update({(gtin, serial): found.get(serial) for serial in chunk})
+
     def _batch_after(self, line: Any, batch: str) -> str:
         """The line's batch once a scan of ``batch`` is counted on it (``_batch_of``: only scanning's own)."""
         current = self.changed[line.id][1] if line.id in self.changed else line.batch
@@ -1177,21 +1180,11 @@ class _Tally:
         return _batch_of(self._batches[line.id], current)
 
 
-_SERIAL_HOLDER = (
-    select(Scan.order_no)
-    .where(
-        col(Scan.gtin) == bindparam("gtin"),
-        col(Scan.serial) == bindparam("serial"),
-        # the partial index ux_scan_serial's own condition, so SQLite uses it instead of scanning every scan
-        sql_text("scan.serial <> ''"),
-        col(Scan.undone) == False,  # noqa: E712 - SQL, not Python truth
-    )
-    .limit(1)
-)
 # The serial numbers of one GTIN counted on orders (``_Tally.expect``: a few hundred to a statement).
 _SERIAL_HOLDERS = select(Scan.serial, Scan.order_no).where(
     col(Scan.gtin) == bindparam("gtin"),
     col(Scan.serial).in_(bindparam("serials", expanding=True)),
+    # the partial index ux_scan_serial's own condition, so SQLite uses it instead of scanning every scan
     sql_text("scan.serial <> ''"),
     col(Scan.undone) == False,  # noqa: E712 - SQL, not Python truth
 )
@@ -1246,11 +1239,6 @@ _HEADER = (
     .join(Customer, col(Customer.id) == col(SalesOrder.customer_id))
     .where(col(PackingSession.user_name) == bindparam("user"))
 )
-
-
-def _serial_holder(session: Session, gtin: str, serial: str) -> str | None:
-    """The order a serial number is counted on (scans not undone), or None."""
-    return session.exec(_SERIAL_HOLDER, params={"gtin": gtin, "serial": serial}).first()
 
 
 def _header_view(
@@ -1359,7 +1347,7 @@ def undo_last_scan(store: Store, *, user: str | Actor, idem_key: str | None = No
     """Undo the newest counted scan of the user's open order (its line counts down). ``idem_key``: a retried
     undo undoes nothing more."""
     workflow = store.workflow
-    key = (idem_key or str(uuid.uuid4()))[:64]
+    key = _scan_key(idem_key)
     try:
         return _undo(store, workflow, user, key)
     except _Repeated:

@@ -402,12 +402,15 @@ def test_a_retried_scan_never_counts_twice(desk: Store, order_no: str) -> None:
 
 
 # -- many scans in one command (the central API replays a station's scans set-based) ---------------------
-# (code, multiplier, key) for every decision a scan can get. In order: counted; a batch; a serial; the same
-# serial again; over the line's quantity; the first key again; not in the order (XX-1, made by the test);
-# a bad check digit; unknown; expired; a serial times two; no multiplier; FL-DN50 by its SKU, twice (lower
-# case too); one too many; a second batch; hazardous; more BR-6204 than in stock (2); one, another, one more.
+# (code, multiplier, key) for every decision a scan can get. In order: counted; a key and a serial counted
+# before the command (k0, SN0); a batch; a serial; the same serial again; over the line's quantity; the
+# first key again; not in the order (XX-1, made by the test); a bad check digit; unknown; expired; a serial
+# times two; no multiplier; FL-DN50 by its SKU, twice (lower case too); one too many; a second batch;
+# hazardous; more BR-6204 than in stock (2); one, another, one more.
 MIXED = (
     (HX, 1, "k1"),
+    (HX, 1, "k0"),
+    (f"01{HX14}21SN0", 1, "k21"),
     (f"01{HX14}10B-1", 1, "k2"),
     (f"01{HX14}21SN1", 1, "k3"),
     (f"01{HX14}21SN1", 1, "k4"),
@@ -462,6 +465,7 @@ def test_scans_counted_together_end_as_if_counted_one_by_one(desk: Store, tmp_pa
     with desk.write() as session:  # two of the three on the shelf went missing
         session.exec(text("UPDATE product SET stock_on_hand = 2 WHERE sku = 'BR-6204'"))  # type: ignore[call-overload]
     open_for_packing(desk, order_no=no, user="liu")
+    record_scan(desk, user="liu", code=f"01{HX14}21SN0", idem_key="k0")  # counted before: key and serial
     twin_path = tmp_path / "twin.db"
     with sqlite3.connect(desk.path) as source, sqlite3.connect(twin_path) as copy:
         source.backup(copy)
@@ -483,12 +487,23 @@ def test_scans_counted_together_end_as_if_counted_one_by_one(desk: Store, tmp_pa
         for r in map(_scan_outcome, together)
     ]
     assert outcomes == [
-        *("counted", "counted", "counted", "serial_repeated", "over_quantity", "counted", "not_in_order"),
+        *(
+            "counted",
+            "counted",
+            "serial_repeated",
+            "counted",
+            "counted",
+            "serial_repeated",
+            "over_quantity",
+            "counted",
+            "not_in_order",
+        ),
         *("invalid_scan", "unknown_code", "expired", "serial_multiple", "bad_multiplier", "counted"),
         *("counted", "over_quantity", "counted", "hazard:hazardous", "no_stock", "counted", "counted"),
         "no_stock",
     ]
-    assert [getattr(r, "repeated", None) for r in together].count(True) == 1  # the first key again
+    repeated = [i for i, r in enumerate(together) if getattr(r, "repeated", False)]
+    assert repeated == [1, 7]  # k0 from before the command, k1 from within it
     assert _packing_state(twin, no) == _packing_state(desk, no)
     twin.close()
 
@@ -498,9 +513,10 @@ def test_a_retried_scan_answers_its_first_count_even_once_the_line_is_full(
 ) -> None:
     for i in range(3):
         record_scan(desk, user="liu", code=HX, idem_key=f"k{i}")
+    before = counts(desk)
     again = record_scan(desk, user="liu", code=HX, idem_key="k2")  # not "Too many": it is the third one
     assert again.repeated and again.qty == 1 and again.view.line(1).scanned == 3  # type: ignore[union-attr]
-    assert one(desk, "SELECT count(*) FROM scan") == 3
+    assert counts(desk) == before
 
 
 def test_a_keyed_scan_is_marked(desk: Store, order_no: str) -> None:

@@ -263,9 +263,9 @@ def test_scans_from_two_stations_count_a_serial_once_and_the_shipment_syncs(worl
 
 def test_a_station_run_replays_through_a_rejection_and_leaves_no_station_open(any_world: World) -> None:
     """The central API replays a run of one station's scans with the order open at that station once. When
-    the first scan of a run is rejected (its serial was counted first at another station), the station is as
-    it was before it, so the next scans of that run still open the order and count; no station is left
-    open on the central API, and the audit chain, whose tip a group remembers, skips nothing."""
+    the first scan of a run is rejected (its serial was counted first at another station), it is rejected
+    alone and the next scans of that run count; no station is left open on the central API, and the audit
+    chain, whose tip a group remembers, skips nothing."""
     from orderdesk.scanning import open_for_packing, park_order, record_scan
     from orderdesk.users import add_user
 
@@ -301,34 +301,76 @@ def test_a_station_run_replays_through_a_rejection_and_leaves_no_station_open(an
         assert audit.verify(session)[1] == []
 
 
-def test_scans_on_an_order_cancelled_meanwhile_are_each_rejected_and_the_next_order_counts(
+def test_scans_on_an_order_cancelled_meanwhile_are_each_rejected_and_the_order_before_counts(
     any_world: World,
 ) -> None:
-    """A station scans two orders offline while the sales office cancels the first. The central API
-    replays each order's scans together; the cancelled order's run cannot open at all, so each of its scans
-    is rejected with the reason a packer can act on, and the second order's scans in the same push count."""
-    from orderdesk.scanning import open_for_packing, park_order, record_scan
+    """A station packs two orders offline while the sales office cancels the second. The central API
+    replays each order's scans together: the first order's count; the cancelled order cannot be opened, so
+    each of its scans is rejected with the reason a packer can act on, and its group is rolled back with the
+    station as it was. The packing preset chosen next for the cancelled order is rejected too; it never
+    lands on the order the station had open before."""
+    from orderdesk.scanning import choose_packing_preset, open_for_packing, park_order, record_scan
 
     w = any_world
     a, b = w.desks["a"], w.desks["b"]
-    cancelled, kept = ready_to_pack(a, 3), ready_to_pack(a, 2)
+    kept, cancelled = ready_to_pack(a, 2), ready_to_pack(a, 3)
     w.sync("a")
     w.sync("b")
     move_order(b, order_no=cancelled, to="cancel", user="wang")
     w.sync("b")
-    open_for_packing(a, order_no=cancelled, user="liu")
-    for i in range(3):
-        record_scan(a, user="liu", code=f"(01)06901234567892(21)C{i}", order_no=cancelled)
-    park_order(a, user="liu")
     open_for_packing(a, order_no=kept, user="liu")
     for i in range(2):
         record_scan(a, user="liu", code=f"(01)06901234567892(21)K{i}", order_no=kept)
+    park_order(a, user="liu")
+    open_for_packing(a, order_no=cancelled, user="liu")
+    for i in range(3):
+        record_scan(a, user="liu", code=f"(01)06901234567892(21)C{i}", order_no=cancelled)
+    choose_packing_preset(a, user="liu", preset="1")
     report = w.sync("a")
-    assert (report.applied, report.rejected) == (2, 3)
+    assert (report.applied, report.rejected) == (2, 4)
     rejections = rep.rejections(a)
-    assert [r.code for r in rejections] == ["order_closed"] * 3
+    assert [r.code for r in rejections] == ["order_closed"] * 4
     assert all(cancelled in str(r.reason) for r in rejections)
     assert [ln.scanned_qty for ln in show_order(w.store, cancelled).lines] == [0]
     assert [ln.scanned_qty for ln in show_order(w.store, kept).lines] == [2]
+    assert show_order(w.store, kept).packing_preset == ""
     assert table_count(w.store, "scan") == 2 and table_count(w.store, "packing_session") == 0
+    converge(w)
+
+
+def test_one_push_of_scans_on_two_orders_by_two_packers_counts_each_where_it_was_made(
+    any_world: World,
+) -> None:
+    """One run of scans in one push: liu on the first order, then on the second, then ma on the first.
+    Each station's scans on each order are replayed together with that order open at that station, and
+    every scan counts on the order and by the packer it was made on and by."""
+    from orderdesk.scanning import open_for_packing, park_order, record_scan
+    from orderdesk.users import add_user
+
+    w = any_world
+    a = w.desks["a"]
+    add_user(w.store, name="ma", roles=["warehouse"], pin="1234")
+    first, second = ready_to_pack(a, 3), ready_to_pack(a, 2)
+    w.sync("a")
+    for user, order, serials in (("liu", first, "F1 F2"), ("liu", second, "S1 S2"), ("ma", first, "F3")):
+        open_for_packing(a, order_no=order, user=user)
+        for serial in serials.split():
+            record_scan(a, user=user, code=f"(01)06901234567892(21){serial}", order_no=order)
+        park_order(a, user=user)
+    assert {op.command for op in rep.pending_ops(a)[2]} == {"record_scan"}  # one run
+    report = w.sync("a")
+    assert (report.applied, report.rejected) == (5, 0)
+    with w.store.read() as session:
+        conn = session.connection()
+        made = conn.exec_driver_sql("SELECT order_no, user_name, serial FROM scan ORDER BY id").all()
+    assert [tuple(r) for r in made] == [
+        (first, "liu", "F1"),
+        (first, "liu", "F2"),
+        (second, "liu", "S1"),
+        (second, "liu", "S2"),
+        (first, "ma", "F3"),
+    ]
+    assert [ln.scanned_qty for ln in show_order(w.store, first).lines] == [3]
+    assert [ln.scanned_qty for ln in show_order(w.store, second).lines] == [2]
+    assert table_count(w.store, "packing_session") == 0
     converge(w)

@@ -633,6 +633,35 @@ def test_a_note_that_is_not_text_is_rejected_alone_with_a_clear_reason(world: Wo
     assert results[1]["reason"]["msgid"] == "{field} must be text."
 
 
+def test_a_scan_that_is_not_text_in_a_stations_run_is_rejected_alone(world: World) -> None:
+    """A station's scans are replayed together with its order opened once. A malformed one (its code a
+    number) fails the run as a whole, which is rolled back, station too, and replayed one op at a time: the
+    scan before it still finds its order to open and counts, only the malformed one is rejected."""
+    from orderdesk.scanning import open_for_packing, record_scan
+    from tests.desks_support import ready_to_pack
+
+    a = world.desks["a"]
+    order = ready_to_pack(a, 3)
+    world.sync("a")
+    open_for_packing(a, order_no=order, user="liu")
+    for serial in ("M1", "M2", "M3"):
+        record_scan(a, user="liu", code=f"(01)06901234567892(21){serial}", order_no=order)
+    body = push_body(world, "a")
+    middle = body["ops"][1]
+    middle["args"] = {**middle["args"], "code": 5}
+    middle["payload_hash"] = rep.payload_hash("record_scan", middle["args"], middle["base_version"], "liu")
+    response = post(world, "/v1/push", json=body)
+    assert response.status_code == 200, response.text
+    results = response.json()["results"]
+    assert [(r["status"], r["code"]) for r in results] == [
+        ("applied", ""),
+        ("rejected", "malformed_op"),
+        ("applied", ""),
+    ]
+    assert [ln.scanned_qty for ln in show_order(world.store, order).lines] == [2]
+    assert table_count(world.store, "packing_session") == 0
+
+
 def test_an_image_is_compared_by_the_seq_it_is_as_of_not_by_its_entry(world: World) -> None:
     """A transaction's image of an order comes on its first entry about the order, as of its last. A desk
     that got an image of that order at a seq in between (a rejected op's refresh, dumped mid-transaction)
