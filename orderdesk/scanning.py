@@ -228,21 +228,6 @@ class PackingView:
 
 
 @dataclass(frozen=True)
-class ScanResult:
-    """A counted scan (``repeated``: the same idempotency key was already counted; nothing new)."""
-
-    view: PackingView
-    line_no: int
-    sku: str
-    name: str
-    qty: int
-    batch: str
-    serial: str
-    expiry: date | None
-    repeated: bool = False
-
-
-@dataclass(frozen=True)
 class UndoResult:
     view: PackingView
     line_no: int
@@ -832,6 +817,14 @@ class Counted:
     repeated: bool = False
 
 
+@dataclass(frozen=True)
+class ScanResult(Counted):
+    """A counted scan and the station's view after it (``repeated``: the same idempotency key was already
+    counted; nothing new)."""
+
+    view: PackingView = field(kw_only=True)
+
+
 def _bad_multiplier(multiplier: object) -> Refused | None:
     if isinstance(multiplier, int) and 1 <= multiplier <= MAX_MULTIPLIER:
         return None
@@ -890,7 +883,7 @@ def record_scan(
                 scans=head.scans + 1,
                 version=head.version + 1,
             )
-            return ScanResult(view, **asdict(counted))
+            return ScanResult(**asdict(counted), view=view)
     except _Repeated:
         return _repeated_scan(store, key, user)
 
@@ -1331,7 +1324,6 @@ def _repeated_scan(store: Store, key: str, user: str | Actor) -> ScanResult:
         )
         view = _view(session, workflow, order, psess)
         return ScanResult(
-            view,
             scan.line_no,
             product.sku,
             product.name,
@@ -1340,6 +1332,7 @@ def _repeated_scan(store: Store, key: str, user: str | Actor) -> ScanResult:
             scan.serial,
             scan.expiry,
             True,
+            view=view,
         )
 
 
