@@ -619,13 +619,13 @@ def _replay_reset_packing(store: Store, a: dict[str, Any], user: str) -> object:
 
 
 def _replay_preset(store: Store, a: dict[str, Any], user: str) -> object:
-    from orderdesk.scanning import choose_packing_preset
+    from orderdesk.scanning import set_packing_preset
 
     return _with_packing(
         store,
         a["order_no"],
         user,
-        lambda: choose_packing_preset(store, user=user, preset=a["packing_preset"]),
+        lambda: set_packing_preset(store, user=user, preset=a["packing_preset"]),
     )
 
 
@@ -636,12 +636,12 @@ def _replay_release_hazard(store: Store, a: dict[str, Any], user: str) -> object
 
 
 def _replay_ship(store: Store, a: dict[str, Any], user: str) -> object:
-    from orderdesk.scanning import record_waybill, ship_order
+    from orderdesk.scanning import keep_waybill, ship_packed
 
     def run() -> object:
         if a.get("waybill"):
-            record_waybill(store, user=user, waybill=a["waybill"])
-        return ship_order(store, user=user)
+            keep_waybill(store, user=user, waybill=a["waybill"])
+        return ship_packed(store, user=user)
 
     return _with_packing(store, a["order_no"], user, run, ends=True)
 
