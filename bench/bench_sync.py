@@ -2,7 +2,8 @@
 desk draining queued ops while the TUI's event loop keeps ticking.
 
     .venv/bin/python bench/bench_sync.py [--server sqlite|postgresql|both] [--ops 2000] [--changes 20000]
-                                         [--scans 500] [--bootstrap] [--drain 10000] [--skip-push] [--skip-pull]
+                                         [--scans 500] [--station 100] [--bootstrap] [--drain 10000]
+                                         [--skip-push] [--skip-pull]
 
 The central API runs as a separate process (uvicorn), as in production, so client and server do not share a
 GIL. ``--server postgresql`` starts a throwaway PostgreSQL cluster (initdb/pg_ctl, fsync on). Bootstrap uses
@@ -149,8 +150,50 @@ def bench_scans(kind: str, desk: Store, client: SyncClient, n_scans: int) -> Non
     print(f"[{kind}] push scans  {queued:>8,} ops in {dt:6.2f} s = {queued / dt:8,.0f} ops/s (each replayed)")
 
 
+def bench_station(kind: str, desk: Store, client: SyncClient, n_orders: int) -> None:
+    """A packing station's day as it goes up: orders of 5 serial-numbered items, each opened, scanned, given
+    its packing and shipped (with a generated waybill), then pushed: 5 scans (replayed together), a preset
+    and a shipment (each replayed alone, the workflow's ship guards and the stock included) per order."""
+    from orderdesk.scanning import (
+        choose_packing_preset,
+        open_for_packing,
+        packing_view,
+        park_order,
+        record_scan,
+        ship_order,
+    )
+    from tests.desks_support import ready_to_pack
+
+    if packing_view(desk, user="liu") is not None:  # the scan figure's last order
+        park_order(desk, user="liu")
+    orders = [ready_to_pack(desk, 5) for _ in range(n_orders)]
+    client.push()
+    for k, no in enumerate(orders):
+        open_for_packing(desk, order_no=no, user="liu")
+        for i in range(5):
+            record_scan(desk, user="liu", code=f"(01)06901234567892(21)D{k:04d}N{i}", order_no=no)
+        choose_packing_preset(desk, user="liu", preset="1")
+        ship_order(desk, user="liu")
+    queued = rep.outbox_count(desk)
+    t = time.perf_counter()
+    report = client.push()
+    dt = time.perf_counter() - t
+    assert report.applied == queued, report
+    print(
+        f"[{kind}] push station {queued:>7,} ops in {dt:6.2f} s = {queued / dt:8,.0f} ops/s "
+        f"({n_orders / dt:,.0f} orders/s: 5 scans, a preset and a shipment each)"
+    )
+
+
 def bench_push_pull(
-    kind: str, n_ops: int, n_changes: int, folder: Path, do_push: bool, do_pull: bool, n_scans: int = 0
+    kind: str,
+    n_ops: int,
+    n_changes: int,
+    folder: Path,
+    do_push: bool,
+    do_pull: bool,
+    n_scans: int = 0,
+    n_station: int = 0,
 ) -> None:
     from sync.client import SyncClient
 
@@ -221,6 +264,9 @@ def bench_push_pull(
                 client.pull()
                 if n_scans:
                     bench_scans(kind, desk, client, n_scans)
+                if n_station:
+                    bench_station(kind, desk, client, n_station)
+                client.pull()  # the desk's own ops back: the pull below measures the change log alone
             if do_pull:
                 fill_change_log(server, n_changes)
                 t = time.perf_counter()
@@ -346,6 +392,7 @@ def main() -> None:
     parser.add_argument("--ops", type=int, default=2000)
     parser.add_argument("--changes", type=int, default=20_000)
     parser.add_argument("--scans", type=int, default=500, help="serial scans for the scan push figure")
+    parser.add_argument("--station", type=int, default=100, help="orders packed and shipped at a station")
     parser.add_argument("--bootstrap", action="store_true", help="bootstrap from bench/out/demo-1m.db")
     parser.add_argument("--bootstrap-db", type=Path, default=DEMO_DB)
     parser.add_argument("--drain", type=int, default=0, help="queued ops for the TUI drain test (e.g. 10000)")
@@ -366,6 +413,7 @@ def main() -> None:
                     not args.skip_push,
                     not args.skip_pull,
                     args.scans,
+                    args.station,
                 )
         if args.bootstrap:
             bench_bootstrap(folder, args.bootstrap_db)
