@@ -150,7 +150,7 @@ def bench_scans(kind: str, desk: Store, client: SyncClient, n_scans: int) -> Non
     print(f"[{kind}] push scans  {queued:>8,} ops in {dt:6.2f} s = {queued / dt:8,.0f} ops/s (each replayed)")
 
 
-def bench_station(kind: str, desk: Store, client: SyncClient, n_orders: int) -> None:
+def bench_station(kind: str, server: Store, desk: Store, client: SyncClient, n_orders: int) -> None:
     """A packing station's day as it goes up: orders of 5 serial-numbered items, each opened, scanned, given
     its packing and shipped (with a generated waybill), then pushed: 5 scans (replayed together), a preset
     and a shipment (each replayed alone, the workflow's ship guards and the stock included) per order."""
@@ -168,17 +168,29 @@ def bench_station(kind: str, desk: Store, client: SyncClient, n_orders: int) -> 
         park_order(desk, user="liu")
     orders = [ready_to_pack(desk, 5) for _ in range(n_orders)]
     client.push()
+    waybills = {}
     for k, no in enumerate(orders):
         open_for_packing(desk, order_no=no, user="liu")
         for i in range(5):
             record_scan(desk, user="liu", code=f"(01)06901234567892(21)D{k:04d}N{i}", order_no=no)
         choose_packing_preset(desk, user="liu", preset="1")
-        ship_order(desk, user="liu")
+        waybills[no] = ship_order(desk, user="liu").waybill
     queued = rep.outbox_count(desk)
+    assert queued == 7 * n_orders, queued
     t = time.perf_counter()
     report = client.push()
     dt = time.perf_counter() - t
     assert report.applied == queued, report
+    with server.read() as session:
+        mark = "%s" if server.url else "?"
+        got = session.connection().exec_driver_sql(
+            "SELECT order_no, state, waybill FROM sales_order WHERE order_no IN "
+            f"({', '.join([mark] * len(orders))})",
+            tuple(orders),
+        )
+        assert {no: (state, waybill) for no, state, waybill in got} == {
+            no: ("shipped", waybill) for no, waybill in waybills.items()
+        }
     print(
         f"[{kind}] push station {queued:>7,} ops in {dt:6.2f} s = {queued / dt:8,.0f} ops/s "
         f"({n_orders / dt:,.0f} orders/s: 5 scans, a preset and a shipment each)"
@@ -265,13 +277,16 @@ def bench_push_pull(
                 if n_scans:
                     bench_scans(kind, desk, client, n_scans)
                 if n_station:
-                    bench_station(kind, desk, client, n_station)
-                client.pull()  # the desk's own ops back: the pull below measures the change log alone
+                    bench_station(kind, server, desk, client, n_station)
             if do_pull:
+                client.pull()  # what is there already (the desk's own ops): the figure is the change log's
                 fill_change_log(server, n_changes)
                 t = time.perf_counter()
                 report = client.pull()
                 dt = time.perf_counter() - t
+                assert report.pulled == n_changes, (
+                    report
+                )  # the change log alone: the desk's own ops came before
                 print(
                     f"[{kind}] pull        {report.pulled:>8,} changes in {dt:6.2f} s = {report.pulled / dt:8,.0f} changes/s"
                 )

@@ -636,10 +636,17 @@ def _replay_release_hazard(store: Store, a: dict[str, Any], user: str) -> object
 
 
 def _replay_ship(store: Store, a: dict[str, Any], user: str) -> object:
+    from orderdesk.models import SalesOrder
     from orderdesk.scanning import keep_waybill, ship_packed
 
     def run() -> object:
-        if a.get("waybill"):
+        with store.write() as session:
+            held = session.exec(
+                select(SalesOrder.waybill).where(SalesOrder.order_no == a["order_no"])
+            ).first()
+        # The waybill the station shipped with: one scanned or generated there is kept as a scan would be; one
+        # the order already carries here (typed into the order, any text) is the order's and is used as is.
+        if a.get("waybill") and a["waybill"] != held:
             keep_waybill(store, user=user, waybill=a["waybill"])
         return ship_packed(store, user=user)
 

@@ -608,6 +608,20 @@ def _waybill_in_use(session: Session, waybill: str, order_id: int) -> str | None
     ).first()
 
 
+def _check_waybill_free(session: Session, waybill: str, order: SalesOrder) -> None:
+    """Refuse a waybill another order already carries."""
+    other = _waybill_in_use(session, waybill, order.id or 0)
+    if other:
+        raise Refused(
+            msg(
+                "Waybill {waybill} is already used for order {order_no}: use a new label.",
+                waybill=waybill,
+                order_no=other,
+            ),
+            code="waybill_in_use",
+        )
+
+
 def actor_by_badge(store: Store, badge: str) -> Actor | None:
     """The active user whose badge this is (badges are stored hashed), or None."""
     from orderdesk.users import hash_badge
@@ -1459,8 +1473,9 @@ def choose_packing_preset(
 
 def set_packing_preset(store: Store, *, user: str | Actor, preset: str) -> None:
     """``choose_packing_preset`` without building the view (the central API replaying a station's op has
-    no screen)."""
-    chosen = _known_preset(preset, None)
+    no screen), against the packing presets file this machine is configured with (``ORDERDESK_PRESETS``),
+    as its stations are."""
+    chosen = _known_preset(preset, load_presets(ShippingSettings.from_env().presets_path))
     with command(store, "choose_packing_preset", user=user) as ctx:
         _choose_preset(ctx, chosen)
 
@@ -1497,33 +1512,26 @@ def _choose_preset(ctx: CommandContext, chosen: Preset) -> tuple[PackingSession,
 
 def record_waybill(store: Store, *, user: str | Actor, waybill: str) -> PackingView:
     """Keep a waybill scanned from the carrier's label for the open order; shipping records it on the order."""
+    number = _clean_waybill(waybill)
     with command(store, "record_waybill", user=user) as ctx:
-        psess, order = _keep_waybill(ctx, waybill)
+        psess, order = _keep_waybill(ctx, number)
         return _view(ctx.session, ctx.store.workflow, order, psess)
 
 
 def keep_waybill(store: Store, *, user: str | Actor, waybill: str) -> None:
     """``record_waybill`` without building the view (the central API replaying a station's op has no screen)."""
-    with command(store, "record_waybill", user=user) as ctx:
-        _keep_waybill(ctx, waybill)
-
-
-def _keep_waybill(ctx: CommandContext, waybill: str) -> tuple[PackingSession, SalesOrder]:
-    workflow = ctx.store.workflow
     number = _clean_waybill(waybill)
+    with command(store, "record_waybill", user=user) as ctx:
+        _keep_waybill(ctx, number)
+
+
+def _keep_waybill(ctx: CommandContext, number: str) -> tuple[PackingSession, SalesOrder]:
+    """Keep the waybill ``number`` (``_clean_waybill``'s) for the actor's open order."""
+    workflow = ctx.store.workflow
     _require_packer(ctx.actor, workflow)
     psess, order = _open_session(ctx.session, ctx.actor.name)
     _check_packable(workflow, order)
-    other = _waybill_in_use(ctx.session, number, order.id or 0)
-    if other:
-        raise Refused(
-            msg(
-                "Waybill {waybill} is already used for order {order_no}: use a new label.",
-                waybill=number,
-                order_no=other,
-            ),
-            code="waybill_in_use",
-        )
+    _check_waybill_free(ctx.session, number, order)
     psess.waybill, psess.carrier = number, carrier_of(number)
     ctx.session.add(psess)
     ctx.record(order_no=order.order_no, args={"order_no": order.order_no, "waybill": number}, sync=False)
@@ -1620,8 +1628,9 @@ def ship_order(
 def ship_packed(store: Store, *, user: str | Actor, settings: ShippingSettings | None = None) -> str:
     """``ship_order`` without the shipping label (the central API replaying a station's op prints none);
     returns the waybill."""
+    settings = settings or ShippingSettings.from_env()
     with command(store, "ship_order", user=user) as ctx:
-        return _ship(ctx, settings or ShippingSettings.from_env()).waybill
+        return _ship(ctx, settings).waybill
 
 
 @dataclass(frozen=True)
@@ -1658,16 +1667,7 @@ def _ship(ctx: CommandContext, settings: ShippingSettings) -> _Shipped:
             settings.carrier,
             True,
         )
-    other = _waybill_in_use(ctx.session, waybill, order.id or 0)
-    if other:
-        raise Refused(
-            msg(
-                "Waybill {waybill} is already used for order {order_no}: use a new label.",
-                waybill=waybill,
-                order_no=other,
-            ),
-            code="waybill_in_use",
-        )
+    _check_waybill_free(ctx.session, waybill, order)
     order.waybill = waybill
     transition, source, target = apply_transition(ctx, order, ship.id, workflow=workflow)
     shipped: list[list[Any]] = []

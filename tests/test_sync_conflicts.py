@@ -5,12 +5,15 @@ stock deltas that may not go below zero, and pulls that are idempotent — on SQ
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from orderdesk import audit
 from orderdesk import replication as rep
 from orderdesk.catalog import add_customer
 from orderdesk.errors import Refused
+from orderdesk.labels import load_presets
 from orderdesk.orders import add_note, edit_order, move_order, show_order
 from orderdesk.stock import adjust_stock
 from orderdesk.store import Store
@@ -253,11 +256,12 @@ def test_scans_from_two_stations_count_a_serial_once_and_the_shipment_syncs(worl
     assert report.rejected == 1  # the serial counts once
     record_scan(a, user="liu", code="(01)06901234567892(21)SN002", order_no=order)
     choose_packing_preset(a, user="liu", preset="1")
-    ship_order(a, user="liu")
+    shipped = ship_order(a, user="liu")
     assert world.sync("a").applied == 3
     converge(world)
     detail = show_order(world.store, order)
     assert detail.state == "shipped" and [(ln.scanned_qty, ln.shipped_qty) for ln in detail.lines] == [(2, 2)]
+    assert shipped.generated and detail.waybill == shipped.waybill  # the label the station printed
     assert stock_of(world.store, "HX-M8") == stock_before - 2
 
 
@@ -374,3 +378,45 @@ def test_one_push_of_scans_on_two_orders_by_two_packers_counts_each_where_it_was
     assert [ln.scanned_qty for ln in show_order(w.store, second).lines] == [2]
     assert table_count(w.store, "packing_session") == 0
     converge(w)
+
+
+def test_a_shipment_with_a_waybill_typed_into_the_order_syncs(world: World) -> None:
+    """Sales may type any text as an order's waybill; the station ships with it. The central API uses the
+    order's own waybill as it is, not as a label scanned at a station (which must look like a waybill)."""
+    from orderdesk.scanning import choose_packing_preset, open_for_packing, record_scan, ship_order
+
+    a = world.desks["a"]
+    order = ready_to_pack(a, 1)
+    edit_order(a, order_no=order, user="admin", changes={"waybill": "SF-A"})
+    open_for_packing(a, order_no=order, user="liu")
+    record_scan(a, user="liu", code="(01)06901234567892(21)TYPED1", order_no=order)
+    choose_packing_preset(a, user="liu", preset="1")
+    assert ship_order(a, user="liu").waybill == "SF-A"
+    report = world.sync("a")
+    assert report.rejected == 0, rep.rejections(a)
+    detail = show_order(world.store, order)
+    assert (detail.state, detail.waybill) == ("shipped", "SF-A")
+
+
+def test_the_central_api_knows_the_companys_packing_presets(
+    world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A company's own presets file (ORDERDESK_PRESETS), configured for its stations and its central API
+    alike: a preset only that file has is replayed, not refused as unknown."""
+    from orderdesk.scanning import choose_packing_preset, open_for_packing, record_scan
+
+    presets = tmp_path / "presets.toml"
+    presets.write_text(
+        '[[presets]]\nid = "Z9"\nlabel_en = "Crate"\nlabel_zh = "木箱"\n'
+        "length_mm = 1200\nwidth_mm = 800\nheight_mm = 600\nmax_weight_kg = 120.0\n",
+        encoding="utf-8",
+    )
+    monkeypatch.setenv("ORDERDESK_PRESETS", str(presets))
+    a = world.desks["a"]
+    order = ready_to_pack(a, 1)
+    open_for_packing(a, order_no=order, user="liu")
+    record_scan(a, user="liu", code="(01)06901234567892(21)CRATE1", order_no=order)
+    choose_packing_preset(a, user="liu", preset="Z9", presets=load_presets(presets))
+    report = world.sync("a")
+    assert report.rejected == 0, rep.rejections(a)
+    assert show_order(world.store, order).packing_preset == "Z9"
