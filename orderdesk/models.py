@@ -69,7 +69,16 @@ class SalesOrder(SQLModel, table=True):
     __tablename__ = "sales_order"
     __table_args__ = (
         Index("ix_sales_order_state_since", "state", "state_since"),
-        Index("ix_sales_order_customer_created", "customer_id", "created_at"),
+        # A customer's orders by date; the state and amount ride along so the credit guard
+        # (guards.credit_exposure) sums a customer's open orders from the index alone (migration 0007).
+        Index(
+            "ix_sales_order_customer_created",
+            "customer_id",
+            "created_at",
+            "state",
+            "held_from_state",
+            "amount",
+        ),
     )
 
     id: int | None = Field(default=None, primary_key=True)
