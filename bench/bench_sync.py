@@ -28,10 +28,12 @@ from typing import TYPE_CHECKING
 
 import httpx
 from _common import DEMO_DB, OUT, ROOT, load_note
+from sqlmodel import col, select
 
 from orderdesk import replication as rep
 from orderdesk.canonical import canonical_json
-from orderdesk.store import Store
+from orderdesk.models import SalesOrder
+from orderdesk.store import Store, sqlite_time
 from tests.sync_harness import PgCluster, enrol_local, free_port, seed_server
 
 if TYPE_CHECKING:
@@ -67,7 +69,7 @@ def queue_ops(desk: Store, n: int, order_no: str) -> None:
         conn = session.connection()
         row = conn.exec_driver_sql("SELECT desk_id, epoch, next_seq FROM desk WHERE id = 1").one()
         desk_id, epoch, seq = row
-        now = desk.clock().strftime("%Y-%m-%d %H:%M:%S.%f")
+        now = sqlite_time(desk.clock())
         rows = []
         for i in range(n):
             args = {"order_no": order_no, "text": f"bench note {seq + i}"}
@@ -182,12 +184,11 @@ def bench_station(kind: str, server: Store, desk: Store, client: SyncClient, n_o
     dt = time.perf_counter() - t
     assert report.applied == queued, report
     with server.read() as session:
-        mark = "%s" if server.url else "?"
-        got = session.connection().exec_driver_sql(
-            "SELECT order_no, state, waybill FROM sales_order WHERE order_no IN "
-            f"({', '.join([mark] * len(orders))})",
-            tuple(orders),
-        )
+        got = session.exec(
+            select(SalesOrder.order_no, SalesOrder.state, SalesOrder.waybill).where(
+                col(SalesOrder.order_no).in_(orders)
+            )
+        ).all()
         assert {no: (state, waybill) for no, state, waybill in got} == {
             no: ("shipped", waybill) for no, waybill in waybills.items()
         }

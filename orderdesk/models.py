@@ -423,7 +423,7 @@ class SyncChange(SQLModel, table=True):
     __table_args__ = (Index("ix_sync_change_entity", "kind", "key"),)
 
     seq: int = Field(primary_key=True, sa_type=BigInteger, sa_column_kwargs={"autoincrement": False})
-    kind: str = Field(max_length=12)  # order | customer | product | user
+    kind: str = Field(max_length=12)  # order | customer | product | user | invoice | payment
     key: str = Field(max_length=64)
     image: str  # canonical JSON, or "" (the image is on the entity's earlier entry in the transaction)
     event: str = ""  # canonical JSON: the command, user, args and desk of the op (on one entry per op)

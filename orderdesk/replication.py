@@ -2,8 +2,9 @@
 
 On the central API a desk's op (an outbox record: a command and its arguments as intent) is replayed through
 the **same domain command** the desk ran, inside one transaction that also stores the op's terminal outcome
-(applied, or rejected with a reason kept as a message id + parameters) and appends the full image of every
-entity the command changed to the change log under a global sequence number.
+(applied, or rejected with a reason kept as a message id + parameters) and appends an entry for every
+entity the command changed to the change log under a global sequence number, with the entity's full image
+(stored once per transaction, on its first entry there).
 
 On a desk, pulled change-log entries are applied by natural key (order number, SKU, customer code, user
 name), so applying a page twice changes nothing; an entity with ops still waiting to go up keeps the desk's
@@ -375,15 +376,6 @@ class Replay:
             )
 
 
-def replay_kwargs(fn: Callable[..., object], *, user_param: str = "user") -> Callable[..., object]:
-    """A replayer for commands whose outbox args are exactly their keyword arguments."""
-
-    def run(store: Store, args: dict[str, Any], user: str) -> object:
-        return fn(store, **args, **{user_param: user})
-
-    return run
-
-
 def _replay_create(store: Store, a: dict[str, Any], user: str) -> object:
     from orderdesk.orders import create_order
 
@@ -567,8 +559,7 @@ def _replay_scan_group(
         )
         for op in ops
     ]
-    station = session.info.get(PACKING)
-    savepoint = session.begin_nested()
+    savepoint = _StationSavepoint(session)
     try:
         counted = _with_packing(
             store, order_no, user, partial(record_scans, store, user=user, order_no=order_no, scans=scans)
@@ -581,7 +572,6 @@ def _replay_scan_group(
     assert isinstance(counted, list)
     if all(isinstance(got, Refused) for got in counted):
         savepoint.rollback()
-        session.info[PACKING] = station
     else:
         savepoint.commit()
     return [got if isinstance(got, Refused) else [("order", order_no)] for got in counted]
@@ -636,25 +626,19 @@ def _replay_release_hazard(store: Store, a: dict[str, Any], user: str) -> object
 
 
 def _replay_ship(store: Store, a: dict[str, Any], user: str) -> object:
-    from orderdesk.models import SalesOrder
-    from orderdesk.scanning import keep_waybill, ship_packed
+    from orderdesk.scanning import ship_packed
 
-    def run() -> object:
-        with store.write() as session:
-            held = session.exec(
-                select(SalesOrder.waybill).where(SalesOrder.order_no == a["order_no"])
-            ).first()
-        # The waybill the station shipped with: one scanned or generated there is kept as a scan would be; one
-        # the order already carries here (typed into the order, any text) is the order's and is used as is.
-        if a.get("waybill") and a["waybill"] != held:
-            keep_waybill(store, user=user, waybill=a["waybill"])
-        return ship_packed(store, user=user)
-
-    return _with_packing(store, a["order_no"], user, run, ends=True)
+    return _with_packing(
+        store,
+        a["order_no"],
+        user,
+        lambda: ship_packed(store, user=user, waybill=a.get("waybill", "")),
+        ends=True,
+    )
 
 
-# Outbox command name -> how the central API replays it. Adding a command that syncs is one line here, e.g.
-# ``REPLAYS["set_priority"] = Replay(replay_kwargs(set_priority))`` when its outbox args are its keywords.
+# Outbox command name -> how the central API replays it. Adding a command that syncs is one line here:
+# ``Replay(run)``, ``run(store, args, user)`` calling the domain command with the op's arguments.
 REPLAYS: dict[str, Replay] = {
     "create_order": Replay(_replay_create),
     "move_order": Replay(_replay_move, check=_check_move),
@@ -1260,8 +1244,7 @@ def _attempt(
     it stood, else why it was refused, with everything it wrote rolled back. A failure that would repeat every
     time (malformed arguments, a constraint of the database) is a refusal too; anything else (the database
     locked, the disk full) propagates."""
-    savepoint = session.begin_nested()
-    station = session.info.get(PACKING)  # a rejected op's savepoint rolls back: the station as it was
+    savepoint = _StationSavepoint(session)
     session.info[REPLAYING] = True  # the server is nobody's desk: its commands keep no outbox copy
     rejection: Refused | None = None
     try:
@@ -1295,9 +1278,24 @@ def _attempt(
         )
     finally:
         del session.info[REPLAYING]
-        if rejection is not None:
-            session.info[PACKING] = station
     return rejection
+
+
+class _StationSavepoint:
+    """A savepoint whose rollback also puts back the station a replay had open (``PACKING``): what the
+    rolled-back ops opened or closed there is undone with them."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.station = session.info.get(PACKING)
+        self.savepoint = session.begin_nested()
+
+    def commit(self) -> None:
+        self.savepoint.commit()
+
+    def rollback(self) -> None:
+        self.savepoint.rollback()
+        self.session.info[PACKING] = self.station
 
 
 def _decide_one(store: Store, session: Session, op: OpIn, replay: Replay, group: _Group) -> OpResult:
@@ -1329,7 +1327,7 @@ def _decide_run(store: Store, session: Session, ops: list[OpIn], group: _Group) 
     got: list[list[tuple[str, str]] | Refused] = []
     group.tracker.take()  # what ran before this run (a station closed) is not its change
     failed = _attempt(session, ops, group.desk_id, lambda: got.extend(many(store, todo)) if todo else None)
-    tracked = group.tracker.take()  # what the run changed through the ORM: each applied op's change
+    tracked = group.tracker.take()  # what the run changed through the ORM, published with each applied op
     if failed is not None:
         if len(ops) > 1:
             return [result for op in ops for result in _decide_run(store, session, [op], group)]
@@ -1915,7 +1913,7 @@ def apply_changes(store: Store, entries: list[tuple[Any, ...]], *, next_cursor: 
             if image == SAME_IMAGE:  # the image came with an earlier entry of its transaction
                 continue
             if (kind, key) in pending:
-                # kept as sent (canonical JSON); decoded only for the seq it is as of
+                # kept as canonical JSON (as sent when it came as text); decoded only for the seq it is as of
                 text = image if isinstance(image, str) else canonical_json(image)
                 decoded = json.loads(image) if isinstance(image, str) else image
                 _defer(conn, kind, key, _as_of(seq, decoded), text)

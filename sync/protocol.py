@@ -93,8 +93,8 @@ class ChangesResponse(BaseModel):
     entries: list[tuple[int, str, str, dict[str, Any] | Literal[""] | None, dict[str, Any] | None]] = Field(
         description="[seq, kind, key, image, event] oldest first; kind is user, customer, product, order, "
         "invoice or payment; "
-        'image is null for an entity that no longer exists, and "" when an earlier entry of the same '
-        "transaction carries the entity's image; event (command, user, order_no, detail, at, desk_id, "
+        'image is null for an entity that no longer exists, and "" (only when asked with same_image=true) '
+        "when an earlier entry of the same transaction carries the entity's image; event (command, user, order_no, detail, at, desk_id, "
         "desk_code) is on one entry per op"
     )
     next_after: int | None = Field(description="Pass as `after` for the next page; null when none")

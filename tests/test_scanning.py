@@ -6,7 +6,6 @@ its audit record (with who) and its outbox record.
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 from collections.abc import Callable
 from datetime import date
@@ -44,6 +43,7 @@ from orderdesk.scanning import (
 )
 from orderdesk.store import Store
 from tests.desks_support import to_packing
+from tests.sync_harness import copy_sqlite
 
 HX = "6901234567892"  # HX-M8's EAN-13
 HX14 = "0" + HX
@@ -402,11 +402,11 @@ def test_a_retried_scan_never_counts_twice(desk: Store, order_no: str) -> None:
 
 
 # -- many scans in one command (the central API replays a station's scans set-based) ---------------------
-# (code, multiplier, key) for every decision a scan can get. In order: counted; a key and a serial counted
-# before the command (k0, SN0); a batch; a serial; the same serial again; over the line's quantity; the
-# first key again; not in the order (XX-1, made by the test); a bad check digit; unknown; expired; a serial
-# times two; no multiplier; FL-DN50 by its SKU, twice (lower case too); one too many; a second batch;
-# hazardous; more BR-6204 than in stock (2); one, another, one more.
+# (code, multiplier, key) for every decision a scan can get but a barcode that is no item. In order: counted;
+# a key and a serial counted before the command (k0, SN0); a batch; a serial; the same serial again; over
+# the line's quantity; the first key again; not in the order (XX-1, made by the test); a bad check digit;
+# unknown; expired; a serial times two; no multiplier; FL-DN50 by its SKU, twice (lower case too); one too
+# many; a second batch; hazardous; more BR-6204 than in stock (2); one, another, one more.
 MIXED = (
     (HX, 1, "k1"),
     (HX, 1, "k0"),
@@ -467,8 +467,7 @@ def test_scans_counted_together_end_as_if_counted_one_by_one(desk: Store, tmp_pa
     open_for_packing(desk, order_no=no, user="liu")
     record_scan(desk, user="liu", code=f"01{HX14}21SN0", idem_key="k0")  # counted before: key and serial
     twin_path = tmp_path / "twin.db"
-    with sqlite3.connect(desk.path) as source, sqlite3.connect(twin_path) as copy:
-        source.backup(copy)
+    copy_sqlite(desk.path, twin_path)
     twin = Store.open(twin_path, clock=desk.clock)
     one_by_one = []
     for code, multiplier, key in MIXED:

@@ -420,3 +420,26 @@ def test_the_central_api_knows_the_companys_packing_presets(
     report = world.sync("a")
     assert report.rejected == 0, rep.rejections(a)
     assert show_order(world.store, order).packing_preset == "Z9"
+
+
+def test_a_shipment_with_a_carriers_waybill_scanned_at_the_station_syncs(world: World) -> None:
+    from orderdesk.scanning import (
+        choose_packing_preset,
+        open_for_packing,
+        record_scan,
+        record_waybill,
+        ship_order,
+    )
+
+    a = world.desks["a"]
+    order = ready_to_pack(a, 1)
+    open_for_packing(a, order_no=order, user="liu")
+    record_scan(a, user="liu", code="(01)06901234567892(21)CARRIER1", order_no=order)
+    choose_packing_preset(a, user="liu", preset="1")
+    record_waybill(a, user="liu", waybill="sf2026112301")
+    shipped = ship_order(a, user="liu")
+    assert (shipped.waybill, shipped.carrier, shipped.generated) == ("SF2026112301", "SF", False)
+    report = world.sync("a")
+    assert report.rejected == 0, rep.rejections(a)
+    detail = show_order(world.store, order)
+    assert (detail.state, detail.waybill) == ("shipped", "SF2026112301")
