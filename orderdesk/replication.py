@@ -1782,7 +1782,8 @@ def record_outcomes(store: Store, results: list[dict[str, Any]]) -> int:
     Idempotent: an outcome for an op no longer in the outbox is ignored. Returns how many were new."""
     if not results:
         return 0
-    with store.write() as session:  # raw SQLite, as a pull: a push records a thousand outcomes at a time
+    # Refetchable: if a power cut undoes this, the ops are back in the outbox and a push gets the same outcomes.
+    with store.write(refetchable=True) as session:  # raw SQLite, as a pull: a thousand outcomes at a time
         conn = _raw(session)
         queued = {
             row[0]: row
@@ -1892,7 +1893,7 @@ def apply_changes(store: Store, entries: list[tuple[Any, ...]], *, next_cursor: 
     Images are whole states, so only an entity's newest image in the page is applied, and a page is applied
     kind by kind in set-based statements (users, customers and products before the orders that name them).
     """
-    with store.write() as session:
+    with store.write(refetchable=True) as session:  # a power cut undoing it moves the cursor back with it
         conn = _raw(session)
         link = conn.execute("SELECT cursor FROM sync_link WHERE id = 1").fetchone()
         if link is None:

@@ -1,5 +1,6 @@
-"""The desk's local store: one SQLite file, WAL, synchronous=FULL, write transactions that take the
-write lock up front (``BEGIN IMMEDIATE``), and every failure of the file turned into a clear message."""
+"""The desk's local store: one SQLite file, WAL, synchronous=FULL (NORMAL for a write whose every effect the
+central API can send again), write transactions that take the write lock up front (``BEGIN IMMEDIATE``), and
+every failure of the file turned into a clear message."""
 
 from __future__ import annotations
 
@@ -194,8 +195,14 @@ def make_engine(path: Path) -> Engine:
     def _on_begin(conn: Connection) -> None:
         # A deferred transaction that later upgrades to a write gets SQLITE_BUSY in WAL mode despite the
         # busy timeout, so writers take the lock up front.
-        mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
-        conn.exec_driver_sql(f"BEGIN {mode}")
+        options = conn.get_execution_options()
+        # A transaction whose every effect can be fetched again commits without waiting for the disk; the
+        # mode is set per transaction, so every other one waits for its commit to be on disk.
+        synchronous = "NORMAL" if options.get("sqlite_refetchable") else "FULL"
+        if conn.info.get("synchronous") != synchronous:
+            conn.exec_driver_sql(f"PRAGMA synchronous = {synchronous}")
+            conn.info["synchronous"] = synchronous
+        conn.exec_driver_sql(f"BEGIN {options.get('sqlite_begin', 'DEFERRED')}")
 
     return engine
 
@@ -362,11 +369,17 @@ class Store:
             yield session
 
     @contextmanager
-    def write(self) -> Iterator[Session]:
+    def write(self, *, refetchable: bool = False) -> Iterator[Session]:
         """A write session under ``BEGIN IMMEDIATE``: committed if the block ends cleanly, else rolled back.
 
         On PostgreSQL the transaction first takes ``PG_WRITE_LOCK``, so writers are serialised as on SQLite.
         A ``write()`` nested inside another on the same thread joins it: the outermost one commits.
+
+        ``refetchable``: everything the transaction writes can be fetched from the central API again (a
+        pulled page, which moves the cursor with it; outcomes of pushed ops, which a push of the same ops
+        gets again). On SQLite it then commits without waiting for the disk (``synchronous = NORMAL``): a
+        power cut can undo it but never corrupt the file, and a later transaction that does wait for the
+        disk makes it durable too, as the WAL is written in order.
         """
         from sqlmodel import Session
 
@@ -375,7 +388,7 @@ class Store:
             yield outer[1]
             return
         with db_errors(self.location):
-            bind = self.engine.execution_options(sqlite_begin="IMMEDIATE")
+            bind = self.engine.execution_options(sqlite_begin="IMMEDIATE", sqlite_refetchable=refetchable)
             with Session(bind, expire_on_commit=False) as session:
                 token = _ambient.set((self, session))
                 try:

@@ -23,6 +23,24 @@ def test_pragmas_are_set_on_every_connection(store: Store) -> None:
         assert conn.exec_driver_sql("PRAGMA temp_store").scalar() == 2  # statement journals in memory
 
 
+def test_only_a_refetchable_write_commits_without_waiting_for_the_disk(store: Store) -> None:
+    """A pulled page, or pushed ops' outcomes, can be fetched from the central API again, so that write
+    commits with ``synchronous = NORMAL``; every other transaction on the same connection waits (FULL)."""
+
+    def synchronous(session) -> int:  # type: ignore[no-untyped-def]
+        return int(session.connection().exec_driver_sql("PRAGMA synchronous").scalar())
+
+    for _ in range(2):
+        with store.write(refetchable=True) as session:
+            assert synchronous(session) == 1
+        with store.write() as session:
+            assert synchronous(session) == 2
+        with store.write(refetchable=True) as session:
+            assert synchronous(session) == 1
+        with store.read() as session:
+            assert synchronous(session) == 2
+
+
 def test_schema_head_matches_alembic(store: Store) -> None:
     from alembic.config import Config
     from alembic.script import ScriptDirectory
