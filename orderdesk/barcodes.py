@@ -697,6 +697,11 @@ def command_barcode(command: str, arg: str | None = None) -> str:
     return f"{COMMAND_PREFIX}{command}" + (f":{arg}" if arg is not None else "")
 
 
+def check_preset_id(preset: str) -> str:
+    """A packing preset's id as a desk card's barcode holds it (letters, digits, - and _), else BarcodeError."""
+    return _check_command("PRESET", preset.strip())[1] or ""
+
+
 def badge_barcode(code: str) -> str:
     """The text to print on a staff badge, e.g. ``%BADGE:W017``; badge codes are not case-sensitive."""
     badge = code.strip().upper()

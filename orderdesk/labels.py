@@ -45,7 +45,7 @@ import barcode
 from barcode.writer import ImageWriter, SVGWriter
 from PIL import Image, ImageDraw, ImageFont
 
-from orderdesk.barcodes import command_barcode, multiplier_barcode
+from orderdesk.barcodes import check_preset_id, command_barcode, multiplier_barcode
 from orderdesk.errors import OrderdeskError
 from orderdesk.i18n import Msg, msg
 
@@ -194,7 +194,7 @@ def _preset_from_table(number: int, table: Any, bad: Any) -> Preset:
             raise bad(msg("preset {number}: {key} must be a non-empty text", number=number, key=key))
         values[key] = value.strip()
     try:
-        command_barcode("PRESET", values["id"])  # the id must fit on a desk card barcode
+        check_preset_id(values["id"])  # the id must fit on a desk card barcode
     except OrderdeskError:
         raise bad(
             msg(

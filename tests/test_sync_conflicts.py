@@ -398,12 +398,19 @@ def test_a_shipment_with_a_waybill_typed_into_the_order_syncs(world: World) -> N
     assert (detail.state, detail.waybill) == ("shipped", "SF-A")
 
 
-def test_the_central_api_knows_the_companys_packing_presets(
+def test_a_stations_own_packing_preset_and_shipping_rules_sync_as_the_station_applied_them(
     world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A company's own presets file (ORDERDESK_PRESETS), configured for its stations and its central API
-    alike: a preset only that file has is replayed, not refused as unknown."""
-    from orderdesk.scanning import choose_packing_preset, open_for_packing, record_scan
+    """A shipment that left the warehouse is a fact for the central API. The station chose a preset from its
+    own presets file, which the central API does not have, and its own rules let one order ship without a
+    preset; the central API's settings (presets required, a label format it cannot print) judge neither."""
+    from orderdesk.scanning import (
+        ShippingSettings,
+        choose_packing_preset,
+        open_for_packing,
+        record_scan,
+        ship_order,
+    )
 
     presets = tmp_path / "presets.toml"
     presets.write_text(
@@ -411,15 +418,26 @@ def test_the_central_api_knows_the_companys_packing_presets(
         "length_mm = 1200\nwidth_mm = 800\nheight_mm = 600\nmax_weight_kg = 120.0\n",
         encoding="utf-8",
     )
-    monkeypatch.setenv("ORDERDESK_PRESETS", str(presets))
+    monkeypatch.delenv("ORDERDESK_PRESETS", raising=False)
+    monkeypatch.delenv("ORDERDESK_REQUIRE_PRESET", raising=False)  # the central API: presets required
+    monkeypatch.setenv("ORDERDESK_LABEL_FORMAT", "gif")  # a setting the central API never uses
+    station = ShippingSettings(label_dir=tmp_path / "labels", require_preset=False)
     a = world.desks["a"]
-    order = ready_to_pack(a, 1)
-    open_for_packing(a, order_no=order, user="liu")
-    record_scan(a, user="liu", code="(01)06901234567892(21)CRATE1", order_no=order)
+    crated, loose = ready_to_pack(a, 1), ready_to_pack(a, 1)
+    world.sync("a")
+    open_for_packing(a, order_no=crated, user="liu")
+    record_scan(a, user="liu", code="(01)06901234567892(21)CRATE1", order_no=crated)
     choose_packing_preset(a, user="liu", preset="Z9", presets=load_presets(presets))
+    ship_order(a, user="liu", settings=station, presets=load_presets(presets))
+    open_for_packing(a, order_no=loose, user="liu")
+    record_scan(a, user="liu", code="(01)06901234567892(21)LOOSE1", order_no=loose)
+    ship_order(a, user="liu", settings=station)
     report = world.sync("a")
     assert report.rejected == 0, rep.rejections(a)
-    assert show_order(world.store, order).packing_preset == "Z9"
+    assert report.applied == 5  # two scans, the preset, two shipments
+    for order, preset in ((crated, "Z9"), (loose, "")):
+        detail = show_order(world.store, order)
+        assert (detail.state, detail.packing_preset) == ("shipped", preset)
 
 
 def test_a_shipment_with_a_carriers_waybill_scanned_at_the_station_syncs(world: World) -> None:

@@ -662,6 +662,34 @@ def test_a_scan_that_is_not_text_in_a_stations_run_is_rejected_alone(world: Worl
     assert table_count(world.store, "packing_session") == 0
 
 
+def test_a_packing_preset_id_no_desk_card_could_hold_is_rejected(world: World) -> None:
+    """The central API keeps a station's preset id as the station chose it, from a presets file it need not
+    have; an id no preset could have (a forged op) is rejected with the reason, the scan before it counts."""
+    from orderdesk.scanning import choose_packing_preset, open_for_packing, record_scan
+    from tests.desks_support import ready_to_pack
+
+    a = world.desks["a"]
+    order = ready_to_pack(a, 1)
+    world.sync("a")
+    open_for_packing(a, order_no=order, user="liu")
+    record_scan(a, user="liu", code="(01)06901234567892(21)FORGE1", order_no=order)
+    choose_packing_preset(a, user="liu", preset="1")
+    body = push_body(world, "a")
+    forged = body["ops"][-1]
+    assert forged["command"] == "choose_packing_preset"
+    forged["args"] = {**forged["args"], "packing_preset": "1; DROP"}
+    forged["payload_hash"] = rep.payload_hash(
+        "choose_packing_preset", forged["args"], forged["base_version"], "liu"
+    )
+    response = post(world, "/v1/push", json=body)
+    assert response.status_code == 200, response.text
+    results = response.json()["results"]
+    assert [(r["status"], r["code"]) for r in results[-2:]] == [("applied", ""), ("rejected", "bad_preset")]
+    assert results[-1]["reason"]["msgid"] == "Command {command} needs an id of letters, digits, - or _: {arg}"
+    detail = show_order(world.store, order)
+    assert (detail.lines[0].scanned_qty, detail.packing_preset) == (1, "")
+
+
 def test_an_image_is_compared_by_the_seq_it_is_as_of_not_by_its_entry(world: World) -> None:
     """A transaction's image of an order comes on its first entry about the order, as of its last. A desk
     that got an image of that order at a seq in between (a rejected op's refresh, dumped mid-transaction)
