@@ -556,6 +556,7 @@ def _replay_scan_group(
             int(op.args.get("multiplier", 1)),
             op.args.get("idem_key"),
             op.args.get("source", "scanner"),
+            date.fromisoformat(op.args["day"]) if op.args.get("day") else None,  # older desks send none
         )
         for op in ops
     ]

@@ -814,12 +814,14 @@ def _refuse_not_in_order(order_no: str, sku: str, name: str, still: str) -> Refu
 @dataclass(frozen=True)
 class NewScan:
     """One item scan for ``record_scans``: the code as scanned, its multiplier, its idempotency key (a new one
-    if None) and where it came from (``scanner``, or ``keyed``: typed by hand)."""
+    if None), where it came from (``scanner``, or ``keyed``: typed by hand) and the station's day it was
+    scanned, which expiry dates are judged by (None: today)."""
 
     code: str
     multiplier: int = 1
     idem_key: str | None = None
     source: str = "scanner"
+    day: date | None = None
 
 
 @dataclass(frozen=True)
@@ -964,7 +966,7 @@ class _Tally:
         self.changed: dict[int, tuple[int, str]] = {}  # line id -> (scanned, batch) after this command
         self.scans: list[dict[str, Any]] = []  # the scan rows to insert
         self.records: list[Record] = []
-        self._classified: dict[str, Any] = {}  # code -> classify_scan's answer
+        self._classified: dict[tuple[str, date], Any] = {}  # (code, day) -> classify_scan's answer
         self._products: dict[str, tuple[Any, int] | None] = {}  # code -> (product, units per scan)
         self._released: set[int] | None = None  # products released for this order (hazard)
         self._packed: dict[int, int] = {}  # product id -> units packed on orders not closed
@@ -978,7 +980,7 @@ class _Tally:
         self._lookup_keys([item.idem_key for item in items if item.idem_key])
         serials: dict[str, set[str]] = {}
         for item in items:
-            scan = self._classify(item.code) if isinstance(item.code, str) else None
+            scan = self._classify(item.code, item.day) if isinstance(item.code, str) else None
             if isinstance(scan, ItemScan) and scan.serial:
                 serials.setdefault(scan.gtin or "", set()).add(scan.serial)
         for gtin, wanted in serials.items():
@@ -992,7 +994,8 @@ class _Tally:
         if known is not None:
             return known
         head = self.head
-        scan = self._classify(item.code)
+        today = item.day or self.today
+        scan = self._classify(item.code, today)
         if isinstance(scan, InvalidScan):
             raise Refused(scan.reason, code="invalid_scan")
         if not isinstance(scan, ItemScan):
@@ -1017,7 +1020,7 @@ class _Tally:
                 self._released = set(_releases(self.session, head.order_id))
             if product.id not in self._released:
                 raise _hazard_refusal(product)
-        if scan.expiry is not None and scan.expiry < self.today:
+        if scan.expiry is not None and scan.expiry < today:
             raise Refused(
                 msg(
                     "{sku} expired on {date} (batch {batch}): do not ship it; take one that is in date.",
@@ -1114,6 +1117,7 @@ class _Tally:
                     "multiplier": item.multiplier,
                     "idem_key": key,
                     "source": source,
+                    "day": today.isoformat(),  # a replay judges expiry as of the station's day
                 },
                 head.order_no,
                 head.version + len(self.records),
@@ -1153,11 +1157,11 @@ class _Tally:
     def _scanned(self, line: Any) -> int:
         return self.changed[line.id][0] if line.id in self.changed else int(line.scanned_qty)
 
-    def _classify(self, code: str) -> Any:
-        text = code.strip()
-        if text not in self._classified:
-            self._classified[text] = classify_scan(text, today=self.today)
-        return self._classified[text]
+    def _classify(self, code: str, today: date | None = None) -> Any:
+        text, today = code.strip(), today or self.today
+        if (text, today) not in self._classified:
+            self._classified[(text, today)] = classify_scan(text, today=today)
+        return self._classified[(text, today)]
 
     def _product(self, scan: ItemScan) -> tuple[Any, int] | None:
         code = scan.gtin or scan.code

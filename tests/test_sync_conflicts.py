@@ -265,6 +265,34 @@ def test_scans_from_two_stations_count_a_serial_once_and_the_shipment_syncs(worl
     assert stock_of(world.store, "HX-M8") == stock_before - 2
 
 
+def test_an_item_in_date_when_scanned_offline_still_counts_when_it_syncs_after_expiry(world: World) -> None:
+    """A station offline over midnight: the item was in date on the station's day, and it is judged as of
+    that day when the central API replays the scan a day later, so the scan and the shipment both sync."""
+    from orderdesk.scanning import (
+        choose_packing_preset,
+        local_today,
+        open_for_packing,
+        record_scan,
+        ship_order,
+    )
+
+    a = world.desks["a"]
+    order = ready_to_pack(a, 1)
+    world.sync("a")
+    day = local_today(world.clocks["a"]())
+    code = f"(01)06901234567892(17){day:%y%m%d}(10)B7(21)LASTDAY"
+    open_for_packing(a, order_no=order, user="liu")
+    assert record_scan(a, user="liu", code=code, order_no=order).expiry == day
+    choose_packing_preset(a, user="liu", preset="1")
+    ship_order(a, user="liu")
+    world.store.clock.advance(days=1)  # type: ignore[attr-defined]  # the station syncs the next day
+    assert local_today(world.store.clock()) > day
+    report = world.sync("a")
+    assert report.rejected == 0, rep.rejections(a)
+    detail = show_order(world.store, order)
+    assert (detail.state, detail.lines[0].scanned_qty) == ("shipped", 1)
+
+
 def test_a_station_run_replays_through_a_rejection_and_leaves_no_station_open(any_world: World) -> None:
     """The central API replays a run of one station's scans with the order open at that station once. When
     the first scan of a run is rejected (its serial was counted first at another station), it is rejected
