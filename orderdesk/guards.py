@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import func
+from sqlalchemy import bindparam, func
 from sqlmodel import Session, col, select
 
 from orderdesk.i18n import Msg, msg
@@ -39,10 +39,36 @@ class GuardFailure:
 Guard = Callable[[Session, SalesOrder, Msg], "GuardFailure | None"]
 
 
-def _lines(session: Session, order: SalesOrder) -> list[OrderLine]:
-    return list(
-        session.exec(select(OrderLine).where(OrderLine.order_id == order.id).order_by(col(OrderLine.line_no)))
+# Statements built once: a guard runs for every transition, and the central API replays thousands.
+_LINES = select(OrderLine).where(OrderLine.order_id == bindparam("order_id")).order_by(col(OrderLine.line_no))
+_CUSTOMER = bindparam("customer_id")
+# What a customer owes or has committed, in one statement (see ``credit_exposure``).
+_EXPOSURE = select(
+    select(func.coalesce(func.sum(col(Invoice.total) - col(Invoice.paid)), 0))
+    .where(Invoice.customer_id == _CUSTOMER)
+    .scalar_subquery()
+    - select(func.coalesce(func.sum(Payment.unallocated), 0))
+    .where(Payment.customer_id == _CUSTOMER)
+    .scalar_subquery()
+    + select(func.coalesce(func.sum(SalesOrder.amount), 0))
+    .where(
+        SalesOrder.customer_id == _CUSTOMER,
+        col(SalesOrder.state).not_in(NOT_OWED_STATES),
+        col(SalesOrder.held_from_state).not_in(NOT_OWED_STATES),  # a draft on hold is not owed either
+        ~select(InvoiceOrder.order_id).where(InvoiceOrder.order_id == SalesOrder.id).exists(),
+        SalesOrder.id != bindparam("excluding_order"),
     )
+    .scalar_subquery()
+)
+_FAMILY = (
+    select(SalesOrder)
+    .join(OrderSales, col(OrderSales.order_id) == SalesOrder.id, isouter=True)
+    .where((SalesOrder.id == bindparam("parent_id")) | (OrderSales.parent_id == bindparam("parent_id")))
+)
+
+
+def _lines(session: Session, order: SalesOrder) -> list[OrderLine]:
+    return list(session.exec(_LINES, params={"order_id": order.id}))
 
 
 def has_lines(session: Session, order: SalesOrder, state: Msg) -> GuardFailure | None:
@@ -56,24 +82,8 @@ def has_lines(session: Session, order: SalesOrder, state: Msg) -> GuardFailure |
 def credit_exposure(session: Session, customer_id: int, *, excluding_order: int | None = None) -> int:
     """What the customer owes or has committed (fen): open receivables (invoiced − paid, less money received
     but not yet matched to an invoice) plus open orders not yet invoiced (past draft, not closed/cancelled)."""
-    receivable = session.exec(
-        select(func.coalesce(func.sum(col(Invoice.total) - col(Invoice.paid)), 0)).where(
-            Invoice.customer_id == customer_id
-        )
-    ).one()
-    unmatched = session.exec(
-        select(func.coalesce(func.sum(Payment.unallocated), 0)).where(Payment.customer_id == customer_id)
-    ).one()
-    invoiced = select(InvoiceOrder.order_id).where(InvoiceOrder.order_id == SalesOrder.id).exists()
-    query = select(func.coalesce(func.sum(SalesOrder.amount), 0)).where(
-        SalesOrder.customer_id == customer_id,
-        col(SalesOrder.state).not_in(NOT_OWED_STATES),
-        col(SalesOrder.held_from_state).not_in(NOT_OWED_STATES),  # a draft on hold is not owed either
-        ~invoiced,
-    )
-    if excluding_order is not None:
-        query = query.where(SalesOrder.id != excluding_order)
-    return int(receivable) - int(unmatched) + int(session.exec(query).one())
+    params = {"customer_id": customer_id, "excluding_order": excluding_order or 0}  # ids start at 1
+    return int(session.exec(_EXPOSURE, params=params).one())
 
 
 def credit_ok(session: Session, order: SalesOrder, state: Msg) -> GuardFailure | None:
@@ -241,11 +251,7 @@ def linked_orders_ready(session: Session, order: SalesOrder, state: Msg) -> Guar
     """Linked orders (a parent and its children) ship together: every live one must be ready to ship."""
     info = session.get(OrderSales, order.id)
     parent_id = info.parent_id if info is not None and info.parent_id else order.id
-    family = session.exec(
-        select(SalesOrder)
-        .join(OrderSales, col(OrderSales.order_id) == SalesOrder.id, isouter=True)
-        .where((SalesOrder.id == parent_id) | (OrderSales.parent_id == parent_id))
-    ).all()
+    family = session.exec(_FAMILY, params={"parent_id": parent_id}).all()
     waiting = [
         o.order_no
         for o in family

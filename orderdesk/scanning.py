@@ -34,7 +34,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import bindparam, func, update
+from sqlalchemy import bindparam, delete, func, update
 from sqlalchemy import text as sql_text
 from sqlmodel import Session, col, select
 
@@ -725,11 +725,35 @@ def open_for_packing(store: Store, *, order_no: str, user: str | Actor) -> tuple
     return replace(view, blockers=blockers), taken_from
 
 
-def start_packing(store: Store, *, order_no: str, user: str | Actor) -> str:
-    """``open_for_packing`` without building the view (the central API replaying a station's op has no
-    screen to show): returns who had the order open, if anyone."""
-    with command(store, "open_for_packing", user=user) as ctx:
-        return _open_packing(ctx, order_no)[2]
+def start_packing(store: Store, *, order_no: str, user: str) -> None:
+    """Open ``order_no`` at ``user``'s station on the central API, to replay that station's ops: the checks
+    ``open_for_packing`` makes (a packer, an order waiting to be packed) and the packing session, with no
+    view and no audit record. Which station has an order open is the station's own fact, recorded on its
+    desk (``sync=False``); a replay opens the order once per run of its ops and removes the session again
+    before its transaction ends (``replication._with_packing``), so nothing of it lasts here."""
+    with store.write() as session:
+        workflow = store.workflow
+        actor = load_actor(session, user)
+        _require_packer(actor, workflow)
+        order = get_order_row(session, order_no)
+        _check_packable(workflow, order)
+        session.exec(  # type: ignore[call-overload]
+            delete(PackingSession).where(
+                (col(PackingSession.order_id) == order.id) | (col(PackingSession.user_name) == actor.name)
+            )
+        )
+        insert_rows(
+            session,
+            PackingSession,
+            [
+                {
+                    "user_name": actor.name,
+                    "order_id": order.id,
+                    "order_no": order.order_no,
+                    "opened_at": store.clock(),
+                }
+            ],
+        )
 
 
 def _open_packing(ctx: CommandContext, order_no: str) -> tuple[SalesOrder, PackingSession, str]:
