@@ -1482,13 +1482,20 @@ def changes_after(
                 status=410,
                 floor=floor,
             )
-        entries = _page(session, after, max(1, min(limit, 10_000)), max_bytes)
-        return ChangePage(entries if same_image else _with_images(session, entries), high, floor)
+        fill = None if same_image else _full_images(session)
+        return ChangePage(_page(session, after, max(1, min(limit, 10_000)), max_bytes, fill), high, floor)
 
 
-def _page(session: Session, after: int, limit: int, max_bytes: int) -> list[tuple[int, str, str, str, str]]:
+def _page(
+    session: Session,
+    after: int,
+    limit: int,
+    max_bytes: int,
+    fill: Callable[[int, str, str, str], str] | None = None,
+) -> list[tuple[int, str, str, str, str]]:
     """The entries after ``after``: at most ``limit``, no more once they hold ``max_bytes`` (one at least),
-    read in chunks, so a page of large orders stops reading at its budget."""
+    read in chunks, so a page of large orders stops reading at its budget. ``fill``: each image as the desk
+    gets it (``_full_images``), so the budget counts what is sent."""
     entries: list[tuple[int, str, str, str, str]] = []
     size, last = 0, after
     while len(entries) < limit:
@@ -1499,6 +1506,7 @@ def _page(session: Session, after: int, limit: int, max_bytes: int) -> list[tupl
             .limit(min(PAGE_CHUNK, limit - len(entries)))
         ).all()
         for s, k, key, img, ev in rows:
+            img = fill(int(s), k, key, img) if fill is not None else img
             size += len(img) + len(ev)
             if entries and size > max_bytes:
                 return entries
@@ -1509,15 +1517,13 @@ def _page(session: Session, after: int, limit: int, max_bytes: int) -> list[tupl
     return entries
 
 
-def _with_images(
-    session: Session, entries: list[tuple[int, str, str, str, str]]
-) -> list[tuple[int, str, str, str, str]]:
-    """``entries`` with each ``SAME_IMAGE`` replaced by the image it stands for (that of the entity's entry
-    before it), for a desk that reads every image as one. If that entry is pruned already, the desk, whose
+def _full_images(session: Session) -> Callable[[int, str, str, str], str]:
+    """For a desk that reads every image as one: each entry's image, ``SAME_IMAGE`` replaced by the image it
+    stands for (that of the entity's entry before it). If that entry is pruned already, the desk, whose
     cursor is past it, reloads a snapshot."""
     held: dict[tuple[str, str], str] = {}
-    out = []
-    for seq, kind, key, image, ev in entries:
+
+    def full(seq: int, kind: str, key: str, image: str) -> str:
         if image == SAME_IMAGE:
             image = (
                 held.get((kind, key))
@@ -1544,8 +1550,9 @@ def _with_images(
                     status=410,
                 )
         held[(kind, key)] = image
-        out.append((seq, kind, key, image, ev))
-    return out
+        return image
+
+    return full
 
 
 def prune_change_log(store: Store, *, keep_after: int) -> int:

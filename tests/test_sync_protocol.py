@@ -331,19 +331,25 @@ def test_an_edit_made_after_pulling_part_of_a_transaction_is_based_on_what_it_sh
     converge(w)
 
 
-def test_a_pull_page_stops_at_its_byte_budget_but_is_never_empty(world: World) -> None:
+@pytest.mark.parametrize("same_image", [True, False])
+def test_a_pull_page_stops_at_its_byte_budget_but_is_never_empty(world: World, same_image: bool) -> None:
     """A page holds at most about ``max_bytes`` of JSON (a desk decodes it without stalling its screen), one
-    entry at least however large, and paging through them skips nothing."""
+    entry at least however large, and paging through them skips nothing. For a desk older than
+    ``SAME_IMAGE`` the budget counts the images filled in for it: the six notes go up in one transaction,
+    so the order's entries after its first are ``SAME_IMAGE`` in the log."""
     for n in range(6):
         add_note(world.desks["a"], order_no=READY_ORDER, text=f"第{n}条" * 50, user="liu")
     world.sync("a")
-    every = rep.changes_after(world.store, 0, limit=10_000)
+    every = rep.changes_after(world.store, 0, limit=10_000, same_image=same_image)
     assert len(every.entries) >= 6
-    assert [e[0] for e in rep.changes_after(world.store, 0, max_bytes=1).entries] == [every.entries[0][0]]
+    shared = sum(e[3] == rep.SAME_IMAGE for e in every.entries)
+    assert shared >= 5 if same_image else shared == 0
+    first = rep.changes_after(world.store, 0, max_bytes=1, same_image=same_image).entries
+    assert [e[0] for e in first] == [every.entries[0][0]]
     budget = max(len(e[3]) + len(e[4]) for e in every.entries) * 2
     seen, after, pages = [], 0, 0
     while True:
-        page = rep.changes_after(world.store, after, max_bytes=budget)
+        page = rep.changes_after(world.store, after, max_bytes=budget, same_image=same_image)
         if not page.entries:
             break
         pages += 1
