@@ -553,7 +553,7 @@ def _replay_scan_group(
     scans = [
         NewScan(
             op.args["code"],
-            int(op.args.get("multiplier", 1)),
+            op.args.get("multiplier", 1),  # checked by record_scans, as the station checks it
             op.args.get("idem_key"),
             op.args.get("source", "scanner"),
             date.fromisoformat(op.args["day"]) if op.args.get("day") else None,  # older desks send none

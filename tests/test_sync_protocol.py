@@ -668,6 +668,33 @@ def test_a_scan_that_is_not_text_in_a_stations_run_is_rejected_alone(world: Worl
     assert table_count(world.store, "packing_session") == 0
 
 
+def test_a_scan_whose_multiplier_is_not_a_whole_number_is_rejected_not_rounded(world: World) -> None:
+    """A multiplier arrives as the station sent it: 2.9 (a forged op) is rejected with the reason, never
+    counted as 2, and the station's other scans in the run count."""
+    from orderdesk.scanning import open_for_packing, record_scan
+    from tests.desks_support import ready_to_pack
+
+    a = world.desks["a"]
+    order = ready_to_pack(a, 5)
+    world.sync("a")
+    open_for_packing(a, order_no=order, user="liu")
+    for serial in ("F1", "F2", "F3"):
+        record_scan(a, user="liu", code=f"(01)06901234567892(21){serial}", order_no=order)
+    body = push_body(world, "a")
+    middle = body["ops"][1]
+    middle["args"] = {**middle["args"], "code": "(01)06901234567892", "multiplier": 2.9}
+    middle["payload_hash"] = rep.payload_hash("record_scan", middle["args"], middle["base_version"], "liu")
+    response = post(world, "/v1/push", json=body)
+    assert response.status_code == 200, response.text
+    results = response.json()["results"]
+    assert [(r["status"], r["code"]) for r in results] == [
+        ("applied", ""),
+        ("rejected", "bad_multiplier"),
+        ("applied", ""),
+    ]
+    assert [ln.scanned_qty for ln in show_order(world.store, order).lines] == [2]
+
+
 def test_a_packing_preset_id_no_desk_card_could_hold_is_rejected(world: World) -> None:
     """The central API keeps a station's preset id as the station chose it, from a presets file it need not
     have; an id no preset could have (a forged op) is rejected with the reason, the scan before it counts."""
