@@ -15,6 +15,16 @@ from orderdesk.catalog import add_customer
 from orderdesk.errors import Refused
 from orderdesk.labels import load_presets
 from orderdesk.orders import add_note, edit_order, move_order, show_order
+from orderdesk.scanning import (
+    ShippingSettings,
+    choose_packing_preset,
+    local_today,
+    open_for_packing,
+    park_order,
+    record_scan,
+    record_waybill,
+    ship_order,
+)
 from orderdesk.stock import adjust_stock
 from orderdesk.store import Store
 from tests.desks_support import ready_to_pack
@@ -240,7 +250,6 @@ def test_concurrent_pushes_never_let_a_pull_skip_an_entry(any_world: World) -> N
 
 
 def test_scans_from_two_stations_count_a_serial_once_and_the_shipment_syncs(world: World) -> None:
-    from orderdesk.scanning import choose_packing_preset, open_for_packing, record_scan, ship_order
 
     a, b = world.desks["a"], world.desks["b"]
     order = ready_to_pack(a, 2)
@@ -268,13 +277,6 @@ def test_scans_from_two_stations_count_a_serial_once_and_the_shipment_syncs(worl
 def test_an_item_in_date_when_scanned_offline_still_counts_when_it_syncs_after_expiry(world: World) -> None:
     """A station offline over midnight: the item was in date on the station's day, and it is judged as of
     that day when the central API replays the scan a day later, so the scan and the shipment both sync."""
-    from orderdesk.scanning import (
-        choose_packing_preset,
-        local_today,
-        open_for_packing,
-        record_scan,
-        ship_order,
-    )
 
     a = world.desks["a"]
     order = ready_to_pack(a, 1)
@@ -298,7 +300,6 @@ def test_a_station_run_replays_through_a_rejection_and_leaves_no_station_open(an
     the first scan of a run is rejected (its serial was counted first at another station), it is rejected
     alone and the next scans of that run count; no station is left open on the central API, and the audit
     chain, whose tip a group remembers, skips nothing."""
-    from orderdesk.scanning import open_for_packing, park_order, record_scan
     from orderdesk.users import add_user
 
     w = any_world
@@ -341,7 +342,6 @@ def test_scans_on_an_order_cancelled_meanwhile_are_each_rejected_and_the_order_b
     each of its scans is rejected with the reason a packer can act on, and its group is rolled back with the
     station as it was. The packing preset chosen next for the cancelled order is rejected too; it never
     lands on the order the station had open before."""
-    from orderdesk.scanning import choose_packing_preset, open_for_packing, park_order, record_scan
 
     w = any_world
     a, b = w.desks["a"], w.desks["b"]
@@ -376,7 +376,6 @@ def test_one_push_of_scans_on_two_orders_by_two_packers_counts_each_where_it_was
     """One run of scans in one push: liu on the first order, then on the second, then ma on the first.
     Each station's scans on each order are replayed together with that order open at that station, and
     every scan counts on the order and by the packer it was made on and by."""
-    from orderdesk.scanning import open_for_packing, park_order, record_scan
     from orderdesk.users import add_user
 
     w = any_world
@@ -411,7 +410,6 @@ def test_one_push_of_scans_on_two_orders_by_two_packers_counts_each_where_it_was
 def test_a_shipment_with_a_waybill_typed_into_the_order_syncs(world: World) -> None:
     """Sales may type any text as an order's waybill; the station ships with it. The central API uses the
     order's own waybill as it is, not as a label scanned at a station (which must look like a waybill)."""
-    from orderdesk.scanning import choose_packing_preset, open_for_packing, record_scan, ship_order
 
     a = world.desks["a"]
     order = ready_to_pack(a, 1)
@@ -432,13 +430,6 @@ def test_a_stations_own_packing_preset_and_shipping_rules_sync_as_the_station_ap
     """A shipment that left the warehouse is a fact for the central API. The station chose a preset from its
     own presets file, which the central API does not have, and its own rules let one order ship without a
     preset; the central API's settings (presets required, a label format it cannot print) judge neither."""
-    from orderdesk.scanning import (
-        ShippingSettings,
-        choose_packing_preset,
-        open_for_packing,
-        record_scan,
-        ship_order,
-    )
 
     presets = tmp_path / "presets.toml"
     presets.write_text(
@@ -469,13 +460,6 @@ def test_a_stations_own_packing_preset_and_shipping_rules_sync_as_the_station_ap
 
 
 def test_a_shipment_with_a_carriers_waybill_scanned_at_the_station_syncs(world: World) -> None:
-    from orderdesk.scanning import (
-        choose_packing_preset,
-        open_for_packing,
-        record_scan,
-        record_waybill,
-        ship_order,
-    )
 
     a = world.desks["a"]
     order = ready_to_pack(a, 1)

@@ -39,6 +39,12 @@ def push_body(world: World, desk: str) -> dict[str, Any]:
     return {"desk_id": desk_id, "epoch": epoch, "ops": [o.to_json() for o in ops]}
 
 
+def forge(op: dict[str, Any], **args: Any) -> None:
+    """Change a pushed op's arguments as a forged or broken desk would, its hash made to match."""
+    op["args"] = {**op["args"], **args}
+    op["payload_hash"] = rep.payload_hash(op["command"], op["args"], op["base_version"], op["user_name"])
+
+
 def post(world: World, path: str, *, desk: str | None = "a", **kwargs: Any) -> httpx.Response:
     headers = kwargs.pop("headers", {})
     if desk:
@@ -110,8 +116,7 @@ def test_same_op_id_with_different_content_is_a_protocol_error(world: World) -> 
     assert post(world, "/v1/push", json=body).status_code == 200
     before = counts(world.store)
     forged = json.loads(json.dumps(body))
-    forged["ops"][0]["args"]["text"] = "改过"
-    forged["ops"][0]["payload_hash"] = rep.payload_hash("add_note", forged["ops"][0]["args"], None, "liu")
+    forge(forged["ops"][0], text="改过")
     response = post(world, "/v1/push", json=forged)
     assert response.status_code == 409 and response.json()["error"]["code"] == "op_conflict"
     assert counts(world.store) == before
@@ -399,9 +404,7 @@ def test_a_run_of_notes_with_a_bad_one_in_the_middle_rejects_only_that_one(world
 
     add_notes(world.desks["a"], ["前", "中", "后"])
     body = push_body(world, "a")
-    middle = body["ops"][1]
-    middle["args"] = {**middle["args"], "order_no": "SO-XX-9999999"}
-    middle["payload_hash"] = rep.payload_hash("add_note", middle["args"], middle["base_version"], "liu")
+    forge(body["ops"][1], order_no="SO-XX-9999999")
     before = counts(world.store)
     response = post(world, "/v1/push", json=body)
     assert response.status_code == 200
@@ -626,9 +629,7 @@ def test_the_same_note_twice_in_one_push_gets_one_outcome(world: World) -> None:
 def test_a_note_that_is_not_text_is_rejected_alone_with_a_clear_reason(world: World) -> None:
     add_notes(world.desks["a"], ("甲", "乙", "丙"))
     body = push_body(world, "a")
-    middle = body["ops"][1]
-    middle["args"] = {**middle["args"], "text": 5}
-    middle["payload_hash"] = rep.payload_hash("add_note", middle["args"], middle["base_version"], "liu")
+    forge(body["ops"][1], text=5)
     response = post(world, "/v1/push", json=body)
     results = response.json()["results"]
     assert [(r["status"], r["code"]) for r in results] == [
@@ -639,10 +640,20 @@ def test_a_note_that_is_not_text_is_rejected_alone_with_a_clear_reason(world: Wo
     assert results[1]["reason"]["msgid"] == "{field} must be text."
 
 
-def test_a_scan_that_is_not_text_in_a_stations_run_is_rejected_alone(world: World) -> None:
+@pytest.mark.parametrize(
+    ("args", "code"),
+    [
+        ({"code": 5}, "malformed_op"),  # fails the run as a whole, replayed one op at a time
+        ({"code": "(01)06901234567892", "multiplier": 2.9}, "bad_multiplier"),  # never counted as 2
+    ],
+)
+def test_a_malformed_scan_in_a_stations_run_is_rejected_alone(
+    world: World, args: dict[str, Any], code: str
+) -> None:
     """A station's scans are replayed together with its order opened once. A malformed one (its code a
-    number) fails the run as a whole, which is rolled back, station too, and replayed one op at a time: the
-    scan before it still finds its order to open and counts, only the malformed one is rejected."""
+    number: the run fails as a whole, is rolled back, station too, and replayed one op at a time; its
+    multiplier not a whole number: refused as the station refuses it) is rejected alone, and the scans
+    around it still count."""
     from orderdesk.scanning import open_for_packing, record_scan
     from tests.desks_support import ready_to_pack
 
@@ -653,46 +664,17 @@ def test_a_scan_that_is_not_text_in_a_stations_run_is_rejected_alone(world: Worl
     for serial in ("M1", "M2", "M3"):
         record_scan(a, user="liu", code=f"(01)06901234567892(21){serial}", order_no=order)
     body = push_body(world, "a")
-    middle = body["ops"][1]
-    middle["args"] = {**middle["args"], "code": 5}
-    middle["payload_hash"] = rep.payload_hash("record_scan", middle["args"], middle["base_version"], "liu")
+    forge(body["ops"][1], **args)
     response = post(world, "/v1/push", json=body)
     assert response.status_code == 200, response.text
     results = response.json()["results"]
     assert [(r["status"], r["code"]) for r in results] == [
         ("applied", ""),
-        ("rejected", "malformed_op"),
+        ("rejected", code),
         ("applied", ""),
     ]
     assert [ln.scanned_qty for ln in show_order(world.store, order).lines] == [2]
     assert table_count(world.store, "packing_session") == 0
-
-
-def test_a_scan_whose_multiplier_is_not_a_whole_number_is_rejected_not_rounded(world: World) -> None:
-    """A multiplier arrives as the station sent it: 2.9 (a forged op) is rejected with the reason, never
-    counted as 2, and the station's other scans in the run count."""
-    from orderdesk.scanning import open_for_packing, record_scan
-    from tests.desks_support import ready_to_pack
-
-    a = world.desks["a"]
-    order = ready_to_pack(a, 5)
-    world.sync("a")
-    open_for_packing(a, order_no=order, user="liu")
-    for serial in ("F1", "F2", "F3"):
-        record_scan(a, user="liu", code=f"(01)06901234567892(21){serial}", order_no=order)
-    body = push_body(world, "a")
-    middle = body["ops"][1]
-    middle["args"] = {**middle["args"], "code": "(01)06901234567892", "multiplier": 2.9}
-    middle["payload_hash"] = rep.payload_hash("record_scan", middle["args"], middle["base_version"], "liu")
-    response = post(world, "/v1/push", json=body)
-    assert response.status_code == 200, response.text
-    results = response.json()["results"]
-    assert [(r["status"], r["code"]) for r in results] == [
-        ("applied", ""),
-        ("rejected", "bad_multiplier"),
-        ("applied", ""),
-    ]
-    assert [ln.scanned_qty for ln in show_order(world.store, order).lines] == [2]
 
 
 def test_a_packing_preset_id_no_desk_card_could_hold_is_rejected(world: World) -> None:
@@ -708,12 +690,8 @@ def test_a_packing_preset_id_no_desk_card_could_hold_is_rejected(world: World) -
     record_scan(a, user="liu", code="(01)06901234567892(21)FORGE1", order_no=order)
     choose_packing_preset(a, user="liu", preset="1")
     body = push_body(world, "a")
-    forged = body["ops"][-1]
-    assert forged["command"] == "choose_packing_preset"
-    forged["args"] = {**forged["args"], "packing_preset": "1; DROP"}
-    forged["payload_hash"] = rep.payload_hash(
-        "choose_packing_preset", forged["args"], forged["base_version"], "liu"
-    )
+    assert body["ops"][-1]["command"] == "choose_packing_preset"
+    forge(body["ops"][-1], packing_preset="1; DROP")
     response = post(world, "/v1/push", json=body)
     assert response.status_code == 200, response.text
     results = response.json()["results"]
