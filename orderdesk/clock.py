@@ -13,6 +13,12 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def as_utc(value: datetime) -> datetime:
+    """A timestamp read back from the database (naive from SQLite, where every timestamp is kept in UTC) as
+    aware UTC."""
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
 class FixedClock:
     """A clock tests set and move by hand."""
 

@@ -39,6 +39,7 @@ from sqlalchemy.exc import DataError, IntegrityError
 from sqlmodel import Session, SQLModel, col, select
 
 from orderdesk.canonical import canonical_json
+from orderdesk.clock import as_utc
 from orderdesk.commands import REPLAYING, payload_hash
 from orderdesk.errors import OrderdeskError, Refused, StoreError
 from orderdesk.i18n import Label, Msg, msg
@@ -550,13 +551,14 @@ def _replay_scan_group(
     """One station's consecutive scans on one order (``_replay_scans``)."""
     from orderdesk.scanning import NewScan, record_scans
 
+    day = _station_day(session, ops[0].desk_id, store.clock())
     scans = [
         NewScan(
             op.args["code"],
             op.args.get("multiplier", 1),  # checked by record_scans, as the station checks it
             op.args.get("idem_key"),
             op.args.get("source", "scanner"),
-            date.fromisoformat(op.args["day"]) if op.args.get("day") else None,  # older desks send none
+            day(op.args.get("day")),
         )
         for op in ops
     ]
@@ -576,6 +578,25 @@ def _replay_scan_group(
     else:
         savepoint.commit()
     return [got if isinstance(got, Refused) else [("order", order_no)] for got in counted]
+
+
+def _station_day(session: Session, desk_id: str, now: datetime) -> Callable[[Any], date | None]:
+    """How the day of a station's scan (``day``, by the station's clock) is taken: as sent, unless no scan can
+    have been made that day, before the desk was enrolled or after today here (a wrong clock, such as one
+    reset by a dead battery). Then, as for an older desk that sends none, the scan is judged by today here."""
+    from orderdesk.scanning import local_today
+
+    desk = session.get(SyncDesk, desk_id)
+    earliest = local_today(as_utc(desk.enrolled_at)) if desk is not None else date.min
+    today = local_today(now)
+
+    def day(sent: Any) -> date | None:
+        if not sent:
+            return None
+        station = date.fromisoformat(sent)
+        return station if earliest <= station <= today else None
+
+    return day
 
 
 def _replay_undo_scan(store: Store, a: dict[str, Any], user: str) -> object:
@@ -1849,8 +1870,7 @@ def record_outcomes(store: Store, results: list[dict[str, Any]]) -> int:
 def _parse_time(text: str | None) -> datetime | None:
     if not text:
         return None
-    value = datetime.fromisoformat(text)
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+    return as_utc(datetime.fromisoformat(text))
 
 
 def _raw(session: Session) -> sqlite3.Connection:

@@ -34,7 +34,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import bindparam, delete, func, update
+from sqlalchemy import bindparam, func, update
 from sqlalchemy import text as sql_text
 from sqlmodel import Session, col, select
 
@@ -737,23 +737,7 @@ def start_packing(store: Store, *, order_no: str, user: str) -> None:
         _require_packer(actor, workflow)
         order = get_order_row(session, order_no)
         _check_packable(workflow, order)
-        session.exec(  # type: ignore[call-overload]
-            delete(PackingSession).where(
-                (col(PackingSession.order_id) == order.id) | (col(PackingSession.user_name) == actor.name)
-            )
-        )
-        insert_rows(
-            session,
-            PackingSession,
-            [
-                {
-                    "user_name": actor.name,
-                    "order_id": order.id,
-                    "order_no": order.order_no,
-                    "opened_at": store.clock(),
-                }
-            ],
-        )
+        _take_order(session, actor.name, order, store.clock())
 
 
 def _open_packing(ctx: CommandContext, order_no: str) -> tuple[SalesOrder, PackingSession, str]:
@@ -773,17 +757,7 @@ def _open_packing(ctx: CommandContext, order_no: str) -> tuple[SalesOrder, Packi
             code="another_order",
         )
     _check_packable(workflow, order)
-    other = ctx.session.exec(select(PackingSession).where(PackingSession.order_id == order.id)).first()
-    taken_from = ""
-    if other is not None:
-        taken_from = other.user_name
-        ctx.session.delete(other)
-        ctx.session.flush()
-    psess = PackingSession(
-        user_name=ctx.actor.name, order_id=order.id or 0, order_no=order.order_no, opened_at=ctx.now
-    )
-    ctx.session.add(psess)
-    ctx.session.flush()
+    psess, taken_from = _take_order(ctx.session, ctx.actor.name, order, ctx.now)
     ctx.record(
         order_no=order.order_no,
         args={"order_no": order.order_no},
@@ -791,6 +765,25 @@ def _open_packing(ctx: CommandContext, order_no: str) -> tuple[SalesOrder, Packi
         sync=False,  # which station packs an order is this desk's business
     )
     return order, psess, taken_from
+
+
+def _take_order(
+    session: Session, user_name: str, order: SalesOrder, now: datetime
+) -> tuple[PackingSession, str]:
+    """Open ``order`` at ``user_name``'s station, taking it over from a station that had it open: the packing
+    session, and who had the order open ("" if no one)."""
+    other = session.exec(select(PackingSession).where(PackingSession.order_id == order.id)).first()
+    taken_from = ""
+    if other is not None:
+        taken_from = other.user_name
+        session.delete(other)
+        session.flush()
+    psess = PackingSession(
+        user_name=user_name, order_id=order.id or 0, order_no=order.order_no, opened_at=now
+    )
+    session.add(psess)
+    session.flush()
+    return psess, taken_from
 
 
 _PRODUCT_FIELDS = (
@@ -1141,7 +1134,7 @@ class _Tally:
                     "multiplier": item.multiplier,
                     "idem_key": key,
                     "source": source,
-                    "day": today.isoformat(),  # a replay judges expiry as of the station's day
+                    "day": today.isoformat(),  # the day its expiry was judged by: a replay judges by it too
                 },
                 head.order_no,
                 head.version + len(self.records),

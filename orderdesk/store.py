@@ -32,6 +32,9 @@ SQLITE_HEADER = b"SQLite format 3\x00"
 # On PostgreSQL every writer takes this transaction-level advisory lock first, so writes commit one at a
 # time, in the order they began: the audit chain and the sync change log stay gap-free and in order.
 PG_WRITE_LOCK = 0x6F72646572  # "order"
+# Connection info key: the synchronous level a refetchable write lowered, restored when the connection is
+# returned to the pool.
+_SYNCHRONOUS_AFTER = "synchronous_after_refetchable"
 
 # The session of the write transaction this thread is inside, so a domain command run inside an outer
 # transaction (the central API replaying a desk's op under a savepoint) joins it instead of opening its own.
@@ -196,13 +199,21 @@ def make_engine(path: Path) -> Engine:
         # A deferred transaction that later upgrades to a write gets SQLITE_BUSY in WAL mode despite the
         # busy timeout, so writers take the lock up front.
         options = conn.get_execution_options()
-        # A transaction whose every effect can be fetched again commits without waiting for the disk; the
-        # mode is set per transaction, so every other one waits for its commit to be on disk.
-        synchronous = "NORMAL" if options.get("sqlite_refetchable") else "FULL"
-        if conn.info.get("synchronous") != synchronous:
-            conn.exec_driver_sql(f"PRAGMA synchronous = {synchronous}")
-            conn.info["synchronous"] = synchronous
+        if options.get(
+            "sqlite_refetchable"
+        ):  # see Store.write; set outside the transaction, as SQLite requires
+            level = int(conn.exec_driver_sql("PRAGMA synchronous").scalar() or 0)
+            if level > 1:  # FULL; a connection that skips fsync altogether (the demo build) stays so
+                conn.exec_driver_sql("PRAGMA synchronous = NORMAL")
+                conn.info[_SYNCHRONOUS_AFTER] = level
         conn.exec_driver_sql(f"BEGIN {options.get('sqlite_begin', 'DEFERRED')}")
+
+    @event.listens_for(engine, "checkin")
+    def _on_checkin(dbapi_conn: sqlite3.Connection | None, record: Any) -> None:
+        # Back to waiting for the disk before anything else uses the connection (raw_connection users too).
+        level = record.info.pop(_SYNCHRONOUS_AFTER, None)
+        if level is not None and dbapi_conn is not None:
+            dbapi_conn.execute(f"PRAGMA synchronous = {int(level)}")
 
     return engine
 
@@ -377,19 +388,23 @@ class Store:
 
         ``refetchable``: everything the transaction writes can be fetched from the central API again (a
         pulled page, which moves the cursor with it; outcomes of pushed ops, which a push of the same ops
-        gets again). On SQLite it then commits without waiting for the disk (``synchronous = NORMAL``): a
-        power cut can undo it but never corrupt the file, and a later transaction that does wait for the
-        disk makes it durable too, as the WAL is written in order.
+        gets again; or, once the change log is pruned past the cursor, a fresh snapshot). On SQLite it then
+        commits without waiting for the disk (``synchronous = NORMAL``, for this transaction only): a power
+        cut can undo it but never corrupt the file, and a later transaction that does wait for the disk
+        makes it durable too, as the WAL is written in order. A plain ``write()`` cannot join it.
         """
         from sqlmodel import Session
 
         outer = _ambient.get()
         if outer is not None and outer[0] is self:
+            if outer[1].info.get("refetchable") and not refetchable:
+                raise RuntimeError("a write that must reach the disk cannot join a refetchable one")
             yield outer[1]
             return
         with db_errors(self.location):
             bind = self.engine.execution_options(sqlite_begin="IMMEDIATE", sqlite_refetchable=refetchable)
             with Session(bind, expire_on_commit=False) as session:
+                session.info["refetchable"] = refetchable
                 token = _ambient.set((self, session))
                 try:
                     if self.url is not None:

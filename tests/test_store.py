@@ -25,7 +25,8 @@ def test_pragmas_are_set_on_every_connection(store: Store) -> None:
 
 def test_only_a_refetchable_write_commits_without_waiting_for_the_disk(store: Store) -> None:
     """A pulled page, or pushed ops' outcomes, can be fetched from the central API again, so that write
-    commits with ``synchronous = NORMAL``; every other transaction on the same connection waits (FULL)."""
+    commits with ``synchronous = NORMAL``; every other transaction waits (FULL), and so does a raw
+    connection from the pool after it. A plain write cannot join a refetchable one."""
 
     def synchronous(session) -> int:  # type: ignore[no-untyped-def]
         return int(session.connection().exec_driver_sql("PRAGMA synchronous").scalar())
@@ -33,12 +34,40 @@ def test_only_a_refetchable_write_commits_without_waiting_for_the_disk(store: St
     for _ in range(2):
         with store.write(refetchable=True) as session:
             assert synchronous(session) == 1
+            with store.write(refetchable=True) as inner:
+                assert inner is session
         with store.write() as session:
             assert synchronous(session) == 2
         with store.write(refetchable=True) as session:
             assert synchronous(session) == 1
         with store.read() as session:
             assert synchronous(session) == 2
+        with store.write(refetchable=True):
+            pass
+        raw = store.engine.raw_connection()
+        try:
+            assert raw.cursor().execute("PRAGMA synchronous").fetchone()[0] == 2
+        finally:
+            raw.close()
+    with pytest.raises(RuntimeError, match="cannot join"), store.write(refetchable=True), store.write():
+        pass
+
+
+def test_a_connection_that_skips_fsync_is_not_raised_by_a_refetchable_write(tmp_path: Path) -> None:
+    """The demo build turns fsync off on its connections; a refetchable write leaves it off, not NORMAL."""
+    from sqlalchemy import event
+
+    store = Store.open(tmp_path / "fast.db", create=True)
+    store.close()
+    event.listen(
+        store.engine, "connect", lambda dbapi_conn, _record: dbapi_conn.execute("PRAGMA synchronous = OFF")
+    )
+    try:
+        for refetchable in (True, False, True):
+            with store.write(refetchable=refetchable) as session:
+                assert session.connection().exec_driver_sql("PRAGMA synchronous").scalar() == 0
+    finally:
+        store.close()
 
 
 def test_schema_head_matches_alembic(store: Store) -> None:

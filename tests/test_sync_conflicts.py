@@ -293,6 +293,9 @@ def test_an_item_in_date_when_scanned_offline_still_counts_when_it_syncs_after_e
     assert report.rejected == 0, rep.rejections(a)
     detail = show_order(world.store, order)
     assert (detail.state, detail.lines[0].scanned_qty) == ("shipped", 1)
+    with world.store.read() as session:  # which station had it open is the station's fact, not the centre's
+        opened = "SELECT count(*) FROM audit_record WHERE command = 'open_for_packing'"
+        assert session.connection().exec_driver_sql(opened).scalar() == 0
 
 
 def test_a_station_run_replays_through_a_rejection_and_leaves_no_station_open(any_world: World) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import socket
+import sys
 import threading
 from typing import Any
 
@@ -365,6 +366,28 @@ def test_a_pull_page_stops_at_its_byte_budget_but_is_never_empty(world: World, s
     assert pages >= 3  # at most two of the six large entries fit in one page
 
 
+def test_only_pulled_pages_and_push_outcomes_commit_without_waiting_for_the_disk(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The desk's writes a sync makes that the central API can send again (a pulled page, the outcomes of
+    pushed ops) are refetchable; the desk's own commands are not."""
+    a = world.desks["a"]
+    write = Store.write
+    seen: list[tuple[str, bool]] = []
+
+    def spy(self: Store, *, refetchable: bool = False) -> Any:
+        if self is a:
+            seen.append((sys._getframe(1).f_code.co_name, refetchable))
+        return write(self, refetchable=refetchable)
+
+    monkeypatch.setattr(Store, "write", spy)
+    add_note(a, order_no=READY_ORDER, text="同步", user="liu")
+    add_note(world.store, order_no=READY_ORDER, text="总部", user="wang")
+    world.sync("a")
+    assert {name for name, refetchable in seen if refetchable} == {"apply_changes", "record_outcomes"}
+    assert ("command_batch", False) in seen  # the note made on the desk (add_note is set-based)
+
+
 def test_a_pull_pauses_garbage_collection_only_while_it_holds_a_page(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -675,6 +698,38 @@ def test_a_malformed_scan_in_a_stations_run_is_rejected_alone(
     ]
     assert [ln.scanned_qty for ln in show_order(world.store, order).lines] == [2]
     assert table_count(world.store, "packing_session") == 0
+
+
+@pytest.mark.parametrize(
+    ("day", "code"),
+    [
+        ("station", ""),  # offline over midnight: judged as of the station's day
+        (None, "expired"),  # an older desk sends no day: judged as of the central API's
+        ("2000-01-01", "expired"),  # before the desk was enrolled: a wrong clock, not a day to judge by
+    ],
+)
+def test_a_scans_expiry_is_judged_as_of_the_stations_day_when_that_day_is_plausible(
+    world: World, day: str | None, code: str
+) -> None:
+    """An item in date on the day the station scanned it, synced the day after it expired."""
+    from orderdesk.scanning import local_today, open_for_packing, record_scan
+    from tests.desks_support import ready_to_pack
+
+    a = world.desks["a"]
+    order = ready_to_pack(a, 1)
+    world.sync("a")
+    today = local_today(world.clocks["a"]())
+    open_for_packing(a, order_no=order, user="liu")
+    record_scan(a, user="liu", code=f"(01)06901234567892(17){today:%y%m%d}(10)B1(21)D1", order_no=order)
+    world.store.clock.advance(days=1)  # type: ignore[attr-defined]
+    body = push_body(world, "a")
+    assert body["ops"][0]["args"]["day"] == today.isoformat()
+    if day != "station":
+        forge(body["ops"][0], day=day)
+    response = post(world, "/v1/push", json=body)
+    assert response.status_code == 200, response.text
+    [result] = response.json()["results"]
+    assert (result["status"], result["code"]) == ("rejected" if code else "applied", code)
 
 
 def test_a_packing_preset_id_no_desk_card_could_hold_is_rejected(world: World) -> None:
