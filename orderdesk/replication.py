@@ -654,7 +654,7 @@ def _replay_ship(store: Store, a: dict[str, Any], user: str) -> object:
         store,
         a["order_no"],
         user,
-        lambda: ship_packed(store, user=user, waybill=a.get("waybill", "")),
+        lambda: ship_packed(store, user=user, waybill=a.get("waybill", ""), carrier=a.get("carrier", "")),
         ends=True,
     )
 

@@ -1636,14 +1636,15 @@ def ship_order(
     )
 
 
-def ship_packed(store: Store, *, user: str | Actor, waybill: str = "") -> str:
+def ship_packed(store: Store, *, user: str | Actor, waybill: str = "", carrier: str = "") -> str:
     """``ship_order`` without the shipping label: the central API keeping a station's shipment, with the
     ``waybill`` the station shipped with (the order's own is used as it is, as sales may have typed any
-    text; one the station scanned or generated is checked as a scanned label is). Whether a packing preset
-    had to be chosen first is the station's own setting, applied there; nothing of this machine's shipping
-    settings is read. Returns the waybill."""
+    text; one the station scanned or generated is checked as a scanned label is) and its ``carrier`` (for a
+    waybill it generated, the name it printed). Whether a packing preset had to be chosen first is the
+    station's own setting, applied there; nothing of this machine's shipping settings is read. Returns the
+    waybill."""
     with command(store, "ship_order", user=user) as ctx:
-        return _ship(ctx, _KEEP_SHIPMENT, waybill).waybill
+        return _ship(ctx, _KEEP_SHIPMENT, waybill, carrier).waybill
 
 
 # What ``ship_packed`` ships by: the station already applied its packing rule and chose the waybill.
@@ -1659,9 +1660,11 @@ class _Shipped:
     items: int  # units shipped
 
 
-def _ship(ctx: CommandContext, settings: ShippingSettings, given: str = "") -> _Shipped:
-    """Ship the actor's open order inside ``ctx`` (``ship_order``); ``given``: the station's waybill
-    (``ship_packed``)."""
+def _ship(
+    ctx: CommandContext, settings: ShippingSettings, given: str = "", given_carrier: str = ""
+) -> _Shipped:
+    """Ship the actor's open order inside ``ctx`` (``ship_order``); ``given``, ``given_carrier``: the
+    station's waybill and carrier (``ship_packed``)."""
     workflow = ctx.store.workflow
     ship = _require_packer(ctx.actor, workflow)
     psess, order = _open_session(ctx.session, ctx.actor.name)
@@ -1688,6 +1691,8 @@ def _ship(ctx: CommandContext, settings: ShippingSettings, given: str = "") -> _
             settings.carrier,
             True,
         )
+    if given and isinstance(given_carrier, str) and given_carrier.strip():
+        carrier = given_carrier.strip()[:20]
     _check_waybill_free(ctx.session, waybill, order)
     order.waybill = waybill
     transition, source, target = apply_transition(ctx, order, ship.id, workflow=workflow)

@@ -5,6 +5,7 @@ stock deltas that may not go below zero, and pulls that are idempotent — on SQ
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -431,8 +432,9 @@ def test_a_stations_own_packing_preset_and_shipping_rules_sync_as_the_station_ap
     world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A shipment that left the warehouse is a fact for the central API. The station chose a preset from its
-    own presets file, which the central API does not have, and its own rules let one order ship without a
-    preset; the central API's settings (presets required, a label format it cannot print) judge neither."""
+    own presets file, which the central API does not have, its own rules let one order ship without a
+    preset, and it printed its own carrier's name on the waybills it generated; the central API's settings
+    (presets required, a label format it cannot print, its own carrier name) judge none of it."""
 
     presets = tmp_path / "presets.toml"
     presets.write_text(
@@ -443,7 +445,7 @@ def test_a_stations_own_packing_preset_and_shipping_rules_sync_as_the_station_ap
     monkeypatch.delenv("ORDERDESK_PRESETS", raising=False)
     monkeypatch.delenv("ORDERDESK_REQUIRE_PRESET", raising=False)  # the central API: presets required
     monkeypatch.setenv("ORDERDESK_LABEL_FORMAT", "gif")  # a setting the central API never uses
-    station = ShippingSettings(label_dir=tmp_path / "labels", require_preset=False)
+    station = ShippingSettings(label_dir=tmp_path / "labels", require_preset=False, carrier="自送车队")
     a = world.desks["a"]
     crated, loose = ready_to_pack(a, 1), ready_to_pack(a, 1)
     world.sync("a")
@@ -460,6 +462,10 @@ def test_a_stations_own_packing_preset_and_shipping_rules_sync_as_the_station_ap
     for order, preset in ((crated, "Z9"), (loose, "")):
         detail = show_order(world.store, order)
         assert (detail.state, detail.packing_preset) == ("shipped", preset)
+    with world.store.read() as session:
+        shipped = "SELECT detail FROM audit_record WHERE command = 'ship_order' AND order_no IN (?, ?)"
+        details = session.connection().exec_driver_sql(shipped, (crated, loose)).scalars().all()
+    assert [json.loads(d)["carrier"] for d in details] == ["自送车队"] * 2
 
 
 def test_a_shipment_with_a_carriers_waybill_scanned_at_the_station_syncs(world: World) -> None:
