@@ -45,6 +45,7 @@ from sqlalchemy import insert, text
 from sqlmodel import Session, col, select
 
 from orderdesk.canonical import canonical_json
+from orderdesk.clock import as_utc
 from orderdesk.commands import SYSTEM, Actor, CommandContext, clean_text, command
 from orderdesk.errors import Refused
 from orderdesk.i18n import Label, Msg, msg
@@ -84,11 +85,6 @@ def _parse_time(value: Any) -> datetime:
     if isinstance(value, datetime):
         return value if value.tzinfo else value.replace(tzinfo=UTC)
     return datetime.fromisoformat(str(value)).replace(tzinfo=UTC)
-
-
-def _aware(value: datetime) -> datetime:
-    """In UTC; a time without an offset is taken as UTC."""
-    return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def _date(value: Any) -> date | None:
@@ -798,7 +794,7 @@ class _Engine:
         its last pass was behind theirs, so it read their acknowledgement before it had the alert): actions
         since the order entered its state, on an alert this node raises for the first time in that stay.
         Returns the ids of the alerts they settled (acknowledged or answered: nobody needs to hear of them)."""
-        since = {row["order_no"]: _aware(row["state_since"]) for _, row in raised}
+        since = {row["order_no"]: as_utc(row["state_since"]) for _, row in raised}
         actions = [  # usually none: only orders someone acted on elsewhere
             rec
             for rec in rows_in(
@@ -811,7 +807,7 @@ class _Engine:
                 ),
                 since,
             )
-            if _aware(rec.at) >= since[rec.order_no]
+            if as_utc(rec.at) >= since[rec.order_no]
         ]
         settled: set[int] = set()
         if not actions:
@@ -824,7 +820,7 @@ class _Engine:
                 lambda c: select(Alert).where(col(Alert.order_no).in_(c)),
                 {rec.order_no for rec in actions},
             )
-            if a.id not in new_ids and _aware(a.state_since) == since[a.order_no]
+            if a.id not in new_ids and as_utc(a.state_since) == since[a.order_no]
         }
         firsts = {(row["order_no"], row["kind"], row["topic"], row["state"]) for _, row in raised} - earlier
         for rec in actions:
@@ -1031,7 +1027,7 @@ class _Engine:
                 if command == "escalate_alert" and detail.get("level") is not None
                 else None
             )
-            until = _aware(datetime.fromisoformat(detail["until"])) if command == "snooze_alert" else None
+            until = as_utc(datetime.fromisoformat(detail["until"])) if command == "snooze_alert" else None
             answer = str(detail.get("answer") or "acknowledged")
             if answer not in ("acknowledged", "need_info"):
                 raise ValueError(answer)

@@ -14,9 +14,9 @@ def utcnow() -> datetime:
 
 
 def as_utc(value: datetime) -> datetime:
-    """A timestamp read back from the database (naive from SQLite, where every timestamp is kept in UTC) as
-    aware UTC."""
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+    """In aware UTC; a time without an offset (as SQLite gives back every timestamp, kept in UTC) is taken
+    as UTC."""
+    return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 class FixedClock:

@@ -67,12 +67,13 @@ _FAMILY = (
 )
 
 
-def _lines(session: Session, order: SalesOrder) -> list[OrderLine]:
+def order_lines(session: Session, order: SalesOrder) -> list[OrderLine]:
+    """The order's lines, by line number."""
     return list(session.exec(_LINES, params={"order_id": order.id}))
 
 
 def has_lines(session: Session, order: SalesOrder, state: Msg) -> GuardFailure | None:
-    if _lines(session, order):
+    if order_lines(session, order):
         return None
     return GuardFailure(
         "has_lines", msg("Order {order_no} has no lines.", order_no=order.order_no), ("sales",)
@@ -153,7 +154,7 @@ def qc_passed(session: Session, order: SalesOrder, state: Msg) -> GuardFailure |
 def all_lines_scanned(session: Session, order: SalesOrder, state: Msg) -> GuardFailure | None:
     short = [
         (line, line.quantity - line.scanned_qty)
-        for line in _lines(session, order)
+        for line in order_lines(session, order)
         if line.scanned_qty < line.quantity
     ]
     if not short:
@@ -176,7 +177,7 @@ def all_lines_scanned(session: Session, order: SalesOrder, state: Msg) -> GuardF
 
 def stock_available(session: Session, order: SalesOrder, state: Msg) -> GuardFailure | None:
     short = []
-    for line in _lines(session, order):
+    for line in order_lines(session, order):
         product = session.get(Product, line.product_id)
         need = line.quantity - line.shipped_qty
         if product is not None and product.stock_on_hand < need:

@@ -32,7 +32,7 @@ from functools import cache, partial
 from itertools import groupby
 from operator import itemgetter
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import DateTime, Row, delete, event, func
 from sqlalchemy.exc import DataError, IntegrityError
@@ -503,11 +503,10 @@ def _replay_stock(store: Store, a: dict[str, Any], user: str) -> object:
 # order (its scans) shares that session, as it did on the desk; another station's or another order's op
 # closes it first, and none outlives the transaction.
 PACKING = "replay_packing"  # Session.info key: (user, order number) of the station session a replay left open
+T = TypeVar("T")
 
 
-def _with_packing(
-    store: Store, order_no: str, user: str, run: Callable[[], object], *, ends: bool = False
-) -> object:
+def _with_packing(store: Store, order_no: str, user: str, run: Callable[[], T], *, ends: bool = False) -> T:
     """Run a station's op (or a run of its scans) with ``order_no`` open at ``user``'s station; ``ends``: the
     op closes the station (a shipment, a reset), so nothing is left open after it."""
     from orderdesk.scanning import start_packing
@@ -540,18 +539,23 @@ def _replay_scans(store: Store, ops: list[OpContext]) -> list[list[tuple[str, st
     every scan is refused) is rolled back, station and all, as its ops one at a time would have been."""
     out: list[list[tuple[str, str]] | Refused] = []
     with store.write() as session:
+        day = _station_day(session, ops[0].desk_id, store.clock())  # a push's ops are one desk's
         for (user, order_no), run in groupby(ops, key=lambda op: (op.user_name, op.args["order_no"])):
-            out += _replay_scan_group(store, session, user, order_no, list(run))
+            out += _replay_scan_group(store, session, user, order_no, list(run), day)
     return out
 
 
 def _replay_scan_group(
-    store: Store, session: Session, user: str, order_no: str, ops: list[OpContext]
+    store: Store,
+    session: Session,
+    user: str,
+    order_no: str,
+    ops: list[OpContext],
+    day: Callable[[Any], date | None],
 ) -> list[list[tuple[str, str]] | Refused]:
-    """One station's consecutive scans on one order (``_replay_scans``)."""
+    """One station's consecutive scans on one order (``_replay_scans``); ``day``: ``_station_day``'s."""
     from orderdesk.scanning import NewScan, record_scans
 
-    day = _station_day(session, ops[0].desk_id, store.clock())
     scans = [
         NewScan(
             op.args["code"],
@@ -569,10 +573,7 @@ def _replay_scan_group(
         )
     except Refused as refused:  # opening the order refused before it wrote anything
         counted = [refused] * len(scans)
-    except BaseException:
-        savepoint.rollback()
-        raise
-    assert isinstance(counted, list)
+    # Anything else propagates: the op's own savepoint (``_attempt``) rolls this one back with it.
     if all(isinstance(got, Refused) for got in counted):
         savepoint.rollback()
     else:
@@ -1512,7 +1513,7 @@ def _page(
     after: int,
     limit: int,
     max_bytes: int,
-    fill: Callable[[int, str, str, str], str] | None = None,
+    fill: Callable[[int, str, str, str], str] | None,
 ) -> list[tuple[int, str, str, str, str]]:
     """The entries after ``after``: at most ``limit``, no more once they hold ``max_bytes`` (one at least),
     read in chunks, so a page of large orders stops reading at its budget. ``fill``: each image as the desk
@@ -1527,12 +1528,13 @@ def _page(
             .limit(min(PAGE_CHUNK, limit - len(entries)))
         ).all()
         for s, k, key, img, ev in rows:
-            img = fill(int(s), k, key, img) if fill is not None else img
+            seq = int(s)
+            img = fill(seq, k, key, img) if fill is not None else img
             size += len(img) + len(ev)
             if entries and size > max_bytes:
                 return entries
-            entries.append((int(s), k, key, img, ev))
-            last = int(s)
+            entries.append((seq, k, key, img, ev))
+            last = seq
         if len(rows) < PAGE_CHUNK:
             break
     return entries

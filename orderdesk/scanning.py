@@ -54,7 +54,7 @@ from orderdesk.barcodes import (
 )
 from orderdesk.commands import Actor, CommandContext, Record, clean_text, command, command_batch, load_actor
 from orderdesk.errors import OrderdeskError, Refused, StoreError
-from orderdesk.guards import GUARDS
+from orderdesk.guards import GUARDS, order_lines
 from orderdesk.i18n import Label, Msg, msg
 from orderdesk.labels import LABEL_FORMATS, LabelData, Party, Preset, load_presets, render_label
 from orderdesk.models import (
@@ -73,7 +73,7 @@ from orderdesk.models import (
     UserRole,
 )
 from orderdesk.orders import apply_transition, get_order_row, state_label, touch_order
-from orderdesk.store import insert_rows, iter_chunks
+from orderdesk.store import insert_rows, rows_in
 
 if TYPE_CHECKING:
     from orderdesk.store import Store
@@ -904,12 +904,11 @@ def record_scan(
     try:
         with command(store, "record_scan", user=user) as ctx:
             head = _packing_head(ctx.session, workflow, ctx.actor, order_no)
-            tally = _Tally(ctx.session, workflow, head, ctx.now)
             item = NewScan(code, multiplier, key, source)
-            tally.expect([item])
-            counted = tally.count(item, ctx.actor.name)
+            tally = _Tally(ctx.session, workflow, head, ctx.now, [item])
+            counted = tally.count(item)
             if counted.repeated:
-                raise _Repeated(key)
+                raise _Repeated(counted)
             (done,) = tally.write()
             ctx.record(
                 order_no=done.order_no, args=done.args, base_version=done.base_version, detail=done.detail
@@ -924,8 +923,9 @@ def record_scan(
                 version=head.version + 1,
             )
             return ScanResult(**asdict(counted), view=view)
-    except _Repeated:
-        return _repeated_scan(store, key, user)
+    except _Repeated as repeated:
+        assert repeated.counted is not None
+        return _repeated_scan(store, repeated.counted, key, user)
 
 
 def record_scans(
@@ -946,11 +946,10 @@ def record_scans(
         except Refused as refused:
             ctx.record([])
             return [_bad_multiplier(item.multiplier) or refused for item in items]
-        tally = _Tally(ctx.session, workflow, head, ctx.now)
-        tally.expect(items)
+        tally = _Tally(ctx.session, workflow, head, ctx.now, items)
         for item in items:
             try:
-                out.append(_bad_multiplier(item.multiplier) or tally.count(item, actor.name))
+                out.append(_bad_multiplier(item.multiplier) or tally.count(item))
             except Refused as refused:
                 out.append(refused)
         ctx.record(tally.write())
@@ -970,10 +969,13 @@ def _packing_head(session: Session, workflow: Workflow, actor: Actor, expected_o
 class _Tally:
     """An open order while one command counts scans on it: its lines, the stock already packed, the serial
     numbers and keys already counted, as the database holds them plus what this command counted so far.
-    ``count`` decides one scan against that (or refuses it) and ``write`` writes every counted scan together.
-    A station's single scan and the central API's hundreds go through the same decisions."""
+    ``count`` decides one of the scans it was made for against that (or refuses it) and ``write`` writes
+    every counted scan together. A station's single scan and the central API's hundreds go through the same
+    decisions."""
 
-    def __init__(self, session: Session, workflow: Workflow, head: Any, now: datetime) -> None:
+    def __init__(
+        self, session: Session, workflow: Workflow, head: Any, now: datetime, items: Sequence[NewScan]
+    ) -> None:
         self.session = session
         self.workflow = workflow
         self.head = head
@@ -990,26 +992,25 @@ class _Tally:
         self._holders: dict[tuple[str, str], str | None] = {}  # (gtin, serial) -> the order it is counted on
         self._keys: dict[str, Counted | None] = {}  # idempotency key -> the scan counted with it
         self._batches: dict[int, list[tuple[str, bool]]] = {}  # line id -> its scans' (batch, undone)
-
-    def expect(self, items: Sequence[NewScan]) -> None:
-        """Look up every key and serial number of ``items`` at once (a query per few hundred keys, and per few
-        hundred serial numbers of one GTIN)."""
+        # Every key and serial number of ``items`` looked up at once (a query per few hundred keys, and per
+        # few hundred serial numbers of one GTIN).
         self._lookup_keys([item.idem_key for item in items if item.idem_key])
         serials: dict[str, set[str]] = {}
         for item in items:
-            scan = self._classify(item.code, item.day) if isinstance(item.code, str) else None
+            scan = self._classify(item.code, item.day or self.today)
             if isinstance(scan, ItemScan) and scan.serial:
                 serials.setdefault(scan.gtin or "", set()).add(scan.serial)
         for gtin, wanted in serials.items():
             self._lookup_serials(gtin, wanted)
 
-    def count(self, item: NewScan, user_name: str) -> Counted:
-        """Decide one scan of those ``expect`` was given: count it, or raise ``Refused`` with the reason."""
-        key = item.idem_key
-        assert key and key in self._keys, "a tally counts the scans it expects, each with its key (_scan_key)"
-        known = self._keys[key]
+    def count(self, item: NewScan) -> Counted:
+        """Decide one of the scans the tally was made for (each with its key, ``_scan_key``): count it, or
+        raise ``Refused`` with the reason."""
+        assert item.idem_key is not None
+        known = self._keys[item.idem_key]
         if known is not None:
             return known
+        key = item.idem_key
         head = self.head
         today = item.day or self.today
         scan = self._classify(item.code, today)
@@ -1107,7 +1108,7 @@ class _Tally:
             {
                 "idem_key": key,
                 "at": self.now,
-                "user_name": user_name,
+                "user_name": head.user_name,
                 "order_id": head.order_id,
                 "order_no": head.order_no,
                 "line_id": line.id,
@@ -1127,7 +1128,7 @@ class _Tally:
         )
         self.records.append(
             Record(
-                user_name,
+                head.user_name,
                 {
                     "order_no": head.order_no,
                     "code": scan.code,
@@ -1166,7 +1167,7 @@ class _Tally:
                 "order_id": self.head.order_id,
                 "version": self.head.version + len(self.records),
                 "at": self.now,
-                "by": self.records[-1].user_name,
+                "by": self.head.user_name,
             },
         )
         return self.records
@@ -1174,11 +1175,12 @@ class _Tally:
     def _scanned(self, line: Any) -> int:
         return self.changed[line.id][0] if line.id in self.changed else int(line.scanned_qty)
 
-    def _classify(self, code: str, today: date | None = None) -> Any:
-        text, today = code.strip(), today or self.today
-        if (text, today) not in self._classified:
-            self._classified[(text, today)] = classify_scan(text, today=today)
-        return self._classified[(text, today)]
+    def _classify(self, code: str, day: date) -> Any:
+        """``classify_scan``'s answer for ``code`` as of ``day``, once per code and day."""
+        text = code.strip()
+        if (text, day) not in self._classified:
+            self._classified[(text, day)] = classify_scan(text, today=day)
+        return self._classified[(text, day)]
 
     def _product(self, scan: ItemScan) -> tuple[Any, int] | None:
         code = scan.gtin or scan.code
@@ -1187,16 +1189,16 @@ class _Tally:
         return self._products[code]
 
     def _lookup_keys(self, keys: list[str]) -> None:
-        for chunk in iter_chunks(sorted(set(keys) - self._keys.keys())):
-            self._keys.update(dict.fromkeys(chunk))
-            for key, *fields in self.session.exec(_COUNTED, params={"keys": chunk}).all():
-                self._keys[key] = Counted(*fields, repeated=True)
+        self._keys.update(dict.fromkeys(keys))
+        for key, *fields in rows_in(self.session, lambda chunk: _COUNTED.params(keys=chunk), keys):
+            self._keys[key] = Counted(*fields, repeated=True)
 
     def _lookup_serials(self, gtin: str, serials: set[str]) -> None:
         """Which order each of these serial numbers of ``gtin`` is counted on (scans not undone), if any."""
-        for chunk in iter_chunks(sorted(serials)):
-            found = dict(self.session.exec(_SERIAL_HOLDERS, params={"gtin": gtin, "serials": chunk}).all())
-            self._holders.update({(gtin, serial): found.get(serial) for serial in chunk})
+        found = dict(
+            rows_in(self.session, lambda chunk: _SERIAL_HOLDERS.params(gtin=gtin, serials=chunk), serials)
+        )
+        self._holders.update({(gtin, serial): found.get(serial) for serial in serials})
 
     def _batch_after(self, line: Any, batch: str) -> str:
         """The line's batch once a scan of ``batch`` is counted on it: unchanged for a scan without one, else
@@ -1207,10 +1209,10 @@ class _Tally:
         if line.id not in self._batches:
             self._batches[line.id] = _line_scans(self.session, self.head.order_id, line.id)
         self._batches[line.id].append((batch, False))
-        return _join_batches([b for b, undone in self._batches[line.id] if not undone])
+        return _batch_of(self._batches[line.id], current)
 
 
-# The serial numbers of one GTIN counted on orders (``_Tally.expect``: a few hundred to a statement).
+# The serial numbers of one GTIN counted on orders (a ``_Tally`` looks them up a few hundred to a statement).
 _SERIAL_HOLDERS = select(Scan.serial, Scan.order_no).where(
     col(Scan.gtin) == bindparam("gtin"),
     col(Scan.serial).in_(bindparam("serials", expanding=True)),
@@ -1305,6 +1307,10 @@ def _header_view(
 class _Repeated(Exception):
     """Raised inside a command whose idempotency key was already used: roll back and report the first."""
 
+    def __init__(self, counted: Counted | None = None) -> None:
+        super().__init__()
+        self.counted = counted  # a repeated scan's: what it counted the first time
+
 
 def _terminal_states(workflow: Workflow) -> tuple[str, ...]:
     found = _TERMINAL.get(id(workflow))
@@ -1349,28 +1355,25 @@ def _serial_refusal(sku: str, serial: str, order_no: str) -> Refused:
     )
 
 
-def _repeated_scan(store: Store, key: str, user: str | Actor) -> ScanResult:
-    workflow = store.workflow
+def _repeated_scan(store: Store, counted: Counted, key: str, user: str | Actor) -> ScanResult:
+    """The answer to a scan whose key was counted before: what it counted then, and its order as it is now."""
     with store.read() as session:
-        scan = session.exec(select(Scan).where(Scan.idem_key == key)).one()
-        product = session.get(Product, scan.product_id)
-        order = session.get(SalesOrder, scan.order_id)
-        assert product is not None and order is not None
-        psess = _own_session(session, user if isinstance(user, str) else user.name) or PackingSession(
-            user_name=scan.user_name, order_id=scan.order_id, order_no=scan.order_no, opened_at=scan.at
-        )
-        view = _view(session, workflow, order, psess)
-        return ScanResult(
-            scan.line_no,
-            product.sku,
-            product.name,
-            scan.qty,
-            scan.batch,
-            scan.serial,
-            scan.expiry,
-            True,
-            view=view,
-        )
+        scan = session.exec(
+            select(Scan.order_id, Scan.order_no, Scan.user_name, Scan.at).where(Scan.idem_key == key)
+        ).one()
+        view = _scan_order_view(session, store.workflow, user, scan)
+    return ScanResult(**asdict(counted), view=view)
+
+
+def _scan_order_view(session: Session, workflow: Workflow, user: str | Actor, scan: Any) -> PackingView:
+    """The view of a scan's order as it is now: at the user's station if open there, else as the scan's
+    station had it."""
+    order = session.get(SalesOrder, scan.order_id)
+    assert order is not None
+    psess = _own_session(session, user if isinstance(user, str) else user.name) or PackingSession(
+        user_name=scan.user_name, order_id=scan.order_id, order_no=scan.order_no, opened_at=scan.at
+    )
+    return _view(session, workflow, order, psess)
 
 
 def undo_last_scan(store: Store, *, user: str | Actor, idem_key: str | None = None) -> UndoResult:
@@ -1383,13 +1386,9 @@ def undo_last_scan(store: Store, *, user: str | Actor, idem_key: str | None = No
     except _Repeated:
         with store.read() as session:
             scan = session.exec(select(Scan).where(Scan.undo_key == key)).one()
-            order = session.get(SalesOrder, scan.order_id)
             sku = session.exec(select(Product.sku).where(Product.id == scan.product_id)).one()
-            assert order is not None
-            psess = _own_session(session, user if isinstance(user, str) else user.name) or PackingSession(
-                user_name=scan.user_name, order_id=scan.order_id, order_no=scan.order_no, opened_at=scan.at
-            )
-            return UndoResult(_view(session, workflow, order, psess), scan.line_no, sku, scan.qty, True)
+            view = _scan_order_view(session, workflow, user, scan)
+            return UndoResult(view, scan.line_no, sku, scan.qty, True)
 
 
 def _undo(store: Store, workflow: Workflow, user: str | Actor, key: str) -> UndoResult:
@@ -1398,7 +1397,7 @@ def _undo(store: Store, workflow: Workflow, user: str | Actor, key: str) -> Undo
         psess, order = _open_session(ctx.session, ctx.actor.name)
         done = ctx.session.exec(select(Scan).where(Scan.undo_key == key)).first()
         if done is not None:
-            raise _Repeated(key)
+            raise _Repeated()
         last = ctx.session.exec(
             select(Scan)
             .where(Scan.order_id == order.id, col(Scan.undone).is_(False))
@@ -1644,7 +1643,14 @@ def ship_packed(store: Store, *, user: str | Actor, waybill: str = "", carrier: 
     station's own setting, applied there; nothing of this machine's shipping settings is read. Returns the
     waybill."""
     with command(store, "ship_order", user=user) as ctx:
-        return _ship(ctx, _KEEP_SHIPMENT, waybill, carrier).waybill
+        # The station's waybill and carrier, kept on its packing session as record_waybill keeps a scanned one.
+        psess, order = _open_session(ctx.session, ctx.actor.name)
+        if waybill and waybill != order.waybill:  # the order's own is used as it is
+            psess.waybill = _clean_waybill(waybill)
+            psess.carrier = carrier_of(psess.waybill)
+        if waybill and isinstance(carrier, str) and carrier.strip():
+            psess.carrier = carrier.strip()[:20]
+        return _ship(ctx, _KEEP_SHIPMENT).waybill
 
 
 # What ``ship_packed`` ships by: the station already applied its packing rule and chose the waybill.
@@ -1660,11 +1666,9 @@ class _Shipped:
     items: int  # units shipped
 
 
-def _ship(
-    ctx: CommandContext, settings: ShippingSettings, given: str = "", given_carrier: str = ""
-) -> _Shipped:
-    """Ship the actor's open order inside ``ctx`` (``ship_order``); ``given``, ``given_carrier``: the
-    station's waybill and carrier (``ship_packed``)."""
+def _ship(ctx: CommandContext, settings: ShippingSettings) -> _Shipped:
+    """Ship the actor's open order inside ``ctx`` (``ship_order``, ``ship_packed``): with the waybill kept
+    on its packing session (and its carrier), else the order's own, else a generated one."""
     workflow = ctx.store.workflow
     ship = _require_packer(ctx.actor, workflow)
     psess, order = _open_session(ctx.session, ctx.actor.name)
@@ -1675,14 +1679,11 @@ def _ship(
             code="no_preset",
             who=("warehouse",),
         )
-    scanned = psess.waybill  # record_waybill keeps it with its carrier_of
-    if given:  # the station's: the order's own is used as it is, any other checked as a scanned label
-        scanned = "" if given == order.waybill else _clean_waybill(given)
     generated = False
-    if scanned:
-        waybill, carrier = scanned, carrier_of(scanned)
+    if psess.waybill:
+        waybill, carrier = psess.waybill, psess.carrier or carrier_of(psess.waybill)
     elif order.waybill:
-        waybill, carrier = order.waybill, carrier_of(order.waybill)
+        waybill, carrier = order.waybill, psess.carrier or carrier_of(order.waybill)
     else:
         desk = ctx.session.get(Desk, 1)
         assert desk is not None
@@ -1691,16 +1692,12 @@ def _ship(
             settings.carrier,
             True,
         )
-    if given and isinstance(given_carrier, str) and given_carrier.strip():
-        carrier = given_carrier.strip()[:20]
     _check_waybill_free(ctx.session, waybill, order)
     order.waybill = waybill
     transition, source, target = apply_transition(ctx, order, ship.id, workflow=workflow)
     shipped: list[list[Any]] = []
     short: list[str] = []
-    for line in ctx.session.exec(
-        select(OrderLine).where(OrderLine.order_id == order.id).order_by(col(OrderLine.line_no))
-    ).all():
+    for line in order_lines(ctx.session, order):
         qty = max(0, line.scanned_qty - line.shipped_qty)
         product = ctx.session.get(Product, line.product_id)
         assert product is not None

@@ -36,9 +36,12 @@ PG_WRITE_LOCK = 0x6F72646572  # "order"
 # returned to the pool.
 _SYNCHRONOUS_AFTER = "synchronous_after_refetchable"
 
-# The session of the write transaction this thread is inside, so a domain command run inside an outer
-# transaction (the central API replaying a desk's op under a savepoint) joins it instead of opening its own.
-_ambient: ContextVar[tuple[Store, Session] | None] = ContextVar("orderdesk_ambient_session", default=None)
+# The write transaction this thread is inside (its store, its session, whether it is refetchable), so a domain
+# command run inside an outer transaction (the central API replaying a desk's op under a savepoint) joins it
+# instead of opening its own.
+_ambient: ContextVar[tuple[Store, Session, bool] | None] = ContextVar(
+    "orderdesk_ambient_session", default=None
+)
 
 
 def is_database_url(value: Path | str) -> bool:
@@ -199,9 +202,8 @@ def make_engine(path: Path) -> Engine:
         # A deferred transaction that later upgrades to a write gets SQLITE_BUSY in WAL mode despite the
         # busy timeout, so writers take the lock up front.
         options = conn.get_execution_options()
-        if options.get(
-            "sqlite_refetchable"
-        ):  # see Store.write; set outside the transaction, as SQLite requires
+        # A refetchable write (see Store.write): set before BEGIN, as SQLite allows no change inside one.
+        if options.get("sqlite_refetchable"):
             level = int(conn.exec_driver_sql("PRAGMA synchronous").scalar() or 0)
             if level > 1:  # FULL; a connection that skips fsync altogether (the demo build) stays so
                 conn.exec_driver_sql("PRAGMA synchronous = NORMAL")
@@ -397,15 +399,14 @@ class Store:
 
         outer = _ambient.get()
         if outer is not None and outer[0] is self:
-            if outer[1].info.get("refetchable") and not refetchable:
+            if outer[2] and not refetchable:
                 raise RuntimeError("a write that must reach the disk cannot join a refetchable one")
             yield outer[1]
             return
         with db_errors(self.location):
             bind = self.engine.execution_options(sqlite_begin="IMMEDIATE", sqlite_refetchable=refetchable)
             with Session(bind, expire_on_commit=False) as session:
-                session.info["refetchable"] = refetchable
-                token = _ambient.set((self, session))
+                token = _ambient.set((self, session, refetchable))
                 try:
                     if self.url is not None:
                         session.connection().exec_driver_sql(f"SELECT pg_advisory_xact_lock({PG_WRITE_LOCK})")

@@ -17,8 +17,10 @@ import pytest
 
 from orderdesk import replication as rep
 from orderdesk.orders import add_note, edit_order, show_order
+from orderdesk.scanning import choose_packing_preset, local_today, open_for_packing, record_scan
 from orderdesk.store import Store
 from sync.client import SyncStuck, enrol
+from tests.desks_support import ready_to_pack
 from tests.sync_fixtures import any_world, pg_cluster, pg_template, sqlite_template, world  # noqa: F401
 from tests.sync_harness import READY_ORDER, World, add_notes, converge, server_note_texts, table_count
 
@@ -677,8 +679,6 @@ def test_a_malformed_scan_in_a_stations_run_is_rejected_alone(
     number: the run fails as a whole, is rolled back, station too, and replayed one op at a time; its
     multiplier not a whole number: refused as the station refuses it) is rejected alone, and the scans
     around it still count."""
-    from orderdesk.scanning import open_for_packing, record_scan
-    from tests.desks_support import ready_to_pack
 
     a = world.desks["a"]
     order = ready_to_pack(a, 3)
@@ -712,8 +712,6 @@ def test_a_scans_expiry_is_judged_as_of_the_stations_day_when_that_day_is_plausi
     world: World, day: str | None, code: str
 ) -> None:
     """An item in date on the day the station scanned it, synced the day after it expired."""
-    from orderdesk.scanning import local_today, open_for_packing, record_scan
-    from tests.desks_support import ready_to_pack
 
     a = world.desks["a"]
     order = ready_to_pack(a, 1)
@@ -735,8 +733,6 @@ def test_a_scans_expiry_is_judged_as_of_the_stations_day_when_that_day_is_plausi
 def test_a_packing_preset_id_no_desk_card_could_hold_is_rejected(world: World) -> None:
     """The central API keeps a station's preset id as the station chose it, from a presets file it need not
     have; an id no preset could have (a forged op) is rejected with the reason, the scan before it counts."""
-    from orderdesk.scanning import choose_packing_preset, open_for_packing, record_scan
-    from tests.desks_support import ready_to_pack
 
     a = world.desks["a"]
     order = ready_to_pack(a, 1)
