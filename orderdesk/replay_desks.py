@@ -498,7 +498,7 @@ def _apply_sales(conn: sqlite3.Connection, order_id: int, image: dict[str, Any] 
 
 def _dump_change_requests(session: Session, orders: list[Any]) -> dict[int, Any]:
     return rep.grouped(
-        _change_requests(session, orders), lambda r: r.order_id, lambda r: rep._columns(r, ("id", "order_id"))
+        _change_requests(session, orders), lambda r: r.order_id, rep.row_image(("id", "order_id"))
     )
 
 
@@ -540,13 +540,11 @@ def _dump_revisions(session: Session, orders: list[Any]) -> dict[int, Any]:
         ).values()
         for n, request_id in enumerate(ids, start=1)
     }
+    image = rep.row_image(("id", "order_id", "change_request_id"))
     return rep.grouped(
         revisions,
         lambda r: r.order_id,
-        lambda r: {
-            **rep._columns(r, ("id", "order_id", "change_request_id")),
-            "_request_no": numbers.get(r.change_request_id),
-        },
+        lambda r: {**image(r), "_request_no": numbers.get(r.change_request_id)},
     )
 
 
@@ -576,7 +574,7 @@ def _apply_revisions(conn: sqlite3.Connection, order_id: int, images: list[dict[
 
 def _dump_decisions(session: Session, orders: list[Any]) -> dict[int, Any]:
     rows = _rows_by_order(session, DeskDecision, orders, DeskDecision.id)
-    return rep.grouped(rows, lambda r: r.order_id, lambda r: rep._columns(r, ("id", "order_id")))
+    return rep.grouped(rows, lambda r: r.order_id, rep.row_image(("id", "order_id")))
 
 
 def _apply_decisions(conn: sqlite3.Connection, order_id: int, images: list[dict[str, Any]]) -> None:
@@ -612,12 +610,13 @@ def _dump_inspections(session: Session, orders: list[Any]) -> dict[int, Any]:
             with_sku=True,
         ),
         lambda row: row.inspection_id,
-        lambda row: rep._columns(row, ("id", "inspection_id", "product_id")),
+        rep.row_image(("id", "inspection_id", "product_id")),
     )
+    image = rep.row_image(("id", "order_id"))
     return rep.grouped(
         inspections,
         lambda i: i.order_id,
-        lambda i: {**rep._columns(i, ("id", "order_id")), "_findings": findings.get(i.id or 0, [])},
+        lambda i: {**image(i), "_findings": findings.get(i.id or 0, [])},
     )
 
 

@@ -131,13 +131,22 @@ def _jsonable(value: Any) -> Any:
 
 
 def _columns(obj: Any, skip: Collection[str]) -> dict[str, Any]:
-    """A row's columns as JSON values, but for ``skip``: a plain row (``rows_under``, a dump's), or an ORM
-    object's."""
-    if isinstance(obj, Row):
-        pairs: Iterable[tuple[str, Any]] = zip(obj._fields, obj, strict=True)
-    else:
-        pairs = ((c.name, getattr(obj, c.name)) for c in obj.__table__.columns)
-    return {k: _jsonable(v) for k, v in pairs if k not in skip}
+    """An ORM object's columns as JSON values, but for ``skip`` (plain rows: ``row_image``)."""
+    return {c.name: _jsonable(getattr(obj, c.name)) for c in obj.__table__.columns if c.name not in skip}
+
+
+def row_image(skip: Collection[str]) -> Callable[[Row[Any]], dict[str, Any]]:
+    """The images of the plain rows of one query (``rows_under``, a dump's): their columns as JSON values,
+    but for ``skip``. Which columns to keep is worked out once, from the first row (a row names its columns
+    slowly), not for every row."""
+    keep: list[tuple[int, str]] = []
+
+    def image(row: Row[Any]) -> dict[str, Any]:
+        if not keep:
+            keep.extend((i, name) for i, name in enumerate(row._fields) if name not in skip)
+        return {name: _jsonable(row[i]) for i, name in keep}
+
+    return image
 
 
 @dataclass(frozen=True)
@@ -210,21 +219,22 @@ def dump_orders(session: Session, order_nos: Iterable[str]) -> dict[str, dict[st
     lines = grouped(
         rows_under(session, OrderLine, OrderLine.order_id, ids, OrderLine.line_no, with_sku=True),
         lambda row: row.order_id,
-        lambda row: _columns(row, ("id", "order_id", "product_id")),
+        row_image(("id", "order_id", "product_id")),
     )
     notes = grouped(
         rows_under(session, OrderNote, OrderNote.order_id, ids, OrderNote.at, OrderNote.id),
         lambda note: note.order_id,
-        lambda note: _columns(note, ("id", "order_id")),
+        row_image(("id", "order_id")),
     )
     parts = {name: part.dump(session, found) for name, part in ORDER_PARTS.items()}
     images: dict[str, dict[str, Any] | None] = {}
+    order_image = row_image(("id", "customer_id", "owner_id", "inspector_id"))
     for order_no in order_nos:
         order = orders.get(order_no)
         if order is None:
             images[order_no] = None
             continue
-        image = _columns(order, ("id", "customer_id", "owner_id", "inspector_id"))
+        image = order_image(order)
         image["_customer"] = customers.get(order.customer_id)
         image["_owner"] = users.get(order.owner_id) if order.owner_id else None
         image["_inspector"] = users.get(order.inspector_id) if order.inspector_id else None
