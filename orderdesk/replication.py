@@ -2252,7 +2252,9 @@ def _apply_orders(conn: sqlite3.Connection, items: list[tuple[str, dict[str, Any
     ]
     _upsert_many(conn, "order_line", lines, ("order_id", "line_no"), skip=("id", "order_id", "product_id"))
     wanted = {(extra["order_id"], line["line_no"]) for line, extra in lines}
-    held = _keyed(conn, "SELECT order_id, line_no FROM order_line WHERE order_id IN ({marks})", (), order_ids)
+    # Only an order the desk had before can hold lines and notes (a page of new orders asks nothing here).
+    held_ids = [ids[n] for n in numbers if n in held_orders]
+    held = _keyed(conn, "SELECT order_id, line_no FROM order_line WHERE order_id IN ({marks})", (), held_ids)
     conn.executemany(
         "DELETE FROM order_line WHERE order_id = ? AND line_no = ?",
         [r for r in held if tuple(r) not in wanted],
@@ -2264,7 +2266,7 @@ def _apply_orders(conn: sqlite3.Connection, items: list[tuple[str, dict[str, Any
         conn,
         "SELECT order_id, at, user_name, text FROM order_note WHERE order_id IN ({marks}) ORDER BY order_id, at, id",
         (),
-        order_ids,
+        held_ids,
     ):
         have.setdefault(oid, []).append(tuple(note))
     replaced, added = [], []
