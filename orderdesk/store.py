@@ -36,6 +36,11 @@ PG_WRITE_LOCK = 0x6F72646572  # "order"
 # returned to the pool.
 _SYNCHRONOUS_AFTER = "synchronous_after_refetchable"
 
+# A bool bound to a statement is stored as the integer it is (1 or 0) either way. Without an adapter, the
+# sqlite3 module first asks it for ``__conform__`` and its protocol for ``__adapt__``, two failed lookups
+# that make a bool cost five times an int to bind: a pulled order binds several.
+sqlite3.register_adapter(bool, int)
+
 # The write transaction this thread is inside (its store, its session, whether it is refetchable), so a domain
 # command run inside an outer transaction (the central API replaying a desk's op under a savepoint) joins it
 # instead of opening its own.

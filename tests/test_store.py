@@ -247,3 +247,17 @@ def test_rows_inserted_together_are_cut_into_statements_sqlite_can_bind() -> Non
     assert conn.execute("SELECT k, a, b FROM t ORDER BY k").fetchall() == [
         (k, 0 if k == "k3" else a, b) for k, a, b in rows
     ]
+
+
+def test_a_bound_bool_is_stored_as_the_integer_it_is(store: Store) -> None:
+    """Bools are bound through an adapter (faster than the sqlite3 module's protocol lookups): still stored
+    as the integers 1 and 0, as SQLAlchemy's Boolean writes and reads them."""
+    conn = sqlite3.connect(store.path)
+    conn.execute("CREATE TABLE flags (f)")
+    conn.executemany("INSERT INTO flags VALUES (?)", [(True,), (False,), (None,)])
+    assert conn.execute("SELECT f, typeof(f) FROM flags ORDER BY rowid").fetchall() == [
+        (1, "integer"),
+        (0, "integer"),
+        (None, "null"),
+    ]
+    conn.close()
