@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import random
 import shutil
 import sqlite3
 import subprocess
@@ -97,17 +98,19 @@ def queue_ops(desk: Store, n: int, order_no: str) -> None:
 
 
 def fill_change_log(server: Store, n: int) -> None:
-    """``n`` change-log entries: new orders (full images), as if desks had created them."""
+    """``n`` change-log entries: new orders (full images), as if desks had created them. Like real orders,
+    they differ in size (none to two notes, of different lengths), so pages of changes differ in count."""
     with server.read() as session:
         base = rep.dump_order(session, "SO-HQ-0000001")
     assert base is not None
-    base["_notes"] = [{"at": base["created_at"], "user_name": "liu", "text": "到货后请电话联系"}]
+    sizes = random.Random(4)
     with server.write() as session:
         conn = session.connection()
         start = conn.exec_driver_sql("SELECT next_change_seq FROM sync_server").scalar_one()
         rows = []
         for i in range(n):
-            image = dict(base, order_no=f"SO-BN-{i:07d}", notes=f"bench {i}")
+            note = {"at": base["created_at"], "user_name": "liu", "text": "到货后请电话联系" * sizes.randint(1, 5)}
+            image = dict(base, order_no=f"SO-BN-{i:07d}", notes=f"bench {i}", _notes=[note] * sizes.randint(0, 2))
             rows.append(
                 (
                     start + i,

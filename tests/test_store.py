@@ -261,3 +261,18 @@ def test_a_bound_bool_is_stored_as_the_integer_it_is(store: Store) -> None:
         (None, "null"),
     ]
     conn.close()
+
+
+def test_rows_inserted_together_go_in_statements_of_a_few_sizes() -> None:
+    """Whatever the count of rows, ``insert_values`` uses statements of a full size or a power of two, so
+    the connection compiles each size once and reuses it (a statement for exactly 300 rows, then one for
+    297, would each be compiled afresh)."""
+    conn = sqlite3.connect(":memory:")
+    conn.execute("CREATE TABLE t (k INTEGER PRIMARY KEY, v TEXT)")
+    statements: list[str] = []
+    conn.set_trace_callback(statements.append)
+    insert_values(conn, "INSERT INTO t (k, v)", rows=[(i, "a") for i in range(300)])
+    insert_values(conn, "INSERT INTO t (k, v)", rows=[(i, "b") for i in range(1000, 1297)])
+    sizes = [s.count("), (") + 1 for s in statements if s.startswith("INSERT")]
+    assert sizes == [256, 32, 8, 4, 256, 32, 8, 1]
+    assert conn.execute("SELECT count(*), count(DISTINCT v) FROM t").fetchone() == (597, 2)
