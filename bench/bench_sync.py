@@ -109,8 +109,14 @@ def fill_change_log(server: Store, n: int) -> None:
         start = conn.exec_driver_sql("SELECT next_change_seq FROM sync_server").scalar_one()
         rows = []
         for i in range(n):
-            note = {"at": base["created_at"], "user_name": "liu", "text": "到货后请电话联系" * sizes.randint(1, 5)}
-            image = dict(base, order_no=f"SO-BN-{i:07d}", notes=f"bench {i}", _notes=[note] * sizes.randint(0, 2))
+            note = {
+                "at": base["created_at"],
+                "user_name": "liu",
+                "text": "到货后请电话联系" * sizes.randint(1, 5),
+            }
+            image = dict(
+                base, order_no=f"SO-BN-{i:07d}", notes=f"bench {i}", _notes=[note] * sizes.randint(0, 2)
+            )
             rows.append(
                 (
                     start + i,
