@@ -6,6 +6,7 @@ serialised by the database (SQLite's single writer, the advisory lock on Postgre
 
 from __future__ import annotations
 
+import gzip
 import json
 import tempfile
 import time
@@ -105,6 +106,37 @@ class BodyLimit:
             return await receive()
 
         await self.app(scope, replay, send)
+
+
+# A page of changes is up to a megabyte of JSON whose images repeat the same keys: gzipped at the fastest
+# level (a few milliseconds a page) the demo desk's orders are 7 times smaller, for a desk on a slow line
+# across town.
+GZIP_FROM_BYTES = 1024
+
+
+def accepts_gzip(accept_encoding: str) -> bool:
+    """Whether an ``Accept-Encoding`` header takes gzip: named, or by ``*``, with a weight above 0
+    (``gzip;q=0`` refuses it)."""
+    weights: dict[str, float] = {}
+    for item in accept_encoding.lower().split(","):
+        name, *params = (part.strip() for part in item.split(";"))
+        q = next((p[2:] for p in params if p.startswith("q=")), "1")
+        try:
+            weights[name] = float(q)
+        except ValueError:
+            weights[name] = 0.0
+    return weights.get("gzip", weights.get("x-gzip", weights.get("*", 0.0))) > 0
+
+
+def _maybe_gzipped(request: Request, body: bytes) -> Response:
+    """A JSON response, gzipped when it is large enough to gain and the client takes gzip."""
+    if len(body) >= GZIP_FROM_BYTES and accepts_gzip(request.headers.get("accept-encoding", "")):
+        return Response(
+            gzip.compress(body, compresslevel=1),
+            media_type="application/json",
+            headers={"Content-Encoding": "gzip", "Vary": "Accept-Encoding"},
+        )
+    return Response(body, media_type="application/json", headers={"Vary": "Accept-Encoding"})
 
 
 def create_app(
@@ -250,7 +282,7 @@ def create_app(
             f'{{"entries":[{entries}],"next_after":{json.dumps(page.next_after)},'
             f'"high_water":{page.high_water},"floor":{page.floor}}}'
         )
-        return Response(text, media_type="application/json")
+        return _maybe_gzipped(request, text.encode())
 
     @app.get(
         "/v1/snapshot",

@@ -779,6 +779,32 @@ def test_an_image_is_compared_by_the_seq_it_is_as_of_not_by_its_entry(world: Wor
     converge(w)
 
 
+def test_pages_of_changes_are_gzipped_for_a_desk_that_takes_gzip(world: World) -> None:
+    """A page of changes goes gzipped to a client that takes gzip (as the desk's httpx client does): the
+    same entries in a fraction of the bytes. A client that does not take it gets plain JSON."""
+    w = world
+    add_notes(w.desks["a"], [f"第{i}条: 到货后请电话联系" for i in range(60)])
+    w.sync("a")
+    headers = {"Authorization": f"Bearer {token(w, 'b')}"}
+
+    def page(accept: str) -> httpx.Response:
+        return httpx.get(
+            w.server.url + "/v1/changes",
+            params={"after": 0, "limit": 1000, "same_image": "true"},
+            headers={**headers, "Accept-Encoding": accept},
+            timeout=30,
+        )
+
+    zipped, plain, refused = page("gzip, deflate"), page("identity"), page("gzip;q=0")
+    assert zipped.headers["content-encoding"] == "gzip"
+    assert "content-encoding" not in plain.headers and "content-encoding" not in refused.headers
+    assert zipped.json() == plain.json() == refused.json() and len(plain.json()["entries"]) > 60
+    sent = int(zipped.headers["content-length"])
+    assert sent * 4 < len(plain.content), (sent, len(plain.content))
+    # and the desks, which take gzip, pull them as ever
+    converge(w)
+
+
 def test_a_desk_that_does_not_take_same_image_gets_every_image_in_full(world: World) -> None:
     """A desk older than ``SAME_IMAGE`` reads every entry's image as one: unless it asks for ``same_image``,
     the central API fills each in with the image it stands for; if that entry is pruned, the answer is 410
