@@ -13,6 +13,7 @@ from contextvars import ContextVar
 from datetime import UTC, datetime
 from functools import cache, cached_property
 from itertools import chain
+from operator import itemgetter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -526,9 +527,56 @@ def _values_sql(head: str, tail: str, width: int, size: int) -> str:
 
 
 def insert_rows(session: Session, model: type[SQLModel], rows: list[dict[str, Any]]) -> None:
-    """Insert ``rows`` (plain dicts of ``model``'s columns) with one executemany statement on the session's
-    connection: no ORM objects and no unit of work, several times cheaper per row than ``session.add``."""
+    """Insert ``rows`` (plain dicts of ``model``'s columns, each with the same keys) with one executemany
+    statement on the session's connection: no ORM objects and no unit of work, several times cheaper per row
+    than ``session.add``. On SQLite the rows go to the driver as tuples, each value through its column
+    type's bind processor and a column left out getting its default, as SQLAlchemy would send them, without
+    its per-row parameter handling (a few microseconds a row: scans, sync ops and changes are written in
+    hundreds)."""
     from sqlalchemy import insert
 
-    if rows:
-        session.execute(insert(model.__table__), rows)  # type: ignore[attr-defined]
+    if not rows:
+        return
+    table = model.__table__  # type: ignore[attr-defined]
+    conn = session.connection()
+    plan = _driver_insert(table, tuple(rows[0]), conn.dialect) if conn.dialect.name == "sqlite" else None
+    if plan is None:
+        session.execute(insert(table), rows)
+        return
+    sql, get, processed, defaults = plan
+    values = []
+    for row in rows:
+        value = list(get(row))
+        for i, process in processed:
+            value[i] = process(value[i])
+        values.append((*value, *defaults))
+    conn.exec_driver_sql(sql, values)
+
+
+@cache
+def _driver_insert(table: Any, names: tuple[str, ...], dialect: Any) -> Any:
+    """How ``insert_rows`` sends rows with keys ``names`` straight to SQLite: the statement, a getter of the
+    values, the bind processors by position and the values of the columns left out (their defaults, bound
+    already). ``None`` when a column left out has a default computed per row (SQLAlchemy computes it)."""
+    columns = {c.name: c for c in table.columns}
+    unknown = [n for n in names if n not in columns]
+    if unknown:
+        raise ValueError(f"{table.name} has no column {unknown[0]}")
+    left_out = []
+    for column in table.columns:
+        if column.name in names or column.default is None:
+            continue
+        if not column.default.is_scalar:
+            return None
+        left_out.append((column, column.default.arg))
+    order = [*(columns[n] for n in names), *(c for c, _ in left_out)]
+    processors = [c.type.dialect_impl(dialect).bind_processor(dialect) for c in order]
+    defaults = tuple(
+        p(v) if p is not None else v for p, (_, v) in zip(processors[len(names) :], left_out, strict=True)
+    )
+    get = itemgetter(*names) if len(names) > 1 else (lambda row: (row[names[0]],))
+    processed = tuple((i, p) for i, p in enumerate(processors[: len(names)]) if p is not None)
+    quoted = ", ".join(f'"{c.name}"' for c in order)
+    marks = ", ".join("?" * len(order))
+    sql = f'INSERT INTO "{table.name}" ({quoted}) VALUES ({marks})'
+    return sql, get, processed, defaults

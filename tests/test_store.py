@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import create_engine, insert, text
+from sqlmodel import Session
 
 from orderdesk.errors import StoreError
-from orderdesk.store import Store, default_db_path, insert_values, schema_heads
+from orderdesk.models import AlertEvent, AuditRecord, OrderNote, OutboxRecord, Scan, SyncChange, SyncOp
+from orderdesk.store import Store, default_db_path, insert_rows, insert_values, schema_heads
 
 
 def test_pragmas_are_set_on_every_connection(store: Store) -> None:
@@ -276,3 +280,54 @@ def test_rows_inserted_together_go_in_statements_of_a_few_sizes() -> None:
     sizes = [s.count("), (") + 1 for s in statements if s.startswith("INSERT")]
     assert sizes == [256, 32, 8, 4, 256, 32, 8, 1]
     assert conn.execute("SELECT count(*), count(DISTINCT v) FROM t").fetchone() == (597, 2)
+
+
+def _sample_row(table: Any, i: int, *, left_out: bool) -> dict[str, Any]:
+    """A row of every column type's kind of value (an aware time in Beijing, a date, a bool, CJK text), but for
+    an integer primary key (SQLite gives it) and, if ``left_out``, the columns that have a default."""
+    when = datetime(2026, 11, 23, 15, 30, 1, 123456, tzinfo=timezone(timedelta(hours=8)))
+    by_type = {int: 100 + i, str: f"文本{i}", datetime: when, date: date(2026, 11, 23), bool: True}
+    row = {}
+    for column in table.columns:
+        if (column.primary_key and column.autoincrement is True) or column.name == "id":
+            continue
+        if left_out and column.default is not None:
+            continue
+        kind = getattr(column.type, "impl", column.type).python_type  # a TypeDecorator: its impl's
+        row[column.name] = by_type[kind]
+    return row
+
+
+@pytest.mark.parametrize(
+    "model", [Scan, SyncOp, SyncChange, OrderNote, OutboxRecord, AlertEvent, AuditRecord]
+)
+def test_rows_sent_straight_to_sqlite_are_stored_as_sqlalchemy_stores_them(
+    tmp_path: Path, model: Any
+) -> None:
+    """``insert_rows`` sends rows to SQLite as tuples: each value through its type's bind processor (times in
+    UTC, without an offset) and the columns left out with their defaults, exactly as SQLAlchemy's insert
+    stores them."""
+    table = model.__table__
+    stored = []
+    for name, send in (
+        ("fast", insert_rows),
+        ("core", lambda session, model, rows: session.execute(insert(table), rows)),
+    ):
+        Store.open(tmp_path / f"{name}.db", create=True).close()
+        engine = create_engine(f"sqlite:///{tmp_path / name}.db")  # no foreign keys: rows need no parents
+        with Session(engine) as session:
+            before = session.execute(text(f'SELECT coalesce(max(rowid), 0) FROM "{table.name}"')).scalar_one()
+            for left_out in (False, True):
+                send(
+                    session,
+                    model,
+                    [_sample_row(table, i + 10 * left_out, left_out=left_out) for i in range(2)],
+                )
+            session.commit()
+            rows = session.execute(
+                text(f'SELECT * FROM "{table.name}" WHERE rowid > {before} ORDER BY rowid')
+            )
+            stored.append([tuple(r) for r in rows])
+        engine.dispose()
+    fast, core = stored
+    assert len(fast) == 4 and fast == core
