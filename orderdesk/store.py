@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime
-from functools import cache, cached_property
+from functools import cache, cached_property, lru_cache
 from itertools import chain
 from operator import itemgetter
 from pathlib import Path
@@ -553,7 +553,7 @@ def insert_rows(session: Session, model: type[SQLModel], rows: list[dict[str, An
     conn.exec_driver_sql(sql, values)
 
 
-@cache
+@lru_cache(maxsize=256)  # keyed by the engine's dialect too: bounded, as tests open many engines
 def _driver_insert(table: Any, names: tuple[str, ...], dialect: Any) -> Any:
     """How ``insert_rows`` sends rows with keys ``names`` straight to SQLite: the statement, a getter of the
     values, the bind processors by position and the values of the columns left out (their defaults, bound
