@@ -534,6 +534,7 @@ def insert_rows(session: Session, model: type[SQLModel], rows: list[dict[str, An
     its per-row parameter handling (a few microseconds a row: scans, sync ops and changes are written in
     hundreds)."""
     from sqlalchemy import insert
+    from sqlalchemy.exc import StatementError
 
     if not rows:
         return
@@ -545,11 +546,16 @@ def insert_rows(session: Session, model: type[SQLModel], rows: list[dict[str, An
         return
     sql, get, processed, defaults = plan
     values = []
-    for row in rows:
-        value = list(get(row))
-        for i, process in processed:
-            value[i] = process(value[i])
-        values.append((*value, *defaults))
+    try:
+        for row in rows:
+            value = list(get(row))
+            for i, process in processed:
+                value[i] = process(value[i])
+            values.append((*value, *defaults))
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        # As SQLAlchemy reports a value it cannot bind: a fault of the code writing the rows, which callers
+        # tell apart from a bad value in an op they are deciding.
+        raise StatementError(f"({type(exc).__name__}) {exc}", sql, None, exc) from exc
     conn.exec_driver_sql(sql, values)
 
 
@@ -557,11 +563,11 @@ def insert_rows(session: Session, model: type[SQLModel], rows: list[dict[str, An
 def _driver_insert(table: Any, names: tuple[str, ...], dialect: Any) -> Any:
     """How ``insert_rows`` sends rows with keys ``names`` straight to SQLite: the statement, a getter of the
     values, the bind processors by position and the values of the columns left out (their defaults, bound
-    already). ``None`` when a column left out has a default computed per row (SQLAlchemy computes it)."""
+    already). ``None`` (SQLAlchemy's insert then) for a key that is no column, or when a column left out
+    has a default computed per row."""
     columns = {c.name: c for c in table.columns}
-    unknown = [n for n in names if n not in columns]
-    if unknown:
-        raise ValueError(f"{table.name} has no column {unknown[0]}")
+    if any(n not in columns for n in names):
+        return None  # SQLAlchemy's insert leaves out a key that is no column
     left_out = []
     for column in table.columns:
         if column.name in names or column.default is None:

@@ -134,7 +134,8 @@ class SyncClient:
         headers = {"Authorization": f"Bearer {link.token}", **kwargs.pop("headers", {})}
         try:
             response = self._http.request(method, link.server_url + path, headers=headers, **kwargs)
-        except httpx.TransportError as exc:  # connect refused, reset, timeout, truncated response
+        # connect refused, reset, timeout, truncated response; or a gzipped page damaged on the way
+        except (httpx.TransportError, httpx.DecodingError) as exc:
             raise _Transient(
                 msg(
                     "Cannot reach the central API at {url}: {detail}",

@@ -331,3 +331,23 @@ def test_rows_sent_straight_to_sqlite_are_stored_as_sqlalchemy_stores_them(
         engine.dispose()
     fast, core = stored
     assert len(fast) == 4 and fast == core
+
+
+def test_a_row_the_driver_cannot_take_fails_as_sqlalchemy_reports_it(tmp_path: Path) -> None:
+    """A row ``insert_rows`` cannot bind (a key missing, a value of the wrong kind) fails as a statement
+    error, as SQLAlchemy's insert reports it, not as the ValueError or KeyError a replay would take for a
+    malformed op; nothing is written."""
+    from sqlalchemy.exc import StatementError
+
+    store = Store.open(tmp_path / "d.db", create=True)
+    good = _sample_row(SyncChange.__table__, 1, left_out=False)
+    missing = {k: v for k, v in _sample_row(SyncChange.__table__, 2, left_out=False).items() if k != "key"}
+    wrong = {**_sample_row(SyncChange.__table__, 3, left_out=False), "at": "yesterday"}
+    for rows in ([good, missing], [good, wrong]):
+        with pytest.raises(StatementError), store.write() as session:
+            insert_rows(session, SyncChange, rows)
+    with store.read() as session:
+        assert (
+            session.execute(text("SELECT count(*) FROM sync_change WHERE kind = '文本1'")).scalar_one() == 0
+        )
+    store.close()
