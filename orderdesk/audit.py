@@ -17,7 +17,7 @@ from sqlmodel import Session, col, select
 from orderdesk.canonical import canonical_json, sha256_hex
 from orderdesk.i18n import Msg, msg
 from orderdesk.models import AuditRecord
-from orderdesk.store import insert_rows, sqlite_time, transaction_cache
+from orderdesk.store import insert_rows, transaction_cache
 
 GENESIS = "0" * 64
 
@@ -87,29 +87,8 @@ def append_many(session: Session, entries: Sequence[Entry]) -> None:
         ).first()
     )
     rows = chain(tip, entries)
-    conn = session.connection()
-    if conn.dialect.name == "sqlite":
-        # Straight to the driver: a pull appends a record per op of every other desk, a push one per op it
-        # replays, and SQLAlchemy's per-row parameter handling costs 3-5 us a record more.
-        conn.exec_driver_sql(
-            "INSERT INTO audit_record (id, at, user_name, order_no, command, detail, prev_hash, hash) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                (
-                    r["id"],
-                    sqlite_time(r["at"]),
-                    r["user_name"],
-                    r["order_no"],
-                    r["command"],
-                    r["detail"],
-                    r["prev_hash"],
-                    r["hash"],
-                )
-                for r in rows
-            ],
-        )
-    else:
-        insert_rows(session, AuditRecord, rows)
+    # A pull appends a record per op of every other desk: insert_rows sends them straight to SQLite.
+    insert_rows(session, AuditRecord, rows)
     cached["tip"] = (rows[-1]["id"], rows[-1]["hash"])
 
 
