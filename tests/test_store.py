@@ -253,9 +253,10 @@ def test_rows_inserted_together_are_cut_into_statements_sqlite_can_bind() -> Non
     ]
 
 
-def test_a_bound_bool_is_stored_as_the_integer_it_is(store: Store) -> None:
-    """Bools are bound through an adapter (faster than the sqlite3 module's protocol lookups): still stored
-    as the integers 1 and 0, as SQLAlchemy's Boolean writes and reads them."""
+def test_a_bound_bool_or_none_is_stored_as_it_was_without_an_adapter(store: Store) -> None:
+    """Bools and None are bound through adapters (faster than the sqlite3 module's protocol lookups): still
+    stored as the integers 1 and 0, as SQLAlchemy's Boolean writes and reads them, and None as NULL."""
+    assert sqlite3.adapters.keys() >= {(bool, sqlite3.PrepareProtocol), (type(None), sqlite3.PrepareProtocol)}
     conn = sqlite3.connect(store.path)
     conn.execute("CREATE TABLE flags (f)")
     conn.executemany("INSERT INTO flags VALUES (?)", [(True,), (False,), (None,)])
