@@ -2099,9 +2099,9 @@ def _row_values(
     local_only: tuple[str, ...],
 ) -> tuple[tuple[str, ...], list[Any]]:
     """The columns and SQLite values one row of ``table`` gets from ``image`` (see ``_upsert``)."""
-    extra = dict(extra or {})
+    extra = extra or {}
     if local_only:
-        extra.update({k: v for k, v in _local_defaults(table, local_only).items() if k not in extra})
+        extra = extra | {k: v for k, v in _local_defaults(table, local_only).items() if k not in extra}
     shape = _row_shape(table, tuple(image), skip, tuple(extra))
     values = shape.values(image)
     values += extra.values()
@@ -2170,14 +2170,19 @@ def _upsert_many(
     rows: list[tuple[dict[str, Any], dict[str, Any]]],
     conflict: tuple[str, ...],
     skip: tuple[str, ...] = ("id",),
-) -> None:
-    """``_upsert`` for many (image, extra) rows at once, one statement per shape of row."""
+    returning: str = "",
+) -> list[tuple[Any, ...]]:
+    """``_upsert`` for many (image, extra) rows at once, one statement per shape of row; returns the
+    ``returning`` columns of each row upserted (in no particular order)."""
     shapes: dict[tuple[str, ...], list[list[Any]]] = {}
     for image, extra in rows:
         cols, values = _row_values(table, image, extra, skip, ())
         shapes.setdefault(cols, []).append(values)
+    out: list[tuple[Any, ...]] = []
     for cols, batch in shapes.items():
-        insert_values(conn, *_upsert_sql(table, cols, conflict, (), ()), rows=batch)
+        head, tail = _upsert_sql(table, cols, conflict, (), ())
+        out += insert_values(conn, head, f"{tail} RETURNING {returning}" if returning else tail, rows=batch)
+    return out
 
 
 # Per-transaction lookups (local ids of customers, products, users; the snapshot seq), so a page of
@@ -2194,11 +2199,12 @@ def _id_of(conn: sqlite3.Connection, table: str, column: str, value: Any) -> int
     if value is None:
         return None
     cache: dict[tuple[str, Any], int] | None = getattr(_lookups, "ids", None)
-    if cache is not None and (table, value) in cache:
-        return cache[(table, value)]
+    key = (table, value)
+    if cache is not None and (found := cache.get(key)) is not None:
+        return found
     row = conn.execute(f'SELECT id FROM "{table}" WHERE {column} = ?', (value,)).fetchone()
     if row is not None and cache is not None and table != "sales_order":
-        cache[(table, value)] = int(row[0])
+        cache[key] = int(row[0])
     if row is None:
         raise StoreError(
             msg(
@@ -2225,7 +2231,7 @@ def _apply_orders(conn: sqlite3.Connection, items: list[tuple[str, dict[str, Any
     id_sql = "SELECT order_no, id FROM sales_order WHERE order_no IN ({marks})"
     ids = dict(_keyed(conn, id_sql, (), numbers))
     held_orders = set(ids)  # before the upsert: the orders this desk already had
-    _upsert_many(
+    upserted = _upsert_many(
         conn,
         "sales_order",
         [
@@ -2241,8 +2247,9 @@ def _apply_orders(conn: sqlite3.Connection, items: list[tuple[str, dict[str, Any
         ],
         ("order_no",),
         skip=("id", *refs),
+        returning="order_no, id",
     )
-    ids |= dict(_keyed(conn, id_sql, (), [n for n in numbers if n not in held_orders]))
+    ids = dict(upserted)
     order_ids = [int(ids[image["order_no"]]) for image in images]
     # Lines, by (order, line number): upserted, and those no longer in the image removed.
     lines = [
@@ -2280,11 +2287,12 @@ def _apply_orders(conn: sqlite3.Connection, items: list[tuple[str, dict[str, Any
         added += [(oid, *n) for n in target[start:]]
     conn.executemany("DELETE FROM order_note WHERE order_id = ?", replaced)
     insert_values(conn, "INSERT INTO order_note (order_id, at, user_name, text)", rows=added)
+    parts = [(f"_{name}", part.apply) for name, part in ORDER_PARTS.items()]
     for oid, image in zip(order_ids, images, strict=True):
         new = image["order_no"] not in held_orders
-        for name, part in ORDER_PARTS.items():
-            if f"_{name}" in image and not (new and not image[f"_{name}"]):  # a new order has no parts yet
-                part.apply(conn, oid, image[f"_{name}"])
+        for name, apply in parts:
+            if name in image and (image[name] or not new):  # a new order has no parts yet
+                apply(conn, oid, image[name])
 
 
 def not_in(column: str, values: list[Any]) -> str:
