@@ -551,6 +551,8 @@ def insert_rows(session: Session, model: type[SQLModel], rows: list[dict[str, An
     if plan is None:
         session.execute(insert(table), rows)
         return
+    if session.autoflush:
+        session.flush()  # as SQLAlchemy's insert does first: the rows may refer to objects added before them
     sql, get, processed, defaults = plan
     values = []
     try:

@@ -352,3 +352,19 @@ def test_a_row_the_driver_cannot_take_fails_as_sqlalchemy_reports_it(tmp_path: P
             session.execute(text("SELECT count(*) FROM sync_change WHERE kind = '文本1'")).scalar_one() == 0
         )
     store.close()
+
+
+def test_rows_inserted_come_after_what_the_session_added_before_them(tmp_path: Path) -> None:
+    """``insert_rows`` flushes the session first, as SQLAlchemy's insert does: rows may refer to an object
+    added just before them, and that object is written first."""
+    store = Store.open(tmp_path / "d.db", create=True)
+    table = OutboxRecord.__table__  # type: ignore[attr-defined]
+    with store.write() as session:
+        first = OutboxRecord(**{k: v for k, v in _sample_row(table, 1, left_out=False).items() if k != "id"})
+        session.add(first)
+        insert_rows(session, OutboxRecord, [_sample_row(table, i, left_out=True) for i in (2, 3)])
+        assert first not in session.new
+    with store.read() as session:
+        seqs = session.execute(text("SELECT seq FROM outbox ORDER BY rowid")).scalars().all()
+    assert seqs == [_sample_row(table, i, left_out=False)["seq"] for i in (1, 2, 3)]
+    store.close()
