@@ -104,7 +104,9 @@ class LoopbackServer:
 class FaultyTransport(httpx.BaseTransport):
     """Wraps a real transport. ``faults`` is consumed one per request: ``None`` passes, ``"drop"`` fails
     before sending (nothing reaches the server), ``"lose"`` sends and lets the server commit, then loses
-    the response, ``"503"`` answers busy without sending. ``only`` limits faults to paths containing it."""
+    the response, ``"503"`` answers busy without sending, ``"garble"`` sends and damages the body the server
+    answered (its bytes as sent, gzipped or not) on the way back. ``only`` limits faults to paths containing
+    it."""
 
     faults: list[str | None] = field(default_factory=list)
     only: str = ""
@@ -127,6 +129,13 @@ class FaultyTransport(httpx.BaseTransport):
             response.close()
             self.seen.append((request.url.path, "lose", response.status_code))
             raise httpx.ReadError("fault: response lost after the server answered", request=request)
+        if fault == "garble":
+            raw = bytearray(b"".join(response.iter_raw()))
+            response.close()
+            middle = slice(len(raw) // 3, 2 * len(raw) // 3)
+            raw[middle] = bytes(b ^ 0xFF for b in raw[middle])
+            self.seen.append((request.url.path, "garble", response.status_code))
+            return httpx.Response(response.status_code, headers=response.headers, content=bytes(raw))
         self.seen.append((request.url.path, "ok", response.status_code))
         return response
 

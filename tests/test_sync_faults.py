@@ -165,6 +165,36 @@ def test_request_dropped_before_sending_changes_nothing_and_is_retried(world: Wo
     assert server_note_texts(world) == texts
 
 
+def test_a_page_damaged_on_the_way_is_retried_and_then_applied(world: World) -> None:
+    """A gzipped page of changes damaged on the way (the gzip check fails) is fetched again, as a truncated
+    one is; then applied."""
+    texts = make_notes(world.desks["a"], 40, prefix="到货后请电话联系")
+    world.sync("a")
+    transport = FaultyTransport(["garble"], only="/v1/changes")
+    report = world.client("b", transport=transport).sync_once()
+    assert report.error is None, str(report.error)
+    pages = [(fault, status) for path, fault, status in transport.seen if path == "/v1/changes"]
+    assert pages[:2] == [("garble", 200), ("ok", 200)]
+    assert notes_on(world.desks["b"], READY_ORDER) == texts
+
+
+def test_pages_damaged_every_time_leave_the_desk_offline_and_unchanged(world: World) -> None:
+    """Every try damaged: the desk reports it cannot reach the central API, applies nothing and keeps its
+    cursor; the next clean sync brings everything."""
+    texts = make_notes(world.desks["a"], 40)
+    world.sync("a")
+    b = world.desks["b"]
+    cursor = rep.get_link(b).cursor  # type: ignore[union-attr]
+    transport = FaultyTransport(["garble"] * 10, only="/v1/changes")
+    report = world.client("b", transport=transport).sync_once()
+    assert report.error is not None and "DecodingError" in str(report.error)
+    assert {fault for path, fault, _ in transport.seen if path == "/v1/changes"} == {"garble"}
+    assert rep.get_link(b).cursor == cursor  # type: ignore[union-attr]
+    assert notes_on(b, READY_ORDER) == []
+    world.sync("b")
+    assert notes_on(b, READY_ORDER) == texts
+
+
 def test_desk_killed_mid_push_and_restarted_on_the_same_file(world: World) -> None:
     texts = make_notes(world.desks["a"], 5)
     path = world.desks["a"].path
