@@ -111,7 +111,8 @@ def gtin_check_digit(body: str) -> int:
     if not body or not body.isascii() or not body.isdigit():
         raise BarcodeError(msg("A check digit can only be computed for digits: {code}", code=body))
     # Weights alternate 3,1,3,... starting from the digit nearest the check digit.
-    total = sum(int(d) * (3 if i % 2 == 0 else 1) for i, d in enumerate(reversed(body)))
+    backwards = body[::-1]
+    total = 3 * sum(map(int, backwards[0::2])) + sum(map(int, backwards[1::2]))
     return (10 - total % 10) % 10
 
 
@@ -364,7 +365,7 @@ def _check_value(ai: str, value: str, spec: _AISpec) -> None:
         )
     if spec.numeric and not (value.isascii() and value.isdigit()):
         raise BarcodeError(msg("GS1 AI ({ai}) must be digits: {value}", ai=ai, value=value))
-    bad = next((c for c in value if c not in _CSET82), None)
+    bad = None if _CSET82.issuperset(value) else next(c for c in value if c not in _CSET82)
     if bad is not None:
         raise BarcodeError(
             msg("GS1 AI ({ai}) contains a character not allowed in GS1 data: {char}", ai=ai, char=repr(bad))
@@ -628,7 +629,7 @@ def classify_scan(raw: str, *, today: date | None = None) -> Scan:
                 max=MAX_SCAN_LENGTH,
             ),
         )
-    bad = next((c for c in text if c != GS and not c.isprintable()), None)
+    bad = None if text.isprintable() else next((c for c in text if c != GS and not c.isprintable()), None)
     if bad is not None:
         return InvalidScan(
             raw,
