@@ -2228,26 +2228,24 @@ def _apply_orders(conn: sqlite3.Connection, items: list[tuple[str, dict[str, Any
         return
     refs = ("customer_id", "owner_id", "inspector_id")
     numbers = [i["order_no"] for i in images]
-    id_sql = "SELECT order_no, id FROM sales_order WHERE order_no IN ({marks})"
-    ids = dict(_keyed(conn, id_sql, (), numbers))
-    held_orders = set(ids)  # before the upsert: the orders this desk already had
+    # before the upsert: the orders this desk already had (their ids come back from the upsert)
+    held_orders = {
+        r[0]
+        for r in _keyed(conn, "SELECT order_no FROM sales_order WHERE order_no IN ({marks})", (), numbers)
+    }
+    rows = [
+        (
+            image,
+            {
+                "customer_id": _id_of(conn, "customer", "code", image["_customer"]),
+                "owner_id": _id_of(conn, "app_user", "name", image.get("_owner")),
+                "inspector_id": _id_of(conn, "app_user", "name", image.get("_inspector")),
+            },
+        )
+        for image in images
+    ]
     upserted = _upsert_many(
-        conn,
-        "sales_order",
-        [
-            (
-                image,
-                {
-                    "customer_id": _id_of(conn, "customer", "code", image["_customer"]),
-                    "owner_id": _id_of(conn, "app_user", "name", image.get("_owner")),
-                    "inspector_id": _id_of(conn, "app_user", "name", image.get("_inspector")),
-                },
-            )
-            for image in images
-        ],
-        ("order_no",),
-        skip=("id", *refs),
-        returning="order_no, id",
+        conn, "sales_order", rows, ("order_no",), skip=("id", *refs), returning="order_no, id"
     )
     ids = dict(upserted)
     order_ids = [int(ids[image["order_no"]]) for image in images]
