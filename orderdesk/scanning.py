@@ -73,7 +73,7 @@ from orderdesk.models import (
     UserRole,
 )
 from orderdesk.orders import apply_transition, get_order_row, state_label, touch_order
-from orderdesk.store import insert_rows, rows_in
+from orderdesk.store import insert_rows, plain, plain_one, rows_in
 
 if TYPE_CHECKING:
     from orderdesk.store import Store
@@ -427,8 +427,9 @@ _LINES = (
 
 
 def _lines(session: Session, order_id: int) -> list[Any]:
-    # Statements on the scan path are built once: building them is a good part of a scan's time.
-    return list(session.exec(_LINES, params={"order_id": order_id}).all())
+    # Statements on the scan path are built once: building them is a good part of a scan's time. Plain rows:
+    # a scan reads their fields many times.
+    return plain(session.exec(_LINES, params={"order_id": order_id}))
 
 
 def _releases(session: Session, order_id: int) -> dict[int, str]:
@@ -804,12 +805,12 @@ _PRODUCT_BY_SKU = select(*_PRODUCT_FIELDS).where(col(Product.sku) == bindparam("
 
 def _product_for(session: Session, item: ItemScan) -> tuple[Any, int] | None:
     """The product a scanned code stands for and how many units one scan of it counts, or None."""
-    found = session.exec(_PRODUCT_BY_CODE, params={"code": item.gtin or item.code}).first()
+    found = plain_one(session.exec(_PRODUCT_BY_CODE, params={"code": item.gtin or item.code}).first())
     if found is not None:
         return found, max(1, int(found.units))
     if item.gtin is None:
         for sku in dict.fromkeys((item.code, item.code.upper())):
-            row = session.exec(_PRODUCT_BY_SKU, params={"sku": sku}).first()
+            row = plain_one(session.exec(_PRODUCT_BY_SKU, params={"sku": sku}).first())
             if row is not None:
                 return row, 1
     return None
@@ -880,6 +881,12 @@ def _scan_key(idem_key: str | None) -> str:
     return (idem_key or str(uuid.uuid4()))[:64]
 
 
+def _keyed(item: NewScan) -> NewScan:
+    """``item`` with its idempotency key as kept (``_scan_key``): a copy only if that changes it."""
+    key = _scan_key(item.idem_key)
+    return item if key == item.idem_key else replace(item, idem_key=key)
+
+
 def record_scan(
     store: Store,
     *,
@@ -937,7 +944,7 @@ def record_scans(
     (its entry is the refusal); a scan whose key was counted before counts nothing (``repeated``). The
     central API replays a station's scans this way, hundreds at a time."""
     workflow = store.workflow
-    items = [replace(item, idem_key=_scan_key(item.idem_key)) for item in scans]
+    items = [_keyed(item) for item in scans]
     out: list[Counted | Refused] = []
     with command_batch(store, "record_scan") as ctx:
         try:
@@ -959,7 +966,7 @@ def record_scans(
 def _packing_head(session: Session, workflow: Workflow, actor: Actor, expected_order: str | None) -> Any:
     """The actor's open order, ready to pack, in one query (``_HEADER``), or the refusal that says why not."""
     _require_packer(actor, workflow)
-    head = session.exec(_HEADER, params={"user": actor.name}).first()
+    head = plain_one(session.exec(_HEADER, params={"user": actor.name}).first())
     if head is None or (expected_order and head.order_no != expected_order.upper()):
         _open_session(session, actor.name, expected_order)  # raises the refusal that says what happened
     _check_packable(workflow, head)
@@ -1008,8 +1015,8 @@ class _Tally:
         raise ``Refused`` with the reason."""
         assert item.idem_key is not None
         known = self._keys[item.idem_key]
-        if known is not None:
-            return known
+        if known is not None:  # counted before, by an earlier command or earlier in this one
+            return replace(known, repeated=True)
         key = item.idem_key
         head = self.head
         today = item.day or self.today
@@ -1103,7 +1110,7 @@ class _Tally:
         if scan.serial:
             self._holders[(gtin, scan.serial)] = head.order_no
         counted = Counted(line.line_no, product.sku, product.name, qty, batch, scan.serial or "", scan.expiry)
-        self._keys[key] = replace(counted, repeated=True)
+        self._keys[key] = counted
         self.scans.append(
             {
                 "idem_key": key,
@@ -1191,7 +1198,7 @@ class _Tally:
     def _lookup_keys(self, keys: list[str]) -> None:
         self._keys.update(dict.fromkeys(keys))
         for key, *fields in rows_in(self.session, lambda chunk: _COUNTED.params(keys=chunk), keys):
-            self._keys[key] = Counted(*fields, repeated=True)
+            self._keys[key] = Counted(*fields)
 
     def _lookup_serials(self, gtin: str, serials: set[str]) -> None:
         """Which order each of these serial numbers of ``gtin`` is counted on (scans not undone), if any."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import uuid
+from collections import namedtuple
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -484,6 +485,30 @@ def rows_in(session: Session, query: Callable[[list[Any]], Any], keys: Iterable[
     for chunk in iter_chunks(sorted(set(keys))):
         out.extend(session.exec(query(chunk)).all())
     return out
+
+
+def plain(rows: Iterable[Any]) -> list[Any]:
+    """SQLAlchemy rows as named tuples with the same fields, for code that reads their fields by name many
+    times (the scan path). A ``Row``'s attribute lookup first fails as an ordinary attribute, raising and
+    formatting an AttributeError inside, before it finds the column: about 280 ns, against 20 ns for a
+    named tuple's field (and 220 ns to convert a row once)."""
+    out: list[Any] = []
+    make = None
+    for row in rows:
+        if make is None:
+            make = _named(tuple(row._fields))._make
+        out.append(make(row))
+    return out
+
+
+def plain_one(row: Any) -> Any:
+    """One row as ``plain`` gives it (``None`` stays ``None``)."""
+    return None if row is None else _named(tuple(row._fields))._make(row)
+
+
+@lru_cache(maxsize=256)
+def _named(fields: tuple[str, ...]) -> type[tuple[Any, ...]]:
+    return namedtuple("PlainRow", fields)  # type: ignore[misc]  # noqa: PYI024 - fields known only at run time
 
 
 def sqlite_time(value: datetime) -> str:
