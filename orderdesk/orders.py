@@ -50,7 +50,7 @@ TIMELINE_MAX = 500  # newest audit records shown with an order; `orderdesk audit
 
 
 # -- lookups ---------------------------------------------------------------------------------------------
-def _normalise_order_no(order_no: str) -> str:
+def normalise_order_no(order_no: str) -> str:
     if not isinstance(order_no, str):  # a malformed op or import row (a number, a list)
         raise Refused(msg("{field} must be text.", field=msg("Order number")), code="bad_text")
     return order_no.strip().upper()
@@ -59,14 +59,14 @@ def _normalise_order_no(order_no: str) -> str:
 def get_order_row(session: Session, order_no: str) -> SalesOrder:
     """The order row, or a refusal a person can act on."""
     order = session.exec(
-        select(SalesOrder).where(SalesOrder.order_no == _normalise_order_no(order_no))
+        select(SalesOrder).where(SalesOrder.order_no == normalise_order_no(order_no))
     ).first()
     if order is None:
-        raise _no_order(order_no)
+        raise no_order(order_no)
     return order
 
 
-def _no_order(order_no: str) -> Refused:
+def no_order(order_no: str) -> Refused:
     return Refused(
         msg(
             "There is no order {order_no}. Check the number, or find it with `orderdesk order list`.",
@@ -538,7 +538,7 @@ def add_notes_effect(store: Store, notes: Sequence[NewNote]) -> list[tuple[str, 
         try:
             ready.append(
                 (
-                    _normalise_order_no(note.order_no),
+                    normalise_order_no(note.order_no),
                     clean_text(note.text, field_name="Note", max_len=NOTE_MAX, required=True),
                 )
             )
@@ -567,7 +567,7 @@ def add_notes_effect(store: Store, notes: Sequence[NewNote]) -> list[tuple[str, 
             try:
                 actor = ctx.actor(note.user)
                 if no not in found:
-                    raise _no_order(note.order_no)
+                    raise no_order(note.order_no)
             except Refused as refused:
                 out[i] = refused
                 continue

@@ -534,13 +534,11 @@ def _with_packing(store: Store, order_no: str, user: str, run: Callable[[], T], 
 
 def _close_packing(store: Store, *, also: str = "") -> None:
     """Close the station session a replay left open in this transaction (and any of ``also``'s)."""
-    from orderdesk.models import PackingSession
+    from orderdesk.scanning import close_packing
 
     with store.write() as session:
         held = session.info.pop(PACKING, None)
-        users = {u for u in (held[0] if held else "", also) if u}
-        if users:
-            session.exec(delete(PackingSession).where(col(PackingSession.user_name).in_(users)))  # type: ignore[call-overload]
+        close_packing(session, users={u for u in (held[0] if held else "", also) if u})
 
 
 def _replay_scans(store: Store, ops: list[OpContext]) -> list[list[tuple[str, str]] | Refused]:

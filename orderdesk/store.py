@@ -11,7 +11,7 @@ from collections import namedtuple
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from functools import cache, cached_property, lru_cache
 from itertools import chain
 from operator import itemgetter
@@ -508,7 +508,7 @@ def plain_one(row: Any) -> Any:
 
 @lru_cache(maxsize=256)
 def _named(fields: tuple[str, ...]) -> type[tuple[Any, ...]]:
-    return namedtuple("PlainRow", fields)  # type: ignore[misc]  # noqa: PYI024 - fields known only at run time
+    return namedtuple("PlainRow", fields)
 
 
 def sqlite_time(value: datetime) -> str:
@@ -593,6 +593,17 @@ def insert_rows(session: Session, model: type[SQLModel], rows: list[dict[str, An
     conn.exec_driver_sql(sql, values)
 
 
+def _is_time(column: Any) -> bool:
+    """A date or date-time column: its bind processor (to UTC, then to text) costs about 2 µs a value, and
+    the rows written together mostly share one (when a batch of scans or their audit records was made), so
+    ``_driver_insert`` remembers the last few values it turned to text. Equal date-times are the same instant,
+    so they are stored as the same text."""
+    try:
+        return issubclass(column.type.python_type, date)  # datetime is a date
+    except NotImplementedError:
+        return False
+
+
 @lru_cache(maxsize=256)  # keyed by the engine's dialect too: bounded, as tests open many engines
 def _driver_insert(table: Any, names: tuple[str, ...], dialect: Any) -> Any:
     """How ``insert_rows`` sends rows with keys ``names`` straight to SQLite: the statement, a getter of the
@@ -615,7 +626,11 @@ def _driver_insert(table: Any, names: tuple[str, ...], dialect: Any) -> Any:
         p(v) if p is not None else v for p, (_, v) in zip(processors[len(names) :], left_out, strict=True)
     )
     get = itemgetter(*names) if len(names) > 1 else (lambda row: (row[names[0]],))
-    processed = tuple((i, p) for i, p in enumerate(processors[: len(names)]) if p is not None)
+    processed = tuple(
+        (i, lru_cache(maxsize=64)(p) if _is_time(order[i]) else p)
+        for i, p in enumerate(processors[: len(names)])
+        if p is not None
+    )
     quoted = ", ".join(f'"{c.name}"' for c in order)
     marks = ", ".join("?" * len(order))
     sql = f'INSERT INTO "{table.name}" ({quoted}) VALUES ({marks})'

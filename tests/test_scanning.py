@@ -119,6 +119,32 @@ def test_opening_shows_the_lines_and_remembers_the_order_for_the_user(desk: Stor
     assert one(desk, "SELECT count(*) FROM audit_record WHERE command='open_for_packing'") == 1
 
 
+def test_a_station_the_central_api_closed_is_not_remembered_under_its_id(desk: Store) -> None:
+    """The central API opens and closes a station once per run of a desk's ops, writing packing_session
+    directly (``start_packing``, ``close_packing``). A station the transaction holds as an object and then
+    closes is forgotten: the next station opened takes the same id and is read as itself."""
+    from sqlmodel import select
+
+    from orderdesk.models import PackingSession
+    from orderdesk.users import add_user
+
+    add_user(desk, name="ma", roles=["warehouse"], pin="1234")
+    first, second = ready(desk), ready(desk)
+    mine = select(PackingSession).where(PackingSession.user_name == "liu")
+    with desk.write() as session:
+        scanning.start_packing(desk, order_no=first, user="liu")
+        held = session.exec(mine).one()
+        assert held.order_no == first
+        scanning.close_packing(session, users={"liu"})
+        scanning.start_packing(desk, order_no=second, user="liu")
+        again = session.exec(mine).one()
+        assert again.id == held.id  # SQLite gave the new row the closed one's id
+        assert again.order_no == second
+        assert again is not held
+        scanning.start_packing(desk, order_no=second, user="ma")  # another station takes the order over
+        assert [s.user_name for s in session.exec(select(PackingSession)).all()] == ["ma"]
+
+
 def test_an_order_number_can_be_typed_as_its_last_digits(desk: Store) -> None:
     no = ready(desk)
     view, _ = open_for_packing(desk, order_no=str(int(no[-7:])), user="liu")

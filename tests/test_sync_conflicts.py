@@ -411,6 +411,37 @@ def test_one_push_of_scans_on_two_orders_by_two_packers_counts_each_where_it_was
     converge(w)
 
 
+def test_one_push_that_packs_two_orders_at_one_station_gives_each_its_own_preset_and_shipment(
+    any_world: World,
+) -> None:
+    """The central API opens and closes a station's packing session once per run of its ops, writing the
+    table directly. A session opened later in the same push can take the id of one it closed, which the push
+    had read before (to give it a preset): the later order's preset and shipment must find that order open,
+    not the earlier one remembered under the same id."""
+    w = any_world
+    a = w.desks["a"]
+    first, second = ready_to_pack(a, 1), ready_to_pack(a, 1)
+    w.sync("a")
+    open_for_packing(a, order_no=first, user="liu")
+    record_scan(a, user="liu", code="(01)06901234567892(21)P1", order_no=first)
+    choose_packing_preset(a, user="liu", preset="1")
+    park_order(a, user="liu")
+    open_for_packing(a, order_no=second, user="liu")
+    record_scan(a, user="liu", code="(01)06901234567892(21)P2", order_no=second)
+    choose_packing_preset(a, user="liu", preset="2")
+    shipped = ship_order(a, user="liu").waybill
+    report = w.sync("a")
+    assert (report.applied, report.rejected) == (5, 0), rep.rejections(a)
+    assert (show_order(w.store, first).state, show_order(w.store, first).packing_preset) == (
+        "ready_to_ship",
+        "1",
+    )
+    detail = show_order(w.store, second)
+    assert (detail.state, detail.packing_preset, detail.waybill) == ("shipped", "2", shipped)
+    assert table_count(w.store, "packing_session") == 0
+    converge(w)
+
+
 def test_a_shipment_with_a_waybill_typed_into_the_order_syncs(world: World) -> None:
     """Sales may type any text as an order's waybill; the station ships with it. The central API uses the
     order's own waybill as it is, not as a label scanned at a station (which must look like a waybill)."""
