@@ -23,9 +23,11 @@ GENESIS = "0" * 64
 
 
 def record_hash(
-    *, id: int, at: datetime, user_name: str, order_no: str, command: str, detail: str, prev_hash: str
+    *, id: int, at: datetime | str, user_name: str, order_no: str, command: str, detail: str, prev_hash: str
 ) -> str:
-    body = canonical_json([id, at.isoformat(), user_name, order_no, command, detail, prev_hash])
+    """A record's hash; ``at`` as a date-time or its ``isoformat``."""
+    text = at if isinstance(at, str) else at.isoformat()
+    body = canonical_json([id, text, user_name, order_no, command, detail, prev_hash])
     return sha256_hex(body)
 
 
@@ -45,13 +47,16 @@ def chain(tip: tuple[int, str] | None, entries: Sequence[Entry]) -> list[dict[st
     trail) with ``entries``, in order: each numbered, hashed, and linked to the one before."""
     last_id, prev = tip if tip else (0, GENESIS)
     rows: list[dict[str, Any]] = []
+    texts: dict[datetime, str] = {}  # the entries of a batch share their time: formatted once
     for e in entries:
         at = e.at.astimezone(UTC)
+        if at not in texts:
+            texts[at] = at.isoformat()
         last_id += 1
         detail = canonical_json(e.detail)
         this = record_hash(
             id=last_id,
-            at=at,
+            at=texts[at],
             user_name=e.user_name,
             order_no=e.order_no,
             command=e.command,

@@ -1034,7 +1034,7 @@ def _publish(
 
 
 def _event(
-    command: str, user: str, order_no: str, args: dict[str, Any], at: datetime, desk_id: str, code: str
+    command: str, user: str, order_no: str, args: dict[str, Any], at: datetime | str, desk_id: str, code: str
 ) -> dict[str, Any]:
     return {
         "command": command,
@@ -1047,8 +1047,9 @@ def _event(
     }
 
 
-def _stored(row: Mapping[str, Any], session: Session) -> OpResult:
-    """The outcome a decided op's ``sync_op`` row holds (as a desk is told it, every time it asks)."""
+def _stored(row: Mapping[str, Any], session: Session, decided_at: str = "") -> OpResult:
+    """The outcome a decided op's ``sync_op`` row holds (as a desk is told it, every time it asks);
+    ``decided_at``: its time as JSON, when the caller has it already."""
     result = OpResult(
         row["op_id"],
         row["seq"],
@@ -1056,7 +1057,7 @@ def _stored(row: Mapping[str, Any], session: Session) -> OpResult:
         row["code"],
         json.loads(row["reason"]) if row["reason"] else None,
         row["change_seq"],
-        _jsonable(row["decided_at"]),
+        decided_at or _jsonable(row["decided_at"]),
     )
     if row["status"] == "rejected":
         result.refresh = _refresh(session, row["command"], json.loads(row["args"] or "{}"), row["order_no"])
@@ -1386,6 +1387,7 @@ def _conclude(
 ) -> OpResult:
     """Keep a replayed op's outcome; an applied op's changes go to the change log with it."""
     now = store.clock()
+    at = _jsonable(now)  # as the desk is told it, in the outcome and in the event
     row: dict[str, Any] = {
         "op_id": op.op_id,
         "desk_id": group.desk_id,
@@ -1406,7 +1408,7 @@ def _conclude(
         assert group.stream is not None
         touched |= set(touches_of(op.command, op.args, op.order_no))
         event = _event(
-            op.command, op.user_name, op.order_no, op.args, now, group.desk_id, group.stream.desk_code
+            op.command, op.user_name, op.order_no, op.args, at, group.desk_id, group.stream.desk_code
         )
         row["change_seq"] = _publish(
             session, touched, op_id=op.op_id, desk_id=group.desk_id, now=now, event=event
@@ -1418,7 +1420,7 @@ def _conclude(
     elif op.command == "create_order":
         group.failed_creates.add(op.order_no)
     group.keep(row)
-    return _stored(row, session)
+    return _stored(row, session, at)
 
 
 def _cascade(op: OpContext, failed_creates: set[str]) -> Refused | None:

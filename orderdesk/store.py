@@ -11,7 +11,7 @@ from collections import namedtuple
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from functools import cache, cached_property, lru_cache
 from itertools import chain
 from operator import itemgetter
@@ -598,10 +598,9 @@ def _is_time(column: Any) -> bool:
     the rows written together mostly share one (when a batch of scans or their audit records was made), so
     ``_driver_insert`` remembers the last few values it turned to text. Equal date-times are the same instant,
     so they are stored as the same text."""
-    try:
-        return issubclass(column.type.python_type, date)  # datetime is a date
-    except NotImplementedError:
-        return False
+    from sqlalchemy.types import Date, DateTime
+
+    return isinstance(getattr(column.type, "impl_instance", column.type), Date | DateTime)
 
 
 @lru_cache(maxsize=256)  # keyed by the engine's dialect too: bounded, as tests open many engines
