@@ -41,6 +41,7 @@ import calendar
 import re
 from dataclasses import dataclass, field
 from datetime import date
+from functools import lru_cache
 
 from orderdesk.errors import OrderdeskError
 from orderdesk.i18n import Msg, msg
@@ -116,6 +117,7 @@ def gtin_check_digit(body: str) -> int:
     return (10 - total % 10) % 10
 
 
+@lru_cache(maxsize=4096)  # a desk's scans repeat a few thousand product numbers at most
 def _check_ok(code: str) -> bool:
     return code[-1] == str(gtin_check_digit(code[:-1]))
 
@@ -305,6 +307,7 @@ AI_TABLE: dict[str, _AISpec] = _build_ai_table()
 _CHECKED_AIS = frozenset({"00", "01", "02", "402", "8017", "8018", *(str(ai) for ai in range(410, 418))})
 # Dates in YYMMDD where day 00 means "last day of the month".
 _DATE_AIS = frozenset({"11", "12", "13", "15", "16", "17"})
+_USED_AIS = frozenset({"01", "02", "10", "17", "21", "30", "37"})  # GS1Data's own fields; the rest is other
 
 
 @dataclass(frozen=True)
@@ -484,14 +487,13 @@ def _parse_gs1(raw: str, today: date) -> tuple[GS1Data, dict[str, str]]:
 
     expiry = _gs1_date("17", seen["17"], today) if "17" in seen else None
     count_text = seen.get("37", seen.get("30"))
-    known = {"01", "02", "10", "17", "21", "30", "37"}
     data = GS1Data(
         gtin=seen.get("01") or seen.get("02"),
         batch=seen.get("10"),
         expiry=expiry,
         serial=seen.get("21"),
         count=int(count_text) if count_text is not None else None,
-        other={ai: value for ai, value in seen.items() if ai not in known},
+        other={ai: value for ai, value in seen.items() if ai not in _USED_AIS},
     )
     return data, seen
 
@@ -553,7 +555,7 @@ Scan = OrderScan | CommandScan | MultiplierScan | ItemScan | BadgeScan | Invalid
 
 
 def _fold_fullwidth(text: str) -> str:
-    return text.translate(_FULLWIDTH)
+    return text if text.isascii() else text.translate(_FULLWIDTH)  # what a scanner sends is ASCII
 
 
 def _classify_control(raw: str, text: str) -> Scan:

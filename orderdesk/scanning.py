@@ -81,7 +81,7 @@ from orderdesk.orders import (
     state_label,
     touch_order,
 )
-from orderdesk.store import insert_rows, plain, plain_one, rows_in
+from orderdesk.store import execute_core, insert_rows, plain, plain_one, rows_for
 
 if TYPE_CHECKING:
     from orderdesk.store import Store
@@ -437,7 +437,7 @@ _LINES = (
 def _lines(session: Session, order_id: int) -> list[Any]:
     # Statements on the scan path are built once: building them is a good part of a scan's time. Plain rows:
     # a scan reads their fields many times.
-    return plain(session.exec(_LINES, params={"order_id": order_id}))
+    return plain(execute_core(session, _LINES, {"order_id": order_id}))
 
 
 def _releases(session: Session, order_id: int) -> dict[int, str]:
@@ -744,7 +744,9 @@ def start_packing(store: Store, *, order_no: str, user: str) -> None:
         workflow = store.workflow
         actor = load_actor(session, user)
         _require_packer(actor, workflow)
-        order = plain_one(session.exec(_PACKABLE, params={"order_no": normalise_order_no(order_no)}).first())
+        order = plain_one(
+            execute_core(session, _PACKABLE, {"order_no": normalise_order_no(order_no)}).first()
+        )
         if order is None:
             raise no_order(order_no)
         _check_packable(workflow, order)
@@ -866,12 +868,12 @@ _PRODUCT_BY_SKU = select(*_PRODUCT_FIELDS).where(col(Product.sku) == bindparam("
 
 def _product_for(session: Session, item: ItemScan) -> tuple[Any, int] | None:
     """The product a scanned code stands for and how many units one scan of it counts, or None."""
-    found = plain_one(session.exec(_PRODUCT_BY_CODE, params={"code": item.gtin or item.code}).first())
+    found = plain_one(execute_core(session, _PRODUCT_BY_CODE, {"code": item.gtin or item.code}).first())
     if found is not None:
         return found, max(1, int(found.units))
     if item.gtin is None:
         for sku in dict.fromkeys((item.code, item.code.upper())):
-            row = plain_one(session.exec(_PRODUCT_BY_SKU, params={"sku": sku}).first())
+            row = plain_one(execute_core(session, _PRODUCT_BY_SKU, {"sku": sku}).first())
             if row is not None:
                 return row, 1
     return None
@@ -1027,7 +1029,7 @@ def record_scans(
 def _packing_head(session: Session, workflow: Workflow, actor: Actor, expected_order: str | None) -> Any:
     """The actor's open order, ready to pack, in one query (``_HEADER``), or the refusal that says why not."""
     _require_packer(actor, workflow)
-    head = plain_one(session.exec(_HEADER, params={"user": actor.name}).first())
+    head = plain_one(execute_core(session, _HEADER, {"user": actor.name}).first())
     if head is None or (expected_order and head.order_no != expected_order.upper()):
         _open_session(session, actor.name, expected_order)  # raises the refusal that says what happened
     _check_packable(workflow, head)
@@ -1146,7 +1148,9 @@ class _Tally:
         if product.id not in self._packed:
             terminal = _terminal_states(self.workflow)
             self._packed[product.id] = int(
-                self.session.exec(_PACKED, params={"product_id": product.id, "terminal": terminal}).one()
+                execute_core(
+                    self.session, _PACKED, {"product_id": product.id, "terminal": terminal}
+                ).scalar_one()
             )
         packed = self._packed[product.id]
         if packed + qty > product.stock_on_hand:
@@ -1228,15 +1232,22 @@ class _Tally:
             return []
         insert_rows(self.session, Scan, self.scans)
         for line_id, (scanned, batch) in self.changed.items():
-            self.session.exec(_COUNT_LINE, params={"line_id": line_id, "scanned": scanned, "batch": batch})
-        self.session.exec(
+            execute_core(
+                self.session,
+                _COUNT_LINE,
+                {"line_id": line_id, "scanned": scanned, "batch": batch},
+                expire=[(OrderLine, line_id)],
+            )
+        execute_core(
+            self.session,
             _BUMP_ORDER,
-            params={
+            {
                 "order_id": self.head.order_id,
                 "version": self.head.version + len(self.records),
                 "at": self.now,
                 "by": self.head.user_name,
             },
+            expire=[(SalesOrder, self.head.order_id)],
         )
         return self.records
 
@@ -1258,14 +1269,12 @@ class _Tally:
 
     def _lookup_keys(self, keys: list[str]) -> None:
         self._keys.update(dict.fromkeys(keys))
-        for key, *fields in rows_in(self.session, lambda chunk: _COUNTED.params(keys=chunk), keys):
+        for key, *fields in rows_for(self.session, _COUNTED, "keys", keys):
             self._keys[key] = Counted(*fields)
 
     def _lookup_serials(self, gtin: str, serials: set[str]) -> None:
         """Which order each of these serial numbers of ``gtin`` is counted on (scans not undone), if any."""
-        found = dict(
-            rows_in(self.session, lambda chunk: _SERIAL_HOLDERS.params(gtin=gtin, serials=chunk), serials)
-        )
+        found = dict(rows_for(self.session, _SERIAL_HOLDERS, "serials", serials, gtin=gtin))
         self._holders.update({(gtin, serial): found.get(serial) for serial in serials})
 
     def _batch_after(self, line: Any, batch: str) -> str:

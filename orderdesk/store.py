@@ -487,6 +487,35 @@ def rows_in(session: Session, query: Callable[[list[Any]], Any], keys: Iterable[
     return out
 
 
+def execute_core(
+    session: Session, statement: Any, params: dict[str, Any] | None = None, *, expire: Iterable[Any] = ()
+) -> Any:
+    """Run ``statement`` on the session's connection, without the ORM's work around each statement (about
+    50 µs a select, 100 µs an update or a statement given ``.params``): for statements run once per scan or
+    run of scans. What the session has not written yet is written first (as its own ``execute`` does), and
+    the ``expire`` objects it holds are read afresh when next used: an update through here changes rows
+    without the session knowing (its own would update the objects it holds)."""
+    if session.autoflush:
+        session.flush()
+    result = session.connection().execute(statement, params)
+    for model, pk in expire:
+        from sqlalchemy.orm.util import identity_key
+
+        held = session.identity_map.get(identity_key(model, pk))
+        if held is not None:
+            session.expire(held)
+    return result
+
+
+def rows_for(session: Session, statement: Any, name: str, keys: Iterable[Any], **params: Any) -> list[Any]:
+    """The rows of ``statement`` (``execute_core``) for all ``keys``, bound to its expanding parameter
+    ``name`` a few hundred to a statement (as ``rows_in``)."""
+    out: list[Any] = []
+    for chunk in iter_chunks(sorted(set(keys))):
+        out.extend(execute_core(session, statement, {**params, name: chunk}).all())
+    return out
+
+
 def plain(rows: Iterable[Any]) -> list[Any]:
     """SQLAlchemy rows as named tuples with the same fields, for code that reads their fields by name many
     times (the scan path). A ``Row``'s attribute lookup first fails as an ordinary attribute, raising and
