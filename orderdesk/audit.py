@@ -23,12 +23,14 @@ GENESIS = "0" * 64
 
 
 def record_hash(
-    *, id: int, at: datetime | str, user_name: str, order_no: str, command: str, detail: str, prev_hash: str
+    *, id: int, at: datetime, user_name: str, order_no: str, command: str, detail: str, prev_hash: str
 ) -> str:
-    """A record's hash; ``at`` as a date-time or its ``isoformat``."""
-    text = at if isinstance(at, str) else at.isoformat()
-    body = canonical_json([id, text, user_name, order_no, command, detail, prev_hash])
-    return sha256_hex(body)
+    return _hash(id, at.isoformat(), user_name, order_no, command, detail, prev_hash)
+
+
+def _hash(id: int, at: str, user_name: str, order_no: str, command: str, detail: str, prev_hash: str) -> str:
+    """``record_hash`` with ``at`` as its ``isoformat`` already."""
+    return sha256_hex(canonical_json([id, at, user_name, order_no, command, detail, prev_hash]))
 
 
 @dataclass(frozen=True)
@@ -54,15 +56,7 @@ def chain(tip: tuple[int, str] | None, entries: Sequence[Entry]) -> list[dict[st
             texts[at] = at.isoformat()
         last_id += 1
         detail = canonical_json(e.detail)
-        this = record_hash(
-            id=last_id,
-            at=texts[at],
-            user_name=e.user_name,
-            order_no=e.order_no,
-            command=e.command,
-            detail=detail,
-            prev_hash=prev,
-        )
+        this = _hash(last_id, texts[at], e.user_name, e.order_no, e.command, detail, prev)
         rows.append(
             {
                 "id": last_id,

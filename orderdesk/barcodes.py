@@ -117,7 +117,7 @@ def gtin_check_digit(body: str) -> int:
     return (10 - total % 10) % 10
 
 
-@lru_cache(maxsize=4096)  # a desk's scans repeat a few thousand product numbers at most
+@lru_cache(maxsize=4096)  # a station's scans repeat its products' numbers (parcel numbers once each)
 def _check_ok(code: str) -> bool:
     return code[-1] == str(gtin_check_digit(code[:-1]))
 

@@ -62,11 +62,11 @@ def get_order_row(session: Session, order_no: str) -> SalesOrder:
         select(SalesOrder).where(SalesOrder.order_no == normalise_order_no(order_no))
     ).first()
     if order is None:
-        raise no_order(order_no)
+        raise no_order_refusal(order_no)
     return order
 
 
-def no_order(order_no: str) -> Refused:
+def no_order_refusal(order_no: str) -> Refused:
     return Refused(
         msg(
             "There is no order {order_no}. Check the number, or find it with `orderdesk order list`.",
@@ -567,7 +567,7 @@ def add_notes_effect(store: Store, notes: Sequence[NewNote]) -> list[tuple[str, 
             try:
                 actor = ctx.actor(note.user)
                 if no not in found:
-                    raise no_order(note.order_no)
+                    raise no_order_refusal(note.order_no)
             except Refused as refused:
                 out[i] = refused
                 continue

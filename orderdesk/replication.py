@@ -1047,7 +1047,7 @@ def _event(
     }
 
 
-def _stored(row: Mapping[str, Any], session: Session, decided_at: str = "") -> OpResult:
+def _stored(row: Mapping[str, Any], session: Session, decided_at: str | None = None) -> OpResult:
     """The outcome a decided op's ``sync_op`` row holds (as a desk is told it, every time it asks);
     ``decided_at``: its time as JSON, when the caller has it already."""
     result = OpResult(
@@ -1057,7 +1057,7 @@ def _stored(row: Mapping[str, Any], session: Session, decided_at: str = "") -> O
         row["code"],
         json.loads(row["reason"]) if row["reason"] else None,
         row["change_seq"],
-        decided_at or _jsonable(row["decided_at"]),
+        _jsonable(row["decided_at"]) if decided_at is None else decided_at,
     )
     if row["status"] == "rejected":
         result.refresh = _refresh(session, row["command"], json.loads(row["args"] or "{}"), row["order_no"])

@@ -36,7 +36,6 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import bindparam, delete, func, insert, or_, update
 from sqlalchemy import text as sql_text
-from sqlalchemy.orm.util import identity_key
 from sqlmodel import Session, col, select
 
 from orderdesk.barcodes import (
@@ -76,12 +75,12 @@ from orderdesk.models import (
 from orderdesk.orders import (
     apply_transition,
     get_order_row,
-    no_order,
+    no_order_refusal,
     normalise_order_no,
     state_label,
     touch_order,
 )
-from orderdesk.store import execute_core, insert_rows, plain, plain_one, rows_for
+from orderdesk.store import execute_core, held_object, insert_rows, named_row, named_rows, rows_for
 
 if TYPE_CHECKING:
     from orderdesk.store import Store
@@ -435,9 +434,9 @@ _LINES = (
 
 
 def _lines(session: Session, order_id: int) -> list[Any]:
-    # Statements on the scan path are built once: building them is a good part of a scan's time. Plain rows:
-    # a scan reads their fields many times.
-    return plain(execute_core(session, _LINES, {"order_id": order_id}))
+    # Statements on the scan path are built once: building them is a good part of a scan's time. Named
+    # tuples, not rows: a scan reads their fields many times.
+    return named_rows(execute_core(session, _LINES, {"order_id": order_id}))
 
 
 def _releases(session: Session, order_id: int) -> dict[int, str]:
@@ -744,11 +743,11 @@ def start_packing(store: Store, *, order_no: str, user: str) -> None:
         workflow = store.workflow
         actor = load_actor(session, user)
         _require_packer(actor, workflow)
-        order = plain_one(
+        order = named_row(
             execute_core(session, _PACKABLE, {"order_no": normalise_order_no(order_no)}).first()
         )
         if order is None:
-            raise no_order(order_no)
+            raise no_order_refusal(order_no)
         _check_packable(workflow, order)
         # Written straight to the table, as the central API opens and closes a station once per run of its
         # ops: the ORM's unit of work cost about 1 ms a time. ``close_packing`` keeps the session's objects
@@ -770,14 +769,12 @@ def close_packing(session: Session, *, users: Collection[str] = (), order_id: in
     station's ops, ``start_packing``): in one statement, with any of them the session holds as objects
     forgotten, so a session opened later with the same id is read afresh. What the session has not written
     yet is written first."""
+    assert not isinstance(users, str), "users: a collection of user names"
     if not users and order_id is None:
         return
-    session.flush()
-    removed = session.connection().execute(
-        _CLOSE_STATIONS, {"users": list(users), "order_id": -1 if order_id is None else order_id}
-    )
+    removed = execute_core(session, _CLOSE_STATIONS, {"users": list(users), "order_id": order_id})
     for (pk,) in removed.all():
-        held = session.identity_map.get(identity_key(PackingSession, pk))
+        held = held_object(session, PackingSession, pk)
         if held is not None:
             session.expunge(held)
 
@@ -797,7 +794,7 @@ _CLOSE_STATIONS = (
     .where(
         or_(
             col(PackingSession.user_name).in_(bindparam("users", expanding=True)),
-            col(PackingSession.order_id) == bindparam("order_id"),
+            col(PackingSession.order_id) == bindparam("order_id"),  # None: no order's (= NULL is never true)
         )
     )
     .returning(col(PackingSession.id))
@@ -868,12 +865,12 @@ _PRODUCT_BY_SKU = select(*_PRODUCT_FIELDS).where(col(Product.sku) == bindparam("
 
 def _product_for(session: Session, item: ItemScan) -> tuple[Any, int] | None:
     """The product a scanned code stands for and how many units one scan of it counts, or None."""
-    found = plain_one(execute_core(session, _PRODUCT_BY_CODE, {"code": item.gtin or item.code}).first())
+    found = named_row(execute_core(session, _PRODUCT_BY_CODE, {"code": item.gtin or item.code}).first())
     if found is not None:
         return found, max(1, int(found.units))
     if item.gtin is None:
         for sku in dict.fromkeys((item.code, item.code.upper())):
-            row = plain_one(execute_core(session, _PRODUCT_BY_SKU, {"sku": sku}).first())
+            row = named_row(execute_core(session, _PRODUCT_BY_SKU, {"sku": sku}).first())
             if row is not None:
                 return row, 1
     return None
@@ -1029,7 +1026,7 @@ def record_scans(
 def _packing_head(session: Session, workflow: Workflow, actor: Actor, expected_order: str | None) -> Any:
     """The actor's open order, ready to pack, in one query (``_HEADER``), or the refusal that says why not."""
     _require_packer(actor, workflow)
-    head = plain_one(execute_core(session, _HEADER, {"user": actor.name}).first())
+    head = named_row(execute_core(session, _HEADER, {"user": actor.name}).first())
     if head is None or (expected_order and head.order_no != expected_order.upper()):
         _open_session(session, actor.name, expected_order)  # raises the refusal that says what happened
     _check_packable(workflow, head)

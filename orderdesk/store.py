@@ -493,18 +493,24 @@ def execute_core(
     """Run ``statement`` on the session's connection, without the ORM's work around each statement (about
     50 µs a select, 100 µs an update or a statement given ``.params``): for statements run once per scan or
     run of scans. What the session has not written yet is written first (as its own ``execute`` does), and
-    the ``expire`` objects it holds are read afresh when next used: an update through here changes rows
-    without the session knowing (its own would update the objects it holds)."""
-    if session.autoflush:
+    the ``expire`` objects (model, primary key) it holds are read afresh when next used: an update through
+    here changes rows without the session knowing (its own would update the objects it holds)."""
+    expire = list(expire)
+    if session.autoflush or expire:  # an object expired with changes not written would lose them
         session.flush()
     result = session.connection().execute(statement, params)
     for model, pk in expire:
-        from sqlalchemy.orm.util import identity_key
-
-        held = session.identity_map.get(identity_key(model, pk))
+        held = held_object(session, model, pk)
         if held is not None:
             session.expire(held)
     return result
+
+
+def held_object(session: Session, model: Any, pk: Any) -> Any:
+    """The object the session holds for ``model``'s row ``pk``, if it holds one (without reading it)."""
+    from sqlalchemy.orm.util import identity_key
+
+    return session.identity_map.get(identity_key(model, pk))
 
 
 def rows_for(session: Session, statement: Any, name: str, keys: Iterable[Any], **params: Any) -> list[Any]:
@@ -516,11 +522,12 @@ def rows_for(session: Session, statement: Any, name: str, keys: Iterable[Any], *
     return out
 
 
-def plain(rows: Iterable[Any]) -> list[Any]:
+def named_rows(rows: Iterable[Any]) -> list[Any]:
     """SQLAlchemy rows as named tuples with the same fields, for code that reads their fields by name many
     times (the scan path). A ``Row``'s attribute lookup first fails as an ordinary attribute, raising and
     formatting an AttributeError inside, before it finds the column: about 280 ns, against 20 ns for a
-    named tuple's field (and 220 ns to convert a row once)."""
+    named tuple's field (and 220 ns to convert a row once). The tuples' classes are made at run time: they
+    are for reading in the transaction, not for pickling."""
     out: list[Any] = []
     make = None
     for row in rows:
@@ -530,8 +537,8 @@ def plain(rows: Iterable[Any]) -> list[Any]:
     return out
 
 
-def plain_one(row: Any) -> Any:
-    """One row as ``plain`` gives it (``None`` stays ``None``)."""
+def named_row(row: Any) -> Any:
+    """One row as ``named_rows`` gives it (``None`` stays ``None``)."""
     return None if row is None else _named(tuple(row._fields))._make(row)
 
 
@@ -623,13 +630,16 @@ def insert_rows(session: Session, model: type[SQLModel], rows: list[dict[str, An
 
 
 def _is_time(column: Any) -> bool:
-    """A date or date-time column: its bind processor (to UTC, then to text) costs about 2 µs a value, and
-    the rows written together mostly share one (when a batch of scans or their audit records was made), so
-    ``_driver_insert`` remembers the last few values it turned to text. Equal date-times are the same instant,
-    so they are stored as the same text."""
-    from sqlalchemy.types import Date, DateTime
+    """A date, or a date-time kept in UTC (SQLModel's type for every date-time column): its bind processor
+    (to UTC, then to text) costs about 2 µs a value, and the rows written together mostly share one (when a
+    batch of scans or their audit records was made), so ``_driver_insert`` remembers the last few values it
+    turned to text. Equal values of these types are stored as the same text: equal date-times are the same
+    instant, and UTC text says which. (A plain date-time column keeps an aware value's own wall time, so two
+    equal values could differ as text: not remembered.)"""
+    from sqlalchemy.types import Date
+    from sqlmodel.sql.sqltypes import UTCDateTime
 
-    return isinstance(getattr(column.type, "impl_instance", column.type), Date | DateTime)
+    return isinstance(column.type, UTCDateTime | Date)
 
 
 @lru_cache(maxsize=256)  # keyed by the engine's dialect too: bounded, as tests open many engines

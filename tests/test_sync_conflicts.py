@@ -414,10 +414,10 @@ def test_one_push_of_scans_on_two_orders_by_two_packers_counts_each_where_it_was
 def test_one_push_that_packs_two_orders_at_one_station_gives_each_its_own_preset_and_shipment(
     any_world: World,
 ) -> None:
-    """The central API opens and closes a station's packing session once per run of its ops, writing the
-    table directly. A session opened later in the same push can take the id of one it closed, which the push
-    had read before (to give it a preset): the later order's preset and shipment must find that order open,
-    not the earlier one remembered under the same id."""
+    """One push packs two orders at one station: each gets its own preset, and only the second ships. The
+    central API opens and closes the station once per run of its ops (on SQLite the second order's station
+    takes the first's id, which the push read when it gave the first order its preset; the unit test of
+    ``close_packing`` checks that case directly)."""
     w = any_world
     a = w.desks["a"]
     first, second = ready_to_pack(a, 1), ready_to_pack(a, 1)
