@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import httpx
-from _common import DEMO_DB, OUT, ROOT, load_note
+from _common import DEMO_DB, OUT, ROOT, load_note, speed_note
 from sqlmodel import col, select
 
 from orderdesk import replication as rep
@@ -420,7 +420,7 @@ def main() -> None:
     parser.add_argument("--skip-push", action="store_true")
     parser.add_argument("--skip-pull", action="store_true")
     args = parser.parse_args()
-    print(load_note(), flush=True)
+    print(f"{load_note()}; {speed_note()}", flush=True)
     folder = Path(tempfile.mkdtemp(prefix="orderdesk-bench-sync-"))
     try:
         kinds = ["sqlite", "postgresql"] if args.server == "both" else [args.server]
@@ -440,6 +440,7 @@ def main() -> None:
             bench_bootstrap(folder, args.bootstrap_db)
         if args.drain:
             bench_drain(folder, args.drain)
+        print(f"after: {load_note()}; {speed_note()}", flush=True)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
