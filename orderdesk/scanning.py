@@ -749,37 +749,39 @@ def start_packing(store: Store, *, order_no: str, user: str) -> None:
         if order is None:
             raise no_order_refusal(order_no)
         _check_packable(workflow, order)
-        # Written straight to the table, as the central API opens and closes a station once per run of its
-        # ops: the ORM's unit of work cost about 1 ms a time. ``close_packing`` keeps the session's objects
-        # true to the table.
-        close_packing(session, order_id=order.id)  # the station that had it open loses it
-        session.connection().execute(
-            _OPEN_STATION,
-            {
-                "user_name": actor.name,
-                "order_id": order.id,
-                "order_no": order.order_no,
-                "opened_at": store.clock(),
-            },
-        )
+        _open_station(session, actor.name, order, store.clock())
 
 
-def close_packing(session: Session, *, users: Collection[str] = (), order_id: int | None = None) -> None:
-    """Remove the packing sessions of ``users`` and of the order ``order_id`` (the central API's replay of a
-    station's ops, ``start_packing``): in one statement, with any of them the session holds as objects
-    forgotten, so a session opened later with the same id is read afresh. What the session has not written
-    yet is written first."""
+def _open_station(session: Session, user_name: str, order: Any, now: datetime) -> str:
+    """Open ``order`` at ``user_name``'s station, taking it over from the station that had it open; who that
+    was ("" if no one). Written straight to the table: the central API opens and closes a station once per run
+    of a desk's ops, and the ORM's unit of work cost about 1 ms a time (``close_packing`` keeps the session's
+    objects true to the table)."""
+    taken_from = close_packing(session, order_id=order.id)
+    execute_core(
+        session,
+        _OPEN_STATION,
+        {"user_name": user_name, "order_id": order.id, "order_no": order.order_no, "opened_at": now},
+    )
+    return taken_from[0] if taken_from else ""
+
+
+def close_packing(session: Session, *, users: Collection[str] = (), order_id: int | None = None) -> list[str]:
+    """Remove the packing sessions of ``users`` and of the order ``order_id`` in one statement, with any of
+    them the session holds as objects forgotten, so a session opened later with the same id is read afresh;
+    whose sessions they were. What the session has not written yet is written first."""
     assert not isinstance(users, str), "users: a collection of user names"
     if not users and order_id is None:
-        return
-    removed = execute_core(session, _CLOSE_STATIONS, {"users": list(users), "order_id": order_id})
-    for (pk,) in removed.all():
+        return []
+    removed = execute_core(session, _CLOSE_STATIONS, {"users": list(users), "order_id": order_id}).all()
+    for pk, _ in removed:
         held = held_object(session, PackingSession, pk)
         if held is not None:
             session.expunge(held)
+    return [user for _, user in removed]
 
 
-# The central API's replay of a station: the order's fields ``_check_packable`` reads, and the station rows.
+# Opening a station: the order's fields ``_check_packable`` reads (the central API's replay), the station rows.
 _PACKABLE = select(SalesOrder.id, SalesOrder.order_no, SalesOrder.state, SalesOrder.waybill).where(
     col(SalesOrder.order_no) == bindparam("order_no")
 )
@@ -797,7 +799,7 @@ _CLOSE_STATIONS = (
             col(PackingSession.order_id) == bindparam("order_id"),  # None: no order's (= NULL is never true)
         )
     )
-    .returning(col(PackingSession.id))
+    .returning(col(PackingSession.id), col(PackingSession.user_name))
 )
 
 
@@ -833,17 +835,9 @@ def _take_order(
 ) -> tuple[PackingSession, str]:
     """Open ``order`` at ``user_name``'s station, taking it over from a station that had it open: the packing
     session, and who had the order open ("" if no one)."""
-    other = session.exec(select(PackingSession).where(PackingSession.order_id == order.id)).first()
-    taken_from = ""
-    if other is not None:
-        taken_from = other.user_name
-        session.delete(other)
-        session.flush()
-    psess = PackingSession(
-        user_name=user_name, order_id=order.id or 0, order_no=order.order_no, opened_at=now
-    )
-    session.add(psess)
-    session.flush()
+    taken_from = _open_station(session, user_name, order, now)
+    psess = _own_session(session, user_name)
+    assert psess is not None
     return psess, taken_from
 
 
