@@ -26,11 +26,10 @@ import time
 from pathlib import Path
 
 from _common import load_note, speed_note
+from bench_sync import queue_scans
 
 from orderdesk import replication as rep
-from orderdesk.scanning import open_for_packing, park_order, record_scan
 from orderdesk.store import Store
-from tests.desks_support import ready_to_pack
 from tests.sync_harness import enrol_local, seed_server
 
 
@@ -40,30 +39,27 @@ def prepare(folder: Path, n_scans: int) -> tuple[Path, str, int, list[rep.OpIn]]
     seed_server(server)
     desk = Store.open(folder / "desk.db", create=True)
     enrol_local(server, desk, "bench")
-    orders = [ready_to_pack(desk, 100) for _ in range(max(1, n_scans // 100))]
-    while rep.outbox_count(desk):
-        desk_id, epoch, ops = rep.pending_ops(desk, limit=500)
-        results, error = rep.decide_ops(server, desk_id, epoch, ops)
-        assert error is None, error
+
+    def push() -> None:
+        results = decide_all(server, *rep.pending_ops(desk, limit=100_000))
         rep.record_outcomes(desk, [r.to_json() for r in results])
-    for k, order_no in enumerate(orders):
-        open_for_packing(desk, order_no=order_no, user="liu")
-        for i in range(min(100, n_scans - 100 * k)):
-            record_scan(desk, user="liu", code=f"(01)06901234567892(21)D{k:03d}N{i:03d}", order_no=order_no)
-        park_order(desk, user="liu")  # desk-local: nothing to push
+
+    queue_scans(desk, n_scans, push)
     desk_id, epoch, ops = rep.pending_ops(desk, limit=100_000)
     server.engine.dispose()
     desk.engine.dispose()
     return folder / "server.db", desk_id, epoch, ops
 
 
-def decide_all(server: Store, desk_id: str, epoch: int, ops: list[rep.OpIn]) -> None:
-    rest = ops
-    while rest:
-        results, error = rep.decide_ops(server, desk_id, epoch, rest)
+def decide_all(server: Store, desk_id: str, epoch: int, ops: list[rep.OpIn]) -> list[rep.OpResult]:
+    """Decide ``ops`` as the central API decides a push (a transaction per thousand), every one applied."""
+    results: list[rep.OpResult] = []
+    while len(results) < len(ops):
+        decided, error = rep.decide_ops(server, desk_id, epoch, ops[len(results) :])
         assert error is None, error
-        assert all(r.status == "applied" for r in results), [r for r in results if r.status != "applied"][:1]
-        rest = rest[len(results) :]
+        assert all(r.status == "applied" for r in decided), [r for r in decided if r.status != "applied"][:1]
+        results += decided
+    return results
 
 
 def main() -> None:

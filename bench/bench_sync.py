@@ -24,6 +24,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -138,20 +139,25 @@ def fill_change_log(server: Store, n: int) -> None:
         conn.exec_driver_sql(f"UPDATE sync_server SET next_change_seq = {mark}", (start + n,))
 
 
-def bench_scans(kind: str, desk: Store, client: SyncClient, n_scans: int) -> None:
-    """A packing station's serial scans (what a warehouse pushes most), 100 per order, made on the desk by
-    the real commands and then pushed: the central API replays each order's scans together (set-based),
-    each decided as the station decided it."""
+def queue_scans(desk: Store, n_scans: int, push: Callable[[], object]) -> None:
+    """A packing station's serial scans, 100 per order, made on the desk by the real commands and left in its
+    outbox; the orders are made and pushed (``push``) first."""
     from orderdesk.scanning import open_for_packing, park_order, record_scan
     from tests.desks_support import ready_to_pack
 
     orders = [ready_to_pack(desk, 100) for _ in range(max(1, n_scans // 100))]
-    client.push()
+    push()
     for k, no in enumerate(orders):
         open_for_packing(desk, order_no=no, user="liu")
         for i in range(min(100, n_scans - 100 * k)):
             record_scan(desk, user="liu", code=f"(01)06901234567892(21)B{k:03d}N{i:03d}", order_no=no)
         park_order(desk, user="liu")  # desk-local: nothing to push
+
+
+def bench_scans(kind: str, desk: Store, client: SyncClient, n_scans: int) -> None:
+    """A packing station's serial scans (what a warehouse pushes most), pushed: the central API replays each
+    order's scans together (set-based), each decided as the station decided it."""
+    queue_scans(desk, n_scans, client.push)
     queued = rep.outbox_count(desk)
     t = time.perf_counter()
     report = client.push()

@@ -32,7 +32,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy import bindparam, delete, func, insert, or_, update
 from sqlalchemy import text as sql_text
@@ -302,7 +302,16 @@ def _after_ship(workflow: Workflow, ship: Transition) -> frozenset[str]:
     return frozenset(seen)
 
 
-def _check_packable(workflow: Workflow, order: SalesOrder) -> None:
+class _OrderState(Protocol):
+    """What ``_check_packable`` reads of an order: an ORM order, or a row of its columns (the scan path's
+    header, the central API's replay)."""
+
+    order_no: str
+    state: str
+    waybill: str
+
+
+def _check_packable(workflow: Workflow, order: _OrderState) -> None:
     """Refuse unless the order waits in a state the ship step leaves from."""
     ship = ship_transition(workflow)
     if order.state in ship.sources:
