@@ -294,11 +294,13 @@ class SyncClient:
                 with gc_paused():  # a page: tens of thousands of fresh objects, in no cycle
                     entries, next_after = _page_of(response)
                     if next_after is None:
+                        self.store.checkpoint()  # caught up: the pages' WAL, copied once (see Store.write)
                         return report
                     ahead = fetcher.submit(self._fetch, next_after)
                     rep.apply_changes(self.store, entries, next_cursor=next_after)
                     report.pulled += len(entries)
                     del entries, response  # freed now, not walked by the collector once it runs again
+            self.store.checkpoint()
             return report
         finally:
             # Stopped, or applying failed: a page fetched ahead is not wanted (nor waited for).

@@ -7,7 +7,6 @@ serialised by the database (SQLite's single writer, the advisory lock on Postgre
 from __future__ import annotations
 
 import gzip
-import json
 import tempfile
 import time
 from collections.abc import AsyncIterator
@@ -273,16 +272,7 @@ def create_app(
         page = rep.changes_after(current_store(request), after, limit=limit, same_image=same_image)
         # Images are sent as stored (canonical JSON), never decoded and re-encoded; "" (``SAME_IMAGE``):
         # an earlier entry of the same transaction carries the entity's image.
-        same = json.dumps(rep.SAME_IMAGE)
-        entries = ",".join(
-            f"[{s},{json.dumps(k)},{json.dumps(key)},{same if img == rep.SAME_IMAGE else img},{ev or 'null'}]"
-            for s, k, key, img, ev in page.entries
-        )
-        text = (
-            f'{{"entries":[{entries}],"next_after":{json.dumps(page.next_after)},'
-            f'"high_water":{page.high_water},"floor":{page.floor}}}'
-        )
-        return _maybe_gzipped(request, text.encode())
+        return _maybe_gzipped(request, page.body())
 
     @app.get(
         "/v1/snapshot",

@@ -29,28 +29,37 @@ def test_pragmas_are_set_on_every_connection(store: Store) -> None:
 
 def test_only_a_refetchable_write_commits_without_waiting_for_the_disk(store: Store) -> None:
     """A pulled page, or pushed ops' outcomes, can be fetched from the central API again, so that write
-    commits with ``synchronous = NORMAL``; every other transaction waits (FULL), and so does a raw
-    connection from the pool after it. A plain write cannot join a refetchable one."""
+    commits with ``synchronous = NORMAL`` and leaves the WAL for a checkpoint later; every other transaction
+    waits (FULL) and checkpoints at SQLite's default, and so does a raw connection from the pool after it. A
+    plain write cannot join a refetchable one."""
+    from orderdesk.store import REFETCHABLE_CHECKPOINT_PAGES
 
-    def synchronous(session) -> int:  # type: ignore[no-untyped-def]
-        return int(session.connection().exec_driver_sql("PRAGMA synchronous").scalar())
+    def pragmas(session) -> tuple[int, int]:  # type: ignore[no-untyped-def]
+        conn = session.connection()
+        return (
+            int(conn.exec_driver_sql("PRAGMA synchronous").scalar()),
+            int(conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar()),
+        )
 
+    refetchable, plain = (1, REFETCHABLE_CHECKPOINT_PAGES), (2, 1000)
     for _ in range(2):
         with store.write(refetchable=True) as session:
-            assert synchronous(session) == 1
+            assert pragmas(session) == refetchable
             with store.write(refetchable=True) as inner:
                 assert inner is session
         with store.write() as session:
-            assert synchronous(session) == 2
+            assert pragmas(session) == plain
         with store.write(refetchable=True) as session:
-            assert synchronous(session) == 1
+            assert pragmas(session) == refetchable
         with store.read() as session:
-            assert synchronous(session) == 2
+            assert pragmas(session) == plain
         with store.write(refetchable=True):
             pass
         raw = store.engine.raw_connection()
         try:
-            assert raw.cursor().execute("PRAGMA synchronous").fetchone()[0] == 2
+            cursor = raw.cursor()
+            assert cursor.execute("PRAGMA synchronous").fetchone()[0] == 2
+            assert cursor.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 1000
         finally:
             raw.close()
     with pytest.raises(RuntimeError, match="cannot join"), store.write(refetchable=True), store.write():

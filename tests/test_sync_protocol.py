@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import socket
+import sqlite3
 import sys
 import threading
 from typing import Any
@@ -340,13 +341,16 @@ def test_an_edit_made_after_pulling_part_of_a_transaction_is_based_on_what_it_sh
 
 
 @pytest.mark.parametrize("same_image", [True, False])
-def test_a_pull_page_stops_at_its_byte_budget_but_is_never_empty(world: World, same_image: bool) -> None:
+def test_a_pull_page_stops_at_its_byte_budget_but_is_never_empty(any_world: World, same_image: bool) -> None:
     """A page holds at most about ``max_bytes`` of JSON (a desk decodes it without stalling its screen), one
     entry at least however large, and paging through them skips nothing. For a desk older than
     ``SAME_IMAGE`` the budget counts the images filled in for it: the six notes go up in one transaction,
-    so the order's entries after its first are ``SAME_IMAGE`` in the log."""
+    so the order's entries after its first are ``SAME_IMAGE`` in the log. On both stores, whose text each
+    page reads as the UTF-8 bytes stored (Chinese notes: three bytes a character), as it sends them."""
+    world = any_world
     for n in range(6):
         add_note(world.desks["a"], order_no=READY_ORDER, text=f"第{n}条" * 50, user="liu")
+    add_note(world.desks["a"], order_no=READY_ORDER, text='引号"与反斜杠\\', user="liu")  # escaped in JSON
     world.sync("a")
     every = rep.changes_after(world.store, 0, limit=10_000, same_image=same_image)
     assert len(every.entries) >= 6
@@ -366,6 +370,16 @@ def test_a_pull_page_stops_at_its_byte_budget_but_is_never_empty(world: World, s
         after = page.next_after or after
     assert seen == [e[0] for e in every.entries]
     assert pages >= 3  # at most two of the six large entries fit in one page
+    texts = [
+        n["text"]
+        for e in every.entries
+        if e[3] not in ("", "null")
+        for n in json.loads(e[3]).get("_notes", [])
+    ]
+    assert "第5条" * 50 in texts and '引号"与反斜杠\\' in texts
+    sent = json.loads(every.body())
+    assert [list(e[:3]) for e in sent["entries"]] == [list(e[:3]) for e in every.entries]
+    assert sent["entries"][-1][3] == json.loads(every.entries[-1][3] or '""')
 
 
 def test_only_pulled_pages_and_push_outcomes_commit_without_waiting_for_the_disk(
@@ -388,6 +402,23 @@ def test_only_pulled_pages_and_push_outcomes_commit_without_waiting_for_the_disk
     world.sync("a")
     assert {name for name, refetchable in seen if refetchable} == {"apply_changes", "record_outcomes"}
     assert ("command_batch", False) in seen  # the note made on the desk (add_note is set-based)
+
+
+def test_a_pull_that_is_caught_up_leaves_what_it_applied_in_the_database_file(world: World) -> None:
+    """Pulled pages commit without checkpointing the WAL each time (see ``Store.write``); once caught up the
+    pull checkpoints, so the desk's next write that waits for the disk does not pay for copying them. Read
+    with ``immutable=1``, which ignores the WAL, the file itself holds the pulled note."""
+    a = world.desks["a"]
+    world.sync("a")
+    add_note(world.store, order_no=READY_ORDER, text="总部已确认", user="wang")
+    world.client("a").pull()
+    assert a.path is not None
+    file_only = sqlite3.connect(f"file:{a.path}?immutable=1", uri=True)
+    try:
+        texts = [t for (t,) in file_only.execute("SELECT text FROM order_note")]
+    finally:
+        file_only.close()
+    assert "总部已确认" in texts
 
 
 def test_a_pull_pauses_garbage_collection_only_while_it_holds_a_page(
