@@ -2052,8 +2052,9 @@ def _bool_columns(table: str) -> frozenset[str]:
     return frozenset(c.name for c in t.columns if isinstance(c.type, Boolean))
 
 
-def _to_sqlite(value: Any, is_time: bool) -> Any:
-    if value is None or not is_time:
+def _to_sqlite(value: str | None) -> str | None:
+    """An ISO date-time from an image as SQLite keeps it (as ``sqlite_time`` writes it)."""
+    if value is None:
         return value
     return value[:10] + " " + value[11:26] if len(value) >= 26 else value.replace("T", " ")[:19]
 
@@ -2154,9 +2155,7 @@ def _row_values(
     if local_only:
         extra = extra | {k: v for k, v in _local_defaults(table, local_only).items() if k not in extra}
     shape = _row_shape(table, tuple(image), skip, tuple(extra))
-    values = shape.values(image)
-    values += extra.values()
-    return shape.columns, values
+    return shape.columns, shape.values(image, extra)
 
 
 @dataclass(frozen=True, slots=True)
@@ -2169,16 +2168,18 @@ class _Shape:
     times: tuple[int, ...]
     bools: tuple[int, ...]
 
-    def values(self, image: dict[str, Any]) -> list[Any]:
+    def values(self, image: dict[str, Any], extra: dict[str, Any]) -> list[Any]:
+        """The row's values: the image's columns, then ``extra``'s values."""
         values = list(self.get(image))
         for i in self.times:
-            values[i] = _to_sqlite(values[i], True)
+            values[i] = _to_sqlite(values[i])
         # As the driver's bool adapter would bind them, without its lookup and call (about 1 µs a value).
         for i in self.bools:
             if values[i] is True:
                 values[i] = 1
             elif values[i] is False:
                 values[i] = 0
+        values += extra.values()
         return values
 
 
@@ -2239,9 +2240,14 @@ def _upsert_many(
     """``_upsert`` for many (image, extra) rows at once, one statement per shape of row; returns the
     ``returning`` columns of each row upserted (in no particular order)."""
     shapes: dict[tuple[str, ...], list[list[Any]]] = {}
+    seen: tuple[tuple[str, ...], tuple[str, ...]] | None = None
     for image, extra in rows:
-        cols, values = _row_values(table, image, extra, skip, ())
-        shapes.setdefault(cols, []).append(values)
+        keys = (tuple(image), tuple(extra))
+        if keys != seen:  # rarely: a page's images come from one version of the central API
+            shape = _row_shape(table, keys[0], skip, keys[1])
+            batch = shapes.setdefault(shape.columns, [])
+            seen = keys
+        batch.append(shape.values(image, extra))
     out: list[tuple[Any, ...]] = []
     for cols, batch in shapes.items():
         head, tail = _upsert_sql(table, cols, conflict, (), ())
@@ -2281,6 +2287,13 @@ def _id_of(conn: sqlite3.Connection, table: str, column: str, value: Any) -> int
     return int(row[0])
 
 
+def _ids_of(
+    conn: sqlite3.Connection, table: str, column: str, values: Iterable[Any]
+) -> dict[Any, int | None]:
+    """``_id_of`` each distinct value: a page of thousands of orders names a few customers and products."""
+    return {value: _id_of(conn, table, column, value) for value in set(values)}
+
+
 def _apply_orders(conn: sqlite3.Connection, items: list[tuple[str, dict[str, Any] | None]]) -> None:
     """Bring orders to their images (``None``: the central API has no such order), with their lines, notes
     and ``ORDER_PARTS``, in set-based statements for the whole batch."""
@@ -2297,13 +2310,15 @@ def _apply_orders(conn: sqlite3.Connection, items: list[tuple[str, dict[str, Any
         r[0]
         for r in _keyed(conn, "SELECT order_no FROM sales_order WHERE order_no IN ({marks})", (), numbers)
     }
+    customers = _ids_of(conn, "customer", "code", [i["_customer"] for i in images])
+    users = _ids_of(conn, "app_user", "name", [i.get(k) for i in images for k in ("_owner", "_inspector")])
     rows = [
         (
             image,
             {
-                "customer_id": _id_of(conn, "customer", "code", image["_customer"]),
-                "owner_id": _id_of(conn, "app_user", "name", image.get("_owner")),
-                "inspector_id": _id_of(conn, "app_user", "name", image.get("_inspector")),
+                "customer_id": customers[image["_customer"]],
+                "owner_id": users[image.get("_owner")],
+                "inspector_id": users[image.get("_inspector")],
             },
         )
         for image in images
@@ -2314,8 +2329,9 @@ def _apply_orders(conn: sqlite3.Connection, items: list[tuple[str, dict[str, Any
     ids = dict(upserted)
     order_ids = [int(ids[image["order_no"]]) for image in images]
     # Lines, by (order, line number): upserted, and those no longer in the image removed.
+    products = _ids_of(conn, "product", "sku", [ln["_sku"] for i in images for ln in i.get("_lines", [])])
     lines = [
-        (line, {"order_id": oid, "product_id": _id_of(conn, "product", "sku", line["_sku"])})
+        (line, {"order_id": oid, "product_id": products[line["_sku"]]})
         for oid, image in zip(order_ids, images, strict=True)
         for line in image.get("_lines", [])
     ]
@@ -2340,7 +2356,7 @@ def _apply_orders(conn: sqlite3.Connection, items: list[tuple[str, dict[str, Any
         have.setdefault(oid, []).append(tuple(note))
     replaced, added = [], []
     for oid, image in zip(order_ids, images, strict=True):
-        target = [(_to_sqlite(n["at"], True), n["user_name"], n["text"]) for n in image.get("_notes", [])]
+        target = [(_to_sqlite(n["at"]), n["user_name"], n["text"]) for n in image.get("_notes", [])]
         held_notes = have.get(oid, [])
         start = len(held_notes)
         if held_notes != target[:start]:
