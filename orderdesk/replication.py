@@ -2296,6 +2296,9 @@ def _ids_of(
     return {value: _id_of(conn, table, column, value) for value in set(values)}
 
 
+_ABSENT = object()  # a part the image leaves out (from a central API older than the part)
+
+
 def _apply_orders(conn: sqlite3.Connection, items: list[tuple[str, dict[str, Any] | None]]) -> None:
     """Bring orders to their images (``None``: the central API has no such order), with their lines, notes
     and ``ORDER_PARTS``, in set-based statements for the whole batch."""
@@ -2368,11 +2371,12 @@ def _apply_orders(conn: sqlite3.Connection, items: list[tuple[str, dict[str, Any
     conn.executemany("DELETE FROM order_note WHERE order_id = ?", replaced)
     insert_values(conn, "INSERT INTO order_note (order_id, at, user_name, text)", rows=added)
     parts = [(f"_{name}", part.apply) for name, part in ORDER_PARTS.items()]
-    for oid, image in zip(order_ids, images, strict=True):
-        new = image["order_no"] not in held_orders
+    for oid, image, number in zip(order_ids, images, numbers, strict=True):
+        new = number not in held_orders
         for name, apply in parts:
-            if name in image and (image[name] or not new):  # a new order has no parts yet
-                apply(conn, oid, image[name])
+            part = image.get(name, _ABSENT)
+            if part or (part is not _ABSENT and not new):  # a new order has no parts yet
+                apply(conn, oid, part)
 
 
 def not_in(column: str, values: list[Any]) -> str:
