@@ -2216,9 +2216,21 @@ def _upsert(
     """Insert or update one row by its natural key; returns its local id. ``extra`` holds resolved foreign
     keys; ``local_only`` columns get their defaults on insert and are never overwritten."""
     cols, values = _row_values(table, image, extra, skip, local_only)
-    sql, returning = _upsert_one_sql(table, cols, conflict, keep_if_empty, tuple(local_only))
-    row = conn.execute(sql, values).fetchone()
+    absent, defaults = _absent(table, cols, skip)
+    sql, returning = _upsert_one_sql(table, cols + absent, conflict, keep_if_empty, (*local_only, *absent))
+    row = conn.execute(sql, [*values, *defaults]).fetchone()
     return int(row[0]) if returning and row else None
+
+
+@cache
+def _absent(
+    table: str, cols: tuple[str, ...], skip: tuple[str, ...]
+) -> tuple[tuple[str, ...], tuple[Any, ...]]:
+    """The columns of ``table`` a row of ``cols`` leaves out (but for ``skip``), and their defaults: an image
+    from a central API older than a column has no value for it. A new row gets the default (the column may
+    be NOT NULL); a row the desk has keeps its own value."""
+    left = tuple(c for c in _table_columns(table)[0] if c not in cols and c not in skip)
+    return left, tuple(_local_defaults(table, left).values())
 
 
 @cache
@@ -2241,18 +2253,22 @@ def _upsert_many(
 ) -> list[tuple[Any, ...]]:
     """``_upsert`` for many (image, extra) rows at once, one statement per shape of row; returns the
     ``returning`` columns of each row upserted (in no particular order)."""
-    shapes: dict[tuple[str, ...], list[list[Any]]] = {}
+    shapes: dict[tuple[tuple[str, ...], tuple[str, ...]], list[list[Any]]] = {}
     seen: tuple[tuple[str, ...], tuple[str, ...]] | None = None
     for image, extra in rows:
         keys = (tuple(image), tuple(extra))
         if keys != seen:  # rarely: a page's images come from one version of the central API
             shape = _row_shape(table, keys[0], skip, keys[1])
-            batch = shapes.setdefault(shape.columns, [])
+            absent, defaults = _absent(table, shape.columns, skip)
+            batch = shapes.setdefault((shape.columns, absent), [])
             seen = keys
-        batch.append(shape.values(image, extra))
+        values = shape.values(image, extra)
+        if defaults:
+            values += defaults
+        batch.append(values)
     out: list[tuple[Any, ...]] = []
-    for cols, batch in shapes.items():
-        head, tail = _upsert_sql(table, cols, conflict, (), ())
+    for (cols, absent), batch in shapes.items():
+        head, tail = _upsert_sql(table, cols + absent, conflict, (), absent)
         out += insert_values(conn, head, f"{tail} RETURNING {returning}" if returning else tail, rows=batch)
     return out
 
@@ -2375,7 +2391,7 @@ def _apply_orders(conn: sqlite3.Connection, items: list[tuple[str, dict[str, Any
         new = number not in held_orders
         for name, apply in parts:
             part = image.get(name, _ABSENT)
-            if part or (part is not _ABSENT and not new):  # a new order has no parts yet
+            if part is not _ABSENT and (part or not new):  # a new order has no parts yet
                 apply(conn, oid, part)
 
 

@@ -810,6 +810,47 @@ def test_an_image_is_compared_by_the_seq_it_is_as_of_not_by_its_entry(world: Wor
     converge(w)
 
 
+def test_a_page_with_images_of_two_shapes_applies_each_by_its_own(world: World) -> None:
+    """A page can hold images of two shapes (some written by a central API older than a column or a part). A
+    column or part an image leaves out is kept as the desk has it, or gets its default in a new row; an image
+    that has them writes them all. (Rows of one shape are read one way; a change of shape starts a new way.)"""
+    import orjson
+
+    b = world.desks["b"]
+    link = rep.get_link(b)
+    assert link is not None
+    with world.store.read() as session:
+        held = rep.dump_order(session, READY_ORDER)
+    assert held is not None
+    older = {k: v for k, v in held.items() if k not in ("notes", "_revisions")}
+
+    def pulled(seq: int, *images: dict[str, Any]) -> None:
+        # as a pulled page holds them: decoded together, the decoder sharing key objects between images
+        page = orjson.loads(
+            orjson.dumps([[seq + i, "order", im["order_no"], im, ""] for i, im in enumerate(images)])
+        )
+        assert rep.apply_changes(b, [tuple(e) for e in page], next_cursor=seq + len(images) - 1) == len(
+            images
+        )
+
+    pulled(link.cursor + 1, held | {"notes": "先到的备注", "version": held["version"] + 1})
+    pulled(
+        link.cursor + 2,
+        older | {"ship_address": "宁波鄞州区 3 号库", "version": held["version"] + 2},
+        older | {"order_no": "SO-HQ-0009998", "_notes": []},
+        held | {"order_no": "SO-HQ-0009999", "notes": "新单", "_notes": [], "_revisions": []},
+    )
+    kept = show_order(b, READY_ORDER)
+    assert (kept.ship_address, kept.notes) == ("宁波鄞州区 3 号库", "先到的备注")
+    assert show_order(b, "SO-HQ-0009998").notes == ""
+    new = show_order(b, "SO-HQ-0009999")
+    assert (new.notes, new.ship_address, [ln.sku for ln in new.lines]) == (
+        "新单",
+        held["ship_address"],
+        [ln["_sku"] for ln in held["_lines"]],
+    )
+
+
 def test_pages_of_changes_are_gzipped_for_a_desk_that_takes_gzip(world: World) -> None:
     """A page of changes goes gzipped to a client that takes gzip (as the desk's httpx client does): the
     same entries in a fraction of the bytes. A client that does not take it gets plain JSON."""
