@@ -1,0 +1,109 @@
+"""A desk applying pulled pages, in process: no HTTP, no central API running beside it, so the figure is what
+``bench_sync.py``'s pull spends most of its time on (decoding a page and applying it).
+
+    .venv/bin/python bench/bench_apply.py [--changes 6000] [--runs 5]
+
+The central API's change log gets ``--changes`` new orders (as ``bench_sync.py`` makes them: none to two notes
+each) and serves them as pages (the bytes a desk receives); a freshly enrolled desk's database is copied
+``--runs`` times and each copy decodes and applies every page, as ``SyncClient.pull`` does (best and median
+µs a change over the warm runs, and the one checkpoint a caught-up pull makes). Wall clock swings with the
+machine; for a figure that does not, count instructions in the warm runs only::
+
+    valgrind --tool=callgrind --toggle-collect='_operator_call*' .venv/bin/python bench/bench_apply.py --runs 2
+
+and divide the ``Collected`` figure it prints by the number of changes.
+"""
+
+# _common (sorted before orderdesk) puts the checkout on sys.path first.
+from __future__ import annotations
+
+import argparse
+import gc
+import operator
+import shutil
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import orjson
+from _common import load_note, speed_note
+from bench_sync import fill_change_log
+
+from orderdesk import replication as rep
+from orderdesk.store import Store
+from tests.sync_harness import copy_sqlite, enrol_local, seed_server
+
+
+def prepare(folder: Path, n_changes: int) -> tuple[Path, list[bytes]]:
+    """An enrolled desk, caught up, and the pages of ``n_changes`` new orders it has yet to pull."""
+    server = Store.open(str(folder / "server.db"), create=True)
+    seed_server(server)
+    desk = Store.open(folder / "desk.db", create=True)
+    enrol_local(server, desk, "bench")
+    link = rep.get_link(desk)
+    assert link is not None
+    while (page := rep.changes_after(server, link.cursor)).next_after is not None:  # the seed's own changes
+        rep.apply_changes(desk, page.entries, next_cursor=page.next_after)
+        link = rep.get_link(desk)
+        assert link is not None
+    fill_change_log(server, n_changes)
+    bodies, after = [], link.cursor
+    while (page := rep.changes_after(server, after, limit=2000)).next_after is not None:
+        bodies.append(page.body())
+        after = page.next_after
+    server.close()
+    desk.close()
+    return folder / "desk.db", bodies
+
+
+def apply_pages(desk: Store, bodies: list[bytes]) -> int:
+    """Decode and apply each page as the desk's sync client does; how many changes."""
+    n = 0
+    for body in bodies:
+        data = orjson.loads(body)
+        entries = [(int(s), k, key, img, ev) for s, k, key, img, ev in data["entries"]]
+        rep.apply_changes(desk, entries, next_cursor=int(data["next_after"]))
+        n += len(entries)
+    return n
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--changes", type=int, default=6000)
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args()
+    print(f"{load_note()}; {speed_note()}", flush=True)
+    folder = Path(tempfile.mkdtemp(prefix="orderdesk-bench-apply-"))
+    try:
+        source, bodies = prepare(folder, args.changes)
+        times, checkpoints, n = [], [], 0
+        for run in range(args.runs):
+            copy = folder / f"run{run}.db"
+            copy_sqlite(source, copy)
+            desk = Store.open(copy)
+            gc.collect()
+            gc.freeze()  # the fixture's objects are not the pull's garbage
+            start = time.perf_counter()
+            # callgrind's --toggle-collect counts the warm runs' call only
+            n = operator.call(apply_pages, desk, bodies) if run else apply_pages(desk, bodies)
+            applied = time.perf_counter()
+            desk.checkpoint()
+            times.append(applied - start)
+            checkpoints.append(time.perf_counter() - applied)
+            gc.unfreeze()
+            desk.close()
+        warm, ckpt = times[1:] or times, checkpoints[1:] or checkpoints
+        best, median = min(warm), statistics.median(warm)
+        print(
+            f"[sqlite] apply {n:>7,} changes in {len(bodies)} pages: best {best * 1e6 / n:5.1f} µs a change "
+            f"({n / best:,.0f} changes/s), median {median * 1e6 / n:5.1f} µs over {len(warm)} warm runs; "
+            f"checkpoint once caught up {statistics.median(ckpt) * 1e3:.0f} ms"
+        )
+        print(f"after: {load_note()}; {speed_note()}", flush=True)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
