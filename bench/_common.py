@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import gc
+import operator
 import os
 import statistics
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench" / "out"
@@ -71,3 +74,32 @@ def timed(fn: Callable[..., object], *args: object, **kwargs: object) -> float:
     start = time.perf_counter()
     fn(*args, **kwargs)
     return time.perf_counter() - start
+
+
+def warm_runs(source: Path, runs: int, work: Callable[[Any], object]) -> tuple[float, float, int]:
+    """Run ``work(store)`` on a fresh copy of the database ``source``, ``runs`` times: the best and median
+    seconds of the warm runs (all but the first, which warms the process; the one run if there is one), and
+    how many. Warm runs go through ``operator.call``, so that callgrind's ``--toggle-collect='_operator_call*'``
+    counts them only; the fixture's objects are frozen out of the collector's way."""
+    from orderdesk.store import Store
+    from tests.sync_harness import copy_sqlite
+
+    times = []
+    for run in range(runs):
+        copy = source.with_name(f"run{run}.db")
+        copy_sqlite(source, copy)
+        store = Store.open(copy)
+        gc.collect()
+        gc.freeze()
+        try:
+            start = time.perf_counter()
+            if run:
+                operator.call(work, store)
+            else:
+                work(store)
+            times.append(time.perf_counter() - start)
+        finally:
+            gc.unfreeze()
+            store.close()
+    warm = times[1:] or times
+    return min(warm), statistics.median(warm), len(warm)

@@ -6,7 +6,7 @@
 The central API's change log gets ``--changes`` new orders (as ``bench_sync.py`` makes them: none to two notes
 each) and serves them as pages (the bytes a desk receives); a freshly enrolled desk's database is copied
 ``--runs`` times and each copy decodes and applies every page, as ``SyncClient.pull`` does (best and median
-µs a change over the warm runs, and the one checkpoint a caught-up pull makes). Wall clock swings with the
+µs a change over the warm runs). Wall clock swings with the
 machine; for a figure that does not, count instructions in the warm runs only::
 
     valgrind --tool=callgrind --toggle-collect='_operator_call*' .venv/bin/python bench/bench_apply.py --runs 2
@@ -18,21 +18,17 @@ and divide the ``Collected`` figure it prints by the number of changes.
 from __future__ import annotations
 
 import argparse
-import gc
-import operator
 import shutil
-import statistics
 import tempfile
-import time
 from pathlib import Path
 
 import orjson
-from _common import load_note, speed_note
+from _common import load_note, speed_note, warm_runs
 from bench_sync import fill_change_log
 
 from orderdesk import replication as rep
 from orderdesk.store import Store
-from tests.sync_harness import copy_sqlite, enrol_local, seed_server
+from tests.sync_harness import enrol_local, seed_server
 
 
 def prepare(folder: Path, n_changes: int) -> tuple[Path, list[bytes]]:
@@ -77,28 +73,11 @@ def main() -> None:
     folder = Path(tempfile.mkdtemp(prefix="orderdesk-bench-apply-"))
     try:
         source, bodies = prepare(folder, args.changes)
-        times, checkpoints, n = [], [], 0
-        for run in range(args.runs):
-            copy = folder / f"run{run}.db"
-            copy_sqlite(source, copy)
-            desk = Store.open(copy)
-            gc.collect()
-            gc.freeze()  # the fixture's objects are not the pull's garbage
-            start = time.perf_counter()
-            # callgrind's --toggle-collect counts the warm runs' call only
-            n = operator.call(apply_pages, desk, bodies) if run else apply_pages(desk, bodies)
-            applied = time.perf_counter()
-            desk.checkpoint()
-            times.append(applied - start)
-            checkpoints.append(time.perf_counter() - applied)
-            gc.unfreeze()
-            desk.close()
-        warm, ckpt = times[1:] or times, checkpoints[1:] or checkpoints
-        best, median = min(warm), statistics.median(warm)
+        best, median, warm = warm_runs(source, args.runs, lambda desk: apply_pages(desk, bodies))
+        n = args.changes
         print(
             f"[sqlite] apply {n:>7,} changes in {len(bodies)} pages: best {best * 1e6 / n:5.1f} µs a change "
-            f"({n / best:,.0f} changes/s), median {median * 1e6 / n:5.1f} µs over {len(warm)} warm runs; "
-            f"checkpoint once caught up {statistics.median(ckpt) * 1e3:.0f} ms"
+            f"({n / best:,.0f} changes/s), median {median * 1e6 / n:5.1f} µs over {warm} warm runs"
         )
         print(f"after: {load_note()}; {speed_note()}", flush=True)
     finally:

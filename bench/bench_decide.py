@@ -17,15 +17,11 @@ and divide the ``I refs`` it prints by the number of scans.
 from __future__ import annotations
 
 import argparse
-import gc
-import operator
 import shutil
-import statistics
 import tempfile
-import time
 from pathlib import Path
 
-from _common import load_note, speed_note
+from _common import load_note, speed_note, warm_runs
 from bench_sync import queue_scans
 
 from orderdesk import replication as rep
@@ -71,29 +67,13 @@ def main() -> None:
     folder = Path(tempfile.mkdtemp(prefix="orderdesk-bench-decide-"))
     try:
         source, desk_id, epoch, ops = prepare(folder, args.scans)
-        times = []
-        for run in range(args.runs):
-            copy = folder / f"run{run}.db"
-            shutil.copy(source, copy)
-            for suffix in ("-wal", "-shm"):
-                if Path(f"{source}{suffix}").exists():
-                    shutil.copy(f"{source}{suffix}", f"{copy}{suffix}")
-            server = Store.open(copy)
-            gc.collect()
-            gc.freeze()  # the fixture's objects are not the decision's garbage
-            start = time.perf_counter()
-            if run:  # callgrind's --toggle-collect counts this call only
-                operator.call(decide_all, server, desk_id, epoch, ops)
-            else:
-                decide_all(server, desk_id, epoch, ops)
-            times.append(time.perf_counter() - start)
-            gc.unfreeze()
-            server.engine.dispose()
+        best, median, warm = warm_runs(
+            source, args.runs, lambda server: decide_all(server, desk_id, epoch, ops)
+        )
         n = len(ops)
-        best, median = min(times[1:] or times), statistics.median(times[1:] or times)
         print(
             f"[sqlite] decide scans {n:>6,} ops: best {best * 1e6 / n:6.1f} µs a scan ({n / best:,.0f} ops/s), "
-            f"median {median * 1e6 / n:6.1f} µs over {max(1, len(times) - 1)} warm runs"
+            f"median {median * 1e6 / n:6.1f} µs over {warm} warm runs"
         )
         print(f"after: {load_note()}; {speed_note()}", flush=True)
     finally:
