@@ -5,10 +5,13 @@ from __future__ import annotations
 import gc
 import operator
 import os
+import shutil
 import statistics
 import sys
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +58,19 @@ def speed_note() -> str:
     data = [str(i) * 3 for i in range(20_000)]
     best = min(timed(lambda: sorted(hash(s) ^ len(s) for s in data)) for _ in range(5))
     return f"speed probe {best * 1000:.2f} ms (lower is faster)"
+
+
+@contextmanager
+def scratch_run(name: str) -> Iterator[Path]:
+    """A benchmark's run: the machine's load and speed before and after it, and a scratch folder for its
+    databases, removed afterwards."""
+    print(f"{load_note()}; {speed_note()}", flush=True)
+    folder = Path(tempfile.mkdtemp(prefix=f"orderdesk-bench-{name}-"))
+    try:
+        yield folder
+        print(f"after: {load_note()}; {speed_note()}", flush=True)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def ms(seconds: float) -> str:

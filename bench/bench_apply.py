@@ -18,12 +18,10 @@ and divide the ``Collected`` figure it prints by the number of changes.
 from __future__ import annotations
 
 import argparse
-import shutil
-import tempfile
 from pathlib import Path
 
 import orjson
-from _common import load_note, speed_note, warm_runs
+from _common import scratch_run, warm_runs
 from bench_sync import fill_change_log
 
 from orderdesk import replication as rep
@@ -69,9 +67,7 @@ def main() -> None:
     parser.add_argument("--changes", type=int, default=6000)
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
-    print(f"{load_note()}; {speed_note()}", flush=True)
-    folder = Path(tempfile.mkdtemp(prefix="orderdesk-bench-apply-"))
-    try:
+    with scratch_run("apply") as folder:
         source, bodies = prepare(folder, args.changes)
         best, median, warm = warm_runs(source, args.runs, lambda desk: apply_pages(desk, bodies))
         n = args.changes
@@ -79,9 +75,6 @@ def main() -> None:
             f"[sqlite] apply {n:>7,} changes in {len(bodies)} pages: best {best * 1e6 / n:5.1f} µs a change "
             f"({n / best:,.0f} changes/s), median {median * 1e6 / n:5.1f} µs over {warm} warm runs"
         )
-        print(f"after: {load_note()}; {speed_note()}", flush=True)
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -17,11 +17,9 @@ and divide the ``I refs`` it prints by the number of scans.
 from __future__ import annotations
 
 import argparse
-import shutil
-import tempfile
 from pathlib import Path
 
-from _common import load_note, speed_note, warm_runs
+from _common import scratch_run, warm_runs
 from bench_sync import queue_scans
 
 from orderdesk import replication as rep
@@ -63,9 +61,7 @@ def main() -> None:
     parser.add_argument("--scans", type=int, default=2000)
     parser.add_argument("--runs", type=int, default=7)
     args = parser.parse_args()
-    print(f"{load_note()}; {speed_note()}", flush=True)
-    folder = Path(tempfile.mkdtemp(prefix="orderdesk-bench-decide-"))
-    try:
+    with scratch_run("decide") as folder:
         source, desk_id, epoch, ops = prepare(folder, args.scans)
         best, median, warm = warm_runs(
             source, args.runs, lambda server: decide_all(server, desk_id, epoch, ops)
@@ -75,9 +71,6 @@ def main() -> None:
             f"[sqlite] decide scans {n:>6,} ops: best {best * 1e6 / n:6.1f} µs a scan ({n / best:,.0f} ops/s), "
             f"median {median * 1e6 / n:6.1f} µs over {warm} warm runs"
         )
-        print(f"after: {load_note()}; {speed_note()}", flush=True)
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -17,11 +17,9 @@ import argparse
 import asyncio
 import json
 import random
-import shutil
 import sqlite3
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Callable
@@ -29,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import httpx
-from _common import DEMO_DB, OUT, ROOT, load_note, speed_note
+from _common import DEMO_DB, OUT, ROOT, scratch_run
 from sqlmodel import col, select
 
 from orderdesk import replication as rep
@@ -426,9 +424,7 @@ def main() -> None:
     parser.add_argument("--skip-push", action="store_true")
     parser.add_argument("--skip-pull", action="store_true")
     args = parser.parse_args()
-    print(f"{load_note()}; {speed_note()}", flush=True)
-    folder = Path(tempfile.mkdtemp(prefix="orderdesk-bench-sync-"))
-    try:
+    with scratch_run("sync") as folder:
         kinds = ["sqlite", "postgresql"] if args.server == "both" else [args.server]
         for kind in kinds:
             if not (args.skip_push and args.skip_pull):
@@ -446,9 +442,6 @@ def main() -> None:
             bench_bootstrap(folder, args.bootstrap_db)
         if args.drain:
             bench_drain(folder, args.drain)
-        print(f"after: {load_note()}; {speed_note()}", flush=True)
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 if __name__ == "__main__":

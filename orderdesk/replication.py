@@ -32,7 +32,7 @@ from functools import cache, partial
 from itertools import groupby
 from operator import itemgetter
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from sqlalchemy import Boolean, DateTime, Row, bindparam, delete, event, func
 from sqlalchemy.exc import DataError, IntegrityError
@@ -1494,7 +1494,8 @@ class ChangePage:
         same = _quoted(SAME_IMAGE)
         kinds = {k: _quoted(k) for k in {entry[1] for entry in self.raw}}  # a handful
         entries = b",".join(
-            b"[%d,%s,%s,%s,%s]" % (s, kinds[k], _quoted(key), img or same, ev or b"null")
+            b"[%d,%s,%s,%s,%s]"
+            % (s, kinds[k], _quoted(key), same if img == _SAME_BYTES else img, ev or b"null")
             for s, k, key, img, ev in self.raw
         )
         return b'{"entries":[%s],"next_after":%s,"high_water":%d,"floor":%d}' % (
@@ -1503,6 +1504,9 @@ class ChangePage:
             self.high_water,
             self.floor,
         )
+
+
+_SAME_BYTES = SAME_IMAGE.encode()  # as ``_page`` reads it
 
 
 def _quoted(text: str) -> bytes:
@@ -1602,7 +1606,7 @@ def _full_images(session: Session) -> Callable[[int, str, str, bytes], bytes]:
     held: dict[tuple[str, str], bytes] = {}
 
     def full(seq: int, kind: str, key: str, image: bytes) -> bytes:
-        if image == SAME_IMAGE.encode():
+        if image == _SAME_BYTES:
             image = (
                 held.get((kind, key))
                 or session.exec(
@@ -2033,23 +2037,28 @@ def _append_audit(session: Session, events: list[dict[str, Any]]) -> None:
 
 
 # -- desk: applying an image (raw SQLite: this runs for every pulled change) -----------------------------
+class _Columns(NamedTuple):
+    """A table's column names, and which of them hold date-times and which booleans (from the models)."""
+
+    names: tuple[str, ...]
+    times: frozenset[str]
+    bools: frozenset[str]
+
+
 @cache
-def _table_columns(table: str) -> tuple[tuple[str, ...], frozenset[str]]:
-    """The table's column names and which of them hold date-times (from the models)."""
+def _table_columns(table: str) -> _Columns:
     t = SQLModel.metadata.tables[table]
-    return tuple(c.name for c in t.columns), frozenset(
-        c.name
-        for c in t.columns
-        if isinstance(c.type, DateTime)
-        or getattr(c.type, "impl", None) is DateTime
-        or type(c.type).__name__ == "UTCDateTime"
+    return _Columns(
+        tuple(c.name for c in t.columns),
+        frozenset(
+            c.name
+            for c in t.columns
+            if isinstance(c.type, DateTime)
+            or getattr(c.type, "impl", None) is DateTime
+            or type(c.type).__name__ == "UTCDateTime"
+        ),
+        frozenset(c.name for c in t.columns if isinstance(c.type, Boolean)),
     )
-
-
-@cache
-def _bool_columns(table: str) -> frozenset[str]:
-    t = SQLModel.metadata.tables[table]
-    return frozenset(c.name for c in t.columns if isinstance(c.type, Boolean))
 
 
 def _to_sqlite(value: str | None) -> str | None:
@@ -2186,15 +2195,14 @@ class _Shape:
 @cache
 def _row_shape(table: str, keys: tuple[str, ...], skip: tuple[str, ...], extra: tuple[str, ...]) -> _Shape:
     """How to read an image with ``keys`` as a row of ``table``: which keys are columns to write, and which
-    of those hold date-times."""
-    names, times = _table_columns(table)
+    of those hold date-times and which booleans."""
+    names, times, bools = _table_columns(table)
     # The image's own key objects (a decoder reuses them from image to image): looking a key up by the very
     # object it was stored under skips comparing the text: reading a row's columns costs half as much.
     own = {key: key for key in keys}
     cols = tuple(own[c] for c in names if c in own and c not in skip and c not in extra)
     # itemgetter of one key returns the value itself, not a tuple of one
     get = itemgetter(*cols) if len(cols) > 1 else (lambda image: tuple(image[c] for c in cols))
-    bools = _bool_columns(table)
     return _Shape(
         cols + extra,
         get,
@@ -2229,7 +2237,7 @@ def _absent(
     """The columns of ``table`` a row of ``cols`` leaves out (but for ``skip``), and their defaults: an image
     from a central API older than a column has no value for it. A new row gets the default (the column may
     be NOT NULL); a row the desk has keeps its own value."""
-    left = tuple(c for c in _table_columns(table)[0] if c not in cols and c not in skip)
+    left = tuple(c for c in _table_columns(table).names if c not in cols and c not in skip)
     return left, tuple(_local_defaults(table, left).values())
 
 
@@ -2238,7 +2246,7 @@ def _upsert_one_sql(table: str, cols: tuple[str, ...], *how: tuple[str, ...]) ->
     """``_upsert``'s statement for one row (``how``: as ``_upsert_sql`` takes it), returning the row's id if
     the table has one (and whether)."""
     head, tail = _upsert_sql(table, cols, *how)
-    returning = "id" in _table_columns(table)[0]
+    returning = "id" in _table_columns(table).names
     sql = f"{head} VALUES ({', '.join('?' * len(cols))}) {tail}"
     return (sql + " RETURNING id" if returning else sql), returning
 
@@ -2529,7 +2537,7 @@ def _install(conn: sqlite3.Connection) -> int:
         for name, _sql in indexes:
             conn.execute(f'DROP INDEX main."{name}"')
         for spec in specs:
-            names, _ = _table_columns(spec.table)
+            names = _table_columns(spec.table).names
             cols = ", ".join(c for c in names if c in _snap_columns(conn, spec.table))
             conn.execute(f'INSERT INTO main."{spec.table}" ({cols}) SELECT {cols} FROM snap."{spec.table}"')
         for _name, sql in indexes:
@@ -2571,7 +2579,7 @@ def _snap_columns(conn: sqlite3.Connection, table: str) -> set[str]:
 
 
 def _install_table(conn: sqlite3.Connection, spec: TableSpec) -> None:
-    names, _ = _table_columns(spec.table)
+    names = _table_columns(spec.table).names
     available = _snap_columns(conn, spec.table)
     plain = [
         c for c in names if c in available and c != "id" and c not in spec.refs and c not in spec.local_only

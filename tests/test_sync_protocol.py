@@ -14,6 +14,7 @@ import threading
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 
 from orderdesk import replication as rep
@@ -814,8 +815,6 @@ def test_a_page_with_images_of_two_shapes_applies_each_by_its_own(world: World) 
     """A page can hold images of two shapes (some written by a central API older than a column or a part). A
     column or part an image leaves out is kept as the desk has it, or gets its default in a new row; an image
     that has them writes them all. (Rows of one shape are read one way; a change of shape starts a new way.)"""
-    import orjson
-
     b = world.desks["b"]
     link = rep.get_link(b)
     assert link is not None
