@@ -373,6 +373,8 @@ class Replay:
     refusal."""
 
     run: Callable[[Store, dict[str, Any], str], object] | None = None
+    # ``run`` for a replay that depends on the op's desk or on what it had seen (``OpContext``)
+    run_op: Callable[[Store, OpContext], object] | None = None
     check: Callable[[Store, Session, OpContext], Refused | None] | None = None
     touches: Callable[[dict[str, Any], str], list[tuple[str, str]]] = lambda args, order_no: (
         [("order", order_no)] if order_no else []
@@ -380,8 +382,8 @@ class Replay:
     many: Callable[[Store, list[OpContext]], Sequence[list[tuple[str, str]] | Refused]] | None = None
 
     def __post_init__(self) -> None:
-        if (self.run is None) == (self.many is None):
-            raise ValueError("a Replay has either run or many")
+        if [self.run, self.run_op, self.many].count(None) != 2:
+            raise ValueError("a Replay has one of run, run_op or many")
         if self.many is not None and self.check is not None:
             raise ValueError(
                 "a set-based replay (many) has no conflict check: replay such a command with run"
@@ -634,10 +636,30 @@ def _replay_undo_scan(store: Store, a: dict[str, Any], user: str) -> object:
     return _with_packing(store, a["order_no"], user, run)
 
 
-def _replay_reset_packing(store: Store, a: dict[str, Any], user: str) -> object:
+def _replay_reset_packing(store: Store, op: OpContext) -> object:
+    """A station's reset undoes the scans of the order as the station saw it: not those another desk's
+    station made after the image the station had (its ``seen_seq``), which went into another carton."""
     from orderdesk.scanning import reset_packing
 
-    return _with_packing(store, a["order_no"], user, lambda: reset_packing(store, user=user), ends=True)
+    with store.read() as session:
+        others = session.exec(select(SyncDesk.desk_id).where(SyncDesk.desk_id != op.desk_id)).all()
+        unseen = session.exec(
+            select(SyncOp.args).where(
+                col(SyncOp.desk_id).in_(others),  # ix_sync_op_desk_order
+                SyncOp.order_no == op.order_no,
+                SyncOp.command == "record_scan",
+                SyncOp.status == "applied",
+                col(SyncOp.change_seq) > op.seen_seq,
+            )
+        ).all()
+    keep = {json.loads(args).get("idem_key") for args in unseen}
+    return _with_packing(
+        store,
+        op.args["order_no"],
+        op.user_name,
+        lambda: reset_packing(store, user=op.user_name, keep=keep),
+        ends=True,
+    )
 
 
 def _replay_preset(store: Store, a: dict[str, Any], user: str) -> object:
@@ -683,7 +705,7 @@ REPLAYS: dict[str, Replay] = {
     # the scanning area (issue 3)
     "record_scan": Replay(many=_replay_scans),
     "undo_scan": Replay(_replay_undo_scan),
-    "reset_packing": Replay(_replay_reset_packing),
+    "reset_packing": Replay(run_op=_replay_reset_packing),
     "choose_packing_preset": Replay(_replay_preset),
     "release_hazard": Replay(_replay_release_hazard),
     "ship_order": Replay(_replay_ship),
@@ -1333,16 +1355,19 @@ class _StationSavepoint:
 
 def _decide_one(store: Store, session: Session, op: OpIn, replay: Replay, group: _Group) -> OpResult:
     """Replay one new op (admitted by ``_admit``) and keep its outcome."""
-    assert replay.run is not None
     ctx = _context(group.desk_id, op)
     rejection = _cascade(ctx, group.failed_creates)
     if rejection is None and replay.check is not None:
         rejection = replay.check(store, session, ctx)
     touched: set[tuple[str, str]] = set()
     if rejection is None:
-        run = replay.run
+        if replay.run is not None:
+            call = partial(replay.run, store, op.args, op.user_name)
+        else:
+            assert replay.run_op is not None
+            call = partial(replay.run_op, store, ctx)
         group.tracker.take()  # what ran before this op (a station closed) is not this op's change
-        rejection = _attempt(session, [op], group.desk_id, lambda: run(store, op.args, op.user_name))
+        rejection = _attempt(session, [op], group.desk_id, call)
         touched = group.tracker.take()
     return _conclude(store, session, op, group, rejection, touched)
 

@@ -1509,26 +1509,37 @@ def _undo(store: Store, workflow: Workflow, user: str | Actor, key: str) -> Undo
         return UndoResult(view, last.line_no, sku, last.qty)
 
 
-def reset_packing(store: Store, *, user: str | Actor) -> ResetResult:
-    """Cancel scanning the open order: every scan is undone, every line back to zero, the order released."""
+def reset_packing(store: Store, *, user: str | Actor, keep: Collection[str] = ()) -> ResetResult:
+    """Cancel scanning the open order: every scan is undone, its lines count down, the order is released.
+
+    ``keep`` (the central API replaying a station's reset): the scans (by idempotency key) made at other
+    stations after the order as the resetting station saw it. They went into another carton, not the one
+    its packer emptied, so they still count."""
     workflow = store.workflow
     with command(store, "reset_packing", user=user) as ctx:
         _require_packer(ctx.actor, workflow)
         psess, order = _open_session(ctx.session, ctx.actor.name)
         if order.state in _after_ship(workflow, ship_transition(workflow)):
             _check_packable(workflow, order)
-        active = ctx.session.exec(
+        undone: list[Scan] = []
+        kept: dict[int, int] = {}  # line id -> units still counted
+        for scan in ctx.session.exec(
             select(Scan).where(Scan.order_id == order.id, col(Scan.undone).is_(False))
-        ).all()
-        for scan in active:
+        ).all():
+            if scan.idem_key in keep:
+                kept[scan.line_id] = kept.get(scan.line_id, 0) + scan.qty
+                continue
             scan.undone, scan.undone_at, scan.undone_by = True, ctx.now, ctx.actor.name
             ctx.session.add(scan)
+            undone.append(scan)
         ctx.session.flush()
         units = 0
         for line in ctx.session.exec(select(OrderLine).where(OrderLine.order_id == order.id)).all():
-            units += line.scanned_qty
+            # down to what is kept: a desk's lines also count scans it holds no rows for (another station's)
+            counted = min(line.scanned_qty, kept.get(line.id or 0, 0))
+            units += line.scanned_qty - counted
             line.batch = _line_batch(ctx.session, line.order_id, line.id or 0, line.batch)
-            line.scanned_qty = 0
+            line.scanned_qty = counted
             ctx.session.add(line)
         ctx.session.delete(psess)
         base = touch_order(ctx, order)
@@ -1536,9 +1547,9 @@ def reset_packing(store: Store, *, user: str | Actor) -> ResetResult:
             order_no=order.order_no,
             args={"order_no": order.order_no},
             base_version=base,
-            detail={"scans": len(active), "units": units},
+            detail={"scans": len(undone), "units": units},
         )
-        return ResetResult(order.order_no, len(active), units)
+        return ResetResult(order.order_no, len(undone), units)
 
 
 def park_order(store: Store, *, user: str | Actor) -> ResetResult:

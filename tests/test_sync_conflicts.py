@@ -21,9 +21,11 @@ from orderdesk.scanning import (
     choose_packing_preset,
     local_today,
     open_for_packing,
+    order_scans,
     park_order,
     record_scan,
     record_waybill,
+    reset_packing,
     ship_order,
 )
 from orderdesk.stock import adjust_stock
@@ -273,6 +275,50 @@ def test_scans_from_two_stations_count_a_serial_once_and_the_shipment_syncs(worl
     assert detail.state == "shipped" and [(ln.scanned_qty, ln.shipped_qty) for ln in detail.lines] == [(2, 2)]
     assert shipped.generated and detail.waybill == shipped.waybill  # the label the station printed
     assert stock_of(world.store, "HX-M8") == stock_before - 2
+
+
+def test_a_reset_made_offline_undoes_only_the_scans_its_station_had(any_world: World) -> None:
+    """Station a packs a carton, loses the network and resets it; meanwhile station b took the order over and
+    packed another. The reset reaches the central API last: a's carton is undone there, b's still counts."""
+    a, b = any_world.desks["a"], any_world.desks["b"]
+    order = ready_to_pack(a, 3)
+    any_world.sync("a")
+    any_world.sync("b")
+    open_for_packing(a, order_no=order, user="liu")
+    record_scan(a, user="liu", code="(01)06901234567892(21)SN001", order_no=order)
+    record_scan(a, user="liu", code="(01)06901234567892(21)SN002", order_no=order)
+    any_world.sync("a")  # a's two scans reach the centre; then a goes offline
+    any_world.sync("b")  # b sees them, and takes the order over
+    open_for_packing(b, order_no=order, user="liu")
+    record_scan(b, user="liu", code="(01)06901234567892(21)SN003", order_no=order)
+    any_world.sync("b")
+    result = reset_packing(a, user="liu")  # a, offline, never saw SN003
+    assert (result.scans, result.units) == (2, 2)
+    assert any_world.sync("a").applied == 1
+    counted = [s["code"] for s in order_scans(any_world.store, order) if not s["undone"]]
+    assert counted == ["(01)06901234567892(21)SN003"]
+    assert show_order(any_world.store, order).lines[0].scanned_qty == 1
+    converge(any_world)  # and every desk counts b's carton only
+    assert [show_order(desk, order).lines[0].scanned_qty for desk in (a, b)] == [1, 1]
+
+
+def test_a_reset_undoes_the_scans_its_station_saw_from_another_station(any_world: World) -> None:
+    """Station b packed part of the order and synced; station a took it over, saw b's count, packed more and
+    then emptied the carton: every scan it saw is undone at the centre, b's among them."""
+    a, b = any_world.desks["a"], any_world.desks["b"]
+    order = ready_to_pack(b, 3)
+    any_world.sync("b")
+    open_for_packing(b, order_no=order, user="liu")
+    record_scan(b, user="liu", code="(01)06901234567892(21)SN001", order_no=order)
+    any_world.sync("b")
+    any_world.sync("a")
+    open_for_packing(a, order_no=order, user="liu")
+    record_scan(a, user="liu", code="(01)06901234567892(21)SN002", order_no=order)
+    assert reset_packing(a, user="liu").units == 2  # b's unit too, as a's screen showed it
+    assert any_world.sync("a").applied == 2
+    assert all(s["undone"] for s in order_scans(any_world.store, order))
+    converge(any_world)
+    assert show_order(b, order).lines[0].scanned_qty == 0
 
 
 def test_an_item_in_date_when_scanned_offline_still_counts_when_it_syncs_after_expiry(world: World) -> None:
