@@ -2263,7 +2263,21 @@ def _absent(
     from a central API older than a column has no value for it. A new row gets the default (the column may
     be NOT NULL); a row the desk has keeps its own value."""
     left = tuple(c for c in _table_columns(table).names if c not in cols and c not in skip)
-    return left, tuple(_local_defaults(table, left).values())
+    defaults = tuple(_local_defaults(table, left).values())
+    model = SQLModel.metadata.tables[table]
+    needed = [c for c, d in zip(left, defaults, strict=True) if d is None and not model.c[c].nullable]
+    if needed:
+        raise StoreError(
+            msg(
+                "A change from the central API has no {columns} for {table}, which this desk needs: the central "
+                "API runs an older orderdesk than this desk. Nothing was applied; upgrade the central API to "
+                "this desk's version, then sync again.",
+                columns=", ".join(needed),
+                table=table,
+            ),
+            code="sync_image_incomplete",
+        )
+    return left, defaults
 
 
 @cache

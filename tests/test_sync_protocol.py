@@ -18,6 +18,8 @@ import orjson
 import pytest
 
 from orderdesk import replication as rep
+from orderdesk.canonical import canonical_json
+from orderdesk.errors import OrderdeskError, StoreError
 from orderdesk.orders import add_note, edit_order, show_order
 from orderdesk.scanning import choose_packing_preset, local_today, open_for_packing, record_scan
 from orderdesk.store import Store
@@ -848,6 +850,41 @@ def test_a_page_with_images_of_two_shapes_applies_each_by_its_own(world: World) 
         held["ship_address"],
         [ln["_sku"] for ln in held["_lines"]],
     )
+
+
+def test_an_image_without_a_column_the_desk_needs_is_refused_with_a_reason_and_nothing_applied(
+    world: World,
+) -> None:
+    """A column this desk must fill (NOT NULL, no default) that an image leaves out: the page is refused with a
+    reason a person can act on, not the database's own words, and nothing of it is applied."""
+    b = world.desks["b"]
+    link = rep.get_link(b)
+    assert link is not None
+    with world.store.read() as session:
+        held = rep.dump_order(session, READY_ORDER)
+    assert held is not None
+    before = show_order(b, READY_ORDER)
+    lacking = {k: v for k, v in held.items() if k != "created_by"}
+    page = [
+        (link.cursor + 1, "order", READY_ORDER, canonical_json(held | {"notes": "不该写入"}), ""),
+        (
+            link.cursor + 2,
+            "order",
+            "SO-HQ-0009997",
+            canonical_json(lacking | {"order_no": "SO-HQ-0009997"}),
+            "",
+        ),
+    ]
+    with pytest.raises(StoreError) as caught:
+        rep.apply_changes(b, page, next_cursor=link.cursor + 2)
+    assert caught.value.code == "sync_image_incomplete"
+    text = str(caught.value)
+    assert "created_by" in text and "upgrade the central API" in text and "NOT NULL" not in text
+    assert "中心服务器" in caught.value.message.render("zh")
+    assert rep.get_link(b).cursor == link.cursor  # type: ignore[union-attr]
+    assert show_order(b, READY_ORDER).notes == before.notes
+    with pytest.raises(OrderdeskError):
+        show_order(b, "SO-HQ-0009997")
 
 
 def test_pages_of_changes_are_gzipped_for_a_desk_that_takes_gzip(world: World) -> None:
