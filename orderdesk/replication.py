@@ -639,7 +639,7 @@ def _replay_undo_scan(store: Store, a: dict[str, Any], user: str) -> object:
 def _replay_reset_packing(store: Store, op: OpContext) -> object:
     """A station's reset undoes the scans of the order as the station saw it: not those another desk's
     station made after the image the station had (its ``seen_seq``), which went into another carton."""
-    from orderdesk.scanning import reset_packing
+    from orderdesk.scanning import reset_packing, scan_key
 
     with store.read() as session:
         others = session.exec(select(SyncDesk.desk_id).where(SyncDesk.desk_id != op.desk_id)).all()
@@ -652,7 +652,7 @@ def _replay_reset_packing(store: Store, op: OpContext) -> object:
                 col(SyncOp.change_seq) > op.seen_seq,
             )
         ).all()
-    keep = {json.loads(args).get("idem_key") for args in unseen}
+    keep = {scan_key(key) for args in unseen if (key := json.loads(args).get("idem_key"))}
     return _with_packing(
         store,
         op.args["order_no"],
@@ -2269,9 +2269,9 @@ def _absent(
     if needed:
         raise StoreError(
             msg(
-                "A change from the central API has no {columns} for {table}, which this desk needs: the central "
-                "API runs an older orderdesk than this desk. Nothing was applied; upgrade the central API to "
-                "this desk's version, then sync again.",
+                "A change from the central API has no {columns} for {table}, which this desk needs: the "
+                "central API runs an older orderdesk than this desk. Nothing was applied; upgrade the central "
+                "API to this desk's version, then sync again.",
                 columns=", ".join(needed),
                 table=table,
             ),

@@ -855,8 +855,8 @@ def test_a_page_with_images_of_two_shapes_applies_each_by_its_own(world: World) 
 def test_an_image_without_a_column_the_desk_needs_is_refused_with_a_reason_and_nothing_applied(
     world: World,
 ) -> None:
-    """A column this desk must fill (NOT NULL, no default) that an image leaves out: the page is refused with a
-    reason a person can act on, not the database's own words, and nothing of it is applied."""
+    """A column this desk must fill (NOT NULL, no default) that an image leaves out: the page is refused
+    with a reason a person can act on, not the database's own words, and nothing of it is applied."""
     b = world.desks["b"]
     link = rep.get_link(b)
     assert link is not None
