@@ -813,16 +813,22 @@ def test_an_image_is_compared_by_the_seq_it_is_as_of_not_by_its_entry(world: Wor
     converge(w)
 
 
+def link_and_ready_order(world: World, desk: Store) -> tuple[Any, dict[str, Any]]:
+    """``desk``'s sync link (its cursor) and the central API's image of ``READY_ORDER``, to build pages from."""
+    link = rep.get_link(desk)
+    assert link is not None
+    with world.store.read() as session:
+        held = rep.dump_order(session, READY_ORDER)
+    assert held is not None
+    return link, held
+
+
 def test_a_page_with_images_of_two_shapes_applies_each_by_its_own(world: World) -> None:
     """A page can hold images of two shapes (some written by a central API older than a column or a part). A
     column or part an image leaves out is kept as the desk has it, or gets its default in a new row; an image
     that has them writes them all. (Rows of one shape are read one way; a change of shape starts a new way.)"""
     b = world.desks["b"]
-    link = rep.get_link(b)
-    assert link is not None
-    with world.store.read() as session:
-        held = rep.dump_order(session, READY_ORDER)
-    assert held is not None
+    link, held = link_and_ready_order(world, b)
     older = {k: v for k, v in held.items() if k not in ("notes", "_revisions")}
 
     def pulled(seq: int, *images: dict[str, Any]) -> None:
@@ -858,11 +864,7 @@ def test_an_image_without_a_column_the_desk_needs_is_refused_with_a_reason_and_n
     """A column this desk must fill (NOT NULL, no default) that an image leaves out: the page is refused
     with a reason a person can act on, not the database's own words, and nothing of it is applied."""
     b = world.desks["b"]
-    link = rep.get_link(b)
-    assert link is not None
-    with world.store.read() as session:
-        held = rep.dump_order(session, READY_ORDER)
-    assert held is not None
+    link, held = link_and_ready_order(world, b)
     before = show_order(b, READY_ORDER)
     lacking = {k: v for k, v in held.items() if k != "created_by"}
     page = [
