@@ -20,12 +20,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import orjson
 from _common import scratch_run, warm_runs
 from bench_sync import fill_change_log
 
 from orderdesk import replication as rep
 from orderdesk.store import Store
+from sync.client import decode_page
 from tests.sync_harness import enrol_local, seed_server
 
 
@@ -55,9 +55,9 @@ def apply_pages(desk: Store, bodies: list[bytes]) -> int:
     """Decode and apply each page as the desk's sync client does; how many changes."""
     n = 0
     for body in bodies:
-        data = orjson.loads(body)
-        entries = [(int(s), k, key, img, ev) for s, k, key, img, ev in data["entries"]]
-        rep.apply_changes(desk, entries, next_cursor=int(data["next_after"]))
+        entries, next_after = decode_page(body)
+        assert next_after is not None
+        rep.apply_changes(desk, entries, next_cursor=next_after)
         n += len(entries)
     return n
 

@@ -641,11 +641,11 @@ def _replay_reset_packing(store: Store, op: OpContext) -> object:
     station made after the image the station had (its ``seen_seq``), which went into another carton."""
     from orderdesk.scanning import reset_packing, scan_key
 
+    others = select(SyncDesk.desk_id).where(SyncDesk.desk_id != op.desk_id)
     with store.read() as session:
-        others = session.exec(select(SyncDesk.desk_id).where(SyncDesk.desk_id != op.desk_id)).all()
         unseen = session.exec(
             select(SyncOp.args).where(
-                col(SyncOp.desk_id).in_(others),  # ix_sync_op_desk_order
+                col(SyncOp.desk_id).in_(others),  # a few desks: ix_sync_op_desk_order
                 SyncOp.order_no == op.order_no,
                 SyncOp.command == "record_scan",
                 SyncOp.status == "applied",
@@ -2300,21 +2300,22 @@ def _upsert_many(
 ) -> list[tuple[Any, ...]]:
     """``_upsert`` for many (image, extra) rows at once, one statement per shape of row; returns the
     ``returning`` columns of each row upserted (in no particular order)."""
-    shapes: dict[tuple[tuple[str, ...], tuple[str, ...]], list[list[Any]]] = {}
+    shapes: dict[tuple[str, ...], list[list[Any]]] = {}
     seen: tuple[tuple[str, ...], tuple[str, ...]] | None = None
     for image, extra in rows:
         keys = (tuple(image), tuple(extra))
         if keys != seen:  # rarely: a page's images come from one version of the central API
             shape = _row_shape(table, keys[0], skip, keys[1])
-            absent, defaults = _absent(table, shape.columns, skip)
-            batch = shapes.setdefault((shape.columns, absent), [])
+            _, defaults = _absent(table, shape.columns, skip)
+            batch = shapes.setdefault(shape.columns, [])
             seen = keys
         values = shape.values(image, extra)
         if defaults:
             values += defaults
         batch.append(values)
     out: list[tuple[Any, ...]] = []
-    for (cols, absent), batch in shapes.items():
+    for cols, batch in shapes.items():
+        absent, _ = _absent(table, cols, skip)
         head, tail = _upsert_sql(table, cols + absent, conflict, (), absent)
         out += insert_values(conn, head, f"{tail} RETURNING {returning}" if returning else tail, rows=batch)
     return out

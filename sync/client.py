@@ -392,18 +392,26 @@ class SyncClient:
 
 
 def _page_of(response: httpx.Response) -> tuple[list[tuple[Any, ...]], int | None]:
+    return decode_page(response.content)
+
+
+def decode_page(body: bytes) -> tuple[list[tuple[Any, ...]], int | None]:
     """A change-log page's entries (seq, kind, key, image, event), oldest first, and the cursor after them
     (``None``: the page is empty, the desk is caught up)."""
-    data = _json(response)
+    data = _json_of(body)
     entries = [(int(s), k, key, img, ev) for s, k, key, img, ev in data["entries"]]
     return entries, int(data["next_after"]) if entries else None
 
 
 def _json(response: httpx.Response) -> dict[str, Any]:
+    return _json_of(response.content)
+
+
+def _json_of(body: bytes) -> dict[str, Any]:
     # orjson: several times faster than the standard library on a page of images. Unlike it, orjson reads an
     # integer past 64 bits as a float; nothing the central API stores is one (amounts are 64-bit in fen).
     try:
-        data = orjson.loads(response.content)
+        data = orjson.loads(body)
     except orjson.JSONDecodeError:
         return {}
     return data if isinstance(data, dict) else {}
