@@ -3,8 +3,8 @@
 
     .venv/bin/python bench/bench_apply.py [--changes 6000] [--runs 5]
 
-The central API's change log gets ``--changes`` new orders (as ``bench_sync.py`` makes them: none to two notes
-each) and serves them as pages (the bytes a desk receives); a freshly enrolled desk's database is copied
+The central API's change log gets ``--changes`` entries (as ``bench_sync.py`` makes them: new orders, each
+followed by none to two notes) and serves them as pages (the bytes a desk receives); a freshly enrolled desk's database is copied
 ``--runs`` times and each copy decodes and applies every page, as ``SyncClient.pull`` does (best and median
 µs a change over the warm runs). Wall clock swings with the
 machine; for a figure that does not, count instructions in the warm runs only::

@@ -97,8 +97,9 @@ def queue_ops(desk: Store, n: int, order_no: str) -> None:
 
 
 def fill_change_log(server: Store, n: int) -> None:
-    """``n`` change-log entries: new orders (full images), as if desks had created them. Like real orders,
-    they differ in size (none to two notes, of different lengths), so pages of changes differ in count."""
+    """``n`` change-log entries, as if desks had created orders and noted things on them: each new order (a
+    full image) followed by none to two notes (entries of their own) of different lengths, so entries and
+    pages of changes differ in size."""
     with server.read() as session:
         base = rep.dump_order(session, "SO-HQ-0000001")
     assert base is not None
@@ -106,28 +107,25 @@ def fill_change_log(server: Store, n: int) -> None:
     with server.write() as session:
         conn = session.connection()
         start = conn.exec_driver_sql("SELECT next_change_seq FROM sync_server").scalar_one()
-        rows = []
-        for i in range(n):
-            note = {
-                "at": base["created_at"],
-                "user_name": "liu",
-                "text": "到货后请电话联系" * sizes.randint(1, 5),
-            }
-            image = dict(
-                base, order_no=f"SO-BN-{i:07d}", notes=f"bench {i}", _notes=[note] * sizes.randint(0, 2)
-            )
-            rows.append(
-                (
-                    start + i,
-                    "order",
-                    image["order_no"],
-                    canonical_json(image),
-                    "",
-                    None,
-                    "",
-                    base["created_at"],
+        rows: list[tuple[object, ...]] = []
+        i = 0
+        while len(rows) < n:
+            order_no = f"SO-BN-{i:07d}"
+            image = dict(base, order_no=order_no, notes=f"bench {i}")
+            entries = [("order", order_no, image)]
+            for _ in range(sizes.randint(0, 2)):
+                note = {
+                    "order_no": order_no,
+                    "at": base["created_at"],
+                    "user_name": "liu",
+                    "text": "到货后请电话联系" * sizes.randint(1, 5),
+                }
+                entries.append(("note", str(uuid.UUID(int=sizes.getrandbits(128))), note))
+            for kind, key, img in entries[: n - len(rows)]:
+                rows.append(
+                    (start + len(rows), kind, key, canonical_json(img), "", None, "", base["created_at"])
                 )
-            )
+            i += 1
         mark = "%s" if server.url else "?"
         conn.exec_driver_sql(
             "INSERT INTO sync_change (seq, kind, key, image, event, op_id, desk_id, at) VALUES "

@@ -115,12 +115,18 @@ class Record:
     order_no: str = ""
     base_version: int | None = None
     detail: dict[str, Any] | None = None
+    op_id: str | None = None  # the outbox record's op id, when the effect names it (a note); else a new one
 
 
 def payload_hash(command: str, args: dict[str, Any], base_version: int | None, user: str) -> str:
     """The hash of an op's canonical payload, as its outbox record carries it and the central API checks it."""
     payload = {"command": command, "args": args, "base_version": base_version, "user": user}
     return sha256_hex(hash_text(payload))
+
+
+def new_op_id() -> str:
+    """A new op id (what names an outbox record, and the note it adds)."""
+    return str(uuid.uuid4())
 
 
 def write_records(
@@ -143,7 +149,7 @@ def write_records(
         rows.append(
             {
                 "seq": desk.next_seq,
-                "op_id": str(uuid.uuid4()),
+                "op_id": r.op_id or new_op_id(),
                 "desk_id": desk.desk_id,
                 "epoch": desk.epoch,
                 "command": name,

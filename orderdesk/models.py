@@ -191,6 +191,9 @@ class OrderNote(SQLModel, table=True):
     at: datetime
     user_name: str = Field(max_length=40)
     text: str = Field(max_length=NOTE_MAX)
+    # The op that added the note (its id is the note's name in the change log: a desk's own note and the
+    # central API's copy of it are one note). None for a note from before notes were synced by op (0008).
+    op_id: str | None = Field(default=None, max_length=36, index=True, unique=True)
 
 
 # -- alerts (issue 5) --

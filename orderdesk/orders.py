@@ -19,6 +19,7 @@ from orderdesk.commands import (
     command,
     command_batch,
     load_actor,
+    new_op_id,
     require_role,
 )
 from orderdesk.errors import Refused
@@ -525,6 +526,9 @@ class NewNote:
     order_no: str
     text: str
     user: str | Actor
+    op_id: str | None = (
+        None  # the op that adds it: the desk's, when the central API replays it; else a new one
+    )
 
 
 def add_notes_effect(store: Store, notes: Sequence[NewNote]) -> list[tuple[str, str] | Refused]:
@@ -572,8 +576,11 @@ def add_notes_effect(store: Store, notes: Sequence[NewNote]) -> list[tuple[str, 
                 out[i] = refused
                 continue
             order_id, version = found[no]
-            rows.append({"order_id": order_id, "at": ctx.now, "user_name": actor.name, "text": text})
-            records.append(Record(actor.name, {"order_no": no, "text": text}, no, version))
+            op_id = note.op_id or new_op_id()  # names the note everywhere it syncs to
+            rows.append(
+                {"order_id": order_id, "at": ctx.now, "user_name": actor.name, "text": text, "op_id": op_id}
+            )
+            records.append(Record(actor.name, {"order_no": no, "text": text}, no, version, op_id=op_id))
             out[i] = (no, actor.name)
         insert_rows(ctx.session, OrderNote, rows)
         ctx.record(records)

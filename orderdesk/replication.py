@@ -32,7 +32,7 @@ from functools import cache, partial
 from itertools import groupby
 from operator import itemgetter
 from pathlib import Path
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, NamedTuple, NoReturn, TypeVar
 
 from sqlalchemy import Boolean, DateTime, Row, bindparam, delete, event, func
 from sqlalchemy.exc import DataError, IntegrityError
@@ -222,11 +222,6 @@ def dump_orders(session: Session, order_nos: Iterable[str]) -> dict[str, dict[st
         lambda row: row.order_id,
         row_image(("id", "order_id", "product_id")),
     )
-    notes = grouped(
-        rows_under(session, OrderNote, OrderNote.order_id, ids, OrderNote.at, OrderNote.id),
-        lambda note: note.order_id,
-        row_image(("id", "order_id")),
-    )
     parts = {name: part.dump(session, found) for name, part in ORDER_PARTS.items()}
     images: dict[str, dict[str, Any] | None] = {}
     order_image = row_image(("id", "customer_id", "owner_id", "inspector_id"))
@@ -240,7 +235,6 @@ def dump_orders(session: Session, order_nos: Iterable[str]) -> dict[str, dict[st
         image["_owner"] = users.get(order.owner_id) if order.owner_id else None
         image["_inspector"] = users.get(order.inspector_id) if order.inspector_id else None
         image["_lines"] = lines.get(order.id or 0, [])
-        image["_notes"] = notes.get(order.id or 0, [])
         for name, part in ORDER_PARTS.items():
             image[f"_{name}"] = parts[name].get(order.id, part.empty)
         images[order_no] = image
@@ -249,6 +243,36 @@ def dump_orders(session: Session, order_nos: Iterable[str]) -> dict[str, dict[st
 
 def dump_order(session: Session, order_no: str) -> dict[str, Any] | None:
     return dump_orders(session, [order_no])[order_no]
+
+
+def dump_notes(session: Session, op_ids: Iterable[str]) -> dict[str, dict[str, Any] | None]:
+    """The images of notes, each named by the op that added it (None for no such note), in one query. A
+    note is an entity of its own in the change log, not part of its order's image: notes only ever grow, and
+    an order's image carrying all of them made each transaction that added one dump them all again."""
+    op_ids = list(op_ids)
+    c = OrderNote.__table__.c  # type: ignore[attr-defined]
+    found = {
+        row.op_id: {
+            "order_no": row.order_no,
+            "at": _jsonable(row.at),
+            "user_name": row.user_name,
+            "text": row.text,
+        }
+        for row in rows_in(
+            session,
+            lambda chunk: (
+                select(c.op_id, c.at, c.user_name, c.text, col(SalesOrder.order_no))
+                .join(SalesOrder, col(SalesOrder.id) == c.order_id)
+                .where(c.op_id.in_(chunk))
+            ),
+            op_ids,
+        )
+    }
+    return {op_id: found.get(op_id) for op_id in op_ids}
+
+
+def dump_note(session: Session, op_id: str) -> dict[str, Any] | None:
+    return dump_notes(session, [op_id])[op_id]
 
 
 def dump_customer(session: Session, code: str) -> dict[str, Any] | None:
@@ -284,13 +308,21 @@ DUMPERS: dict[str, Callable[[Session, str], dict[str, Any] | None]] = {
     "customer": dump_customer,
     "product": dump_product,
     "order": dump_order,
+    "note": dump_note,
+}
+# Kinds dumped set-based (a transaction publishes hundreds of them)
+MANY_DUMPERS: dict[str, Callable[[Session, Iterable[str]], dict[str, dict[str, Any] | None]]] = {
+    "order": dump_orders,
+    "note": dump_notes,
 }
 
 
 def dump_many(session: Session, kind: str, keys: Iterable[str]) -> dict[str, dict[str, Any] | None]:
-    """The images of many entities of one kind: orders (the busiest) set-based, the others one by one."""
-    if kind == "order":
-        return dump_orders(session, keys)
+    """The images of many entities of one kind: orders and notes (the busiest) set-based, the others one by
+    one."""
+    many = MANY_DUMPERS.get(kind)
+    if many is not None:
+        return many(session, keys)
     return {key: DUMPERS[kind](session, key) for key in keys}
 
 
@@ -299,7 +331,7 @@ def dump_many(session: Session, kind: str, keys: Iterable[str]) -> dict[str, dic
 TRACKED: dict[type, Callable[[Any], tuple[str, Any]]] = {
     SalesOrder: lambda o: ("order", o.order_no),
     OrderLine: lambda o: ("order_id", o.order_id),
-    OrderNote: lambda o: ("order_id", o.order_id),
+    OrderNote: lambda o: ("note", o.op_id),
     Customer: lambda o: ("customer", o.code),
     Product: lambda o: ("product", o.sku),
     ProductBarcode: lambda o: ("product_id", o.product_id),
@@ -362,6 +394,7 @@ class OpContext:
     order_no: str
     user_name: str
     seen_seq: int
+    op_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -380,6 +413,9 @@ class Replay:
         [("order", order_no)] if order_no else []
     )
     many: Callable[[Store, list[OpContext]], Sequence[list[tuple[str, str]] | Refused]] | None = None
+    # the kind of entity the command adds, named by the op's id (a note): published when the op is applied,
+    # and dropped again on the desk that made it if the op is rejected
+    adds: str | None = None
 
     def __post_init__(self) -> None:
         if [self.run, self.run_op, self.many].count(None) != 2:
@@ -478,9 +514,11 @@ def _replay_notes(store: Store, ops: list[OpContext]) -> list[list[tuple[str, st
     from orderdesk.orders import NewNote, add_notes_effect
 
     added = add_notes_effect(
-        store, [NewNote(op.args["order_no"], op.args["text"], op.user_name) for op in ops]
+        store, [NewNote(op.args["order_no"], op.args["text"], op.user_name, op.op_id) for op in ops]
     )
-    return [got if isinstance(got, Refused) else [("order", got[0])] for got in added]
+    return [
+        got if isinstance(got, Refused) else [("note", op.op_id)] for got, op in zip(added, ops, strict=True)
+    ]
 
 
 def _replay_customer(store: Store, a: dict[str, Any], user: str) -> object:
@@ -697,7 +735,7 @@ REPLAYS: dict[str, Replay] = {
     "create_order": Replay(_replay_create),
     "move_order": Replay(_replay_move, check=_check_move),
     "edit_order": Replay(_replay_edit, check=_check_edit),
-    "add_note": Replay(many=_replay_notes),
+    "add_note": Replay(many=_replay_notes, touches=lambda a, o: [], adds="note"),
     "add_customer": Replay(_replay_customer, touches=lambda a, o: [("customer", a["code"])]),
     "add_product": Replay(_replay_product, touches=lambda a, o: [("product", a["sku"])]),
     "add_user": Replay(_replay_user, touches=lambda a, o: [("user", a["name"])]),
@@ -712,15 +750,17 @@ REPLAYS: dict[str, Replay] = {
 }
 
 
-def touches_of(command: str, args: dict[str, Any], order_no: str) -> list[tuple[str, str]]:
-    """The entities an outbox command changes (as far as its intent says)."""
+def touches_of(command: str, args: dict[str, Any], order_no: str, op_id: str = "") -> list[tuple[str, str]]:
+    """The entities an outbox command changes (as far as its intent says), with the one it adds if it names
+    it by ``op_id`` (``Replay.adds``)."""
     replay = REPLAYS.get(command)
     if replay is None:
         return [("order", order_no)] if order_no else []
     try:
-        return replay.touches(args, order_no)
+        touched = replay.touches(args, order_no)
     except (KeyError, TypeError):
-        return [("order", order_no)] if order_no else []
+        touched = [("order", order_no)] if order_no else []
+    return [*touched, (replay.adds, op_id)] if replay.adds and op_id else touched
 
 
 # -- central API: set-up, enrolment, authentication ------------------------------------------------------
@@ -958,7 +998,9 @@ def _publishing(session: Session) -> Iterator[None]:
         for kind, key in last:
             keys.setdefault(kind, set()).add(key)
         images = {
-            (kind, key): canonical_json(None if image is None else {**image, AS_OF: last[(kind, key)]})
+            (kind, key): canonical_json(
+                image if image is None or kind in IMMUTABLE_KINDS else {**image, AS_OF: last[(kind, key)]}
+            )
             for kind, some in keys.items()
             for key, image in dump_many(session, kind, some).items()
         }
@@ -1031,7 +1073,10 @@ def _record_fields(
 
 
 # Kinds in the order a publish appends and a pull applies them (parents first); other areas add theirs.
-KIND_ORDER = {"user": 0, "customer": 1, "product": 2, "order": 3}
+KIND_ORDER = {"user": 0, "customer": 1, "product": 2, "order": 3, "note": 4}
+# Kinds whose entities never change once added (a note): their images carry no ``AS_OF``, and a desk keeps no
+# seq for each (applying one again changes nothing).
+IMMUTABLE_KINDS = frozenset({"note"})
 
 
 def _publish(
@@ -1289,7 +1334,7 @@ def _admit(op: OpIn, desk_id: str, group: _Group, *, ahead: int = 0) -> Mapping[
 
 
 def _context(desk_id: str, op: OpIn) -> OpContext:
-    return OpContext(desk_id, op.command, op.args, op.order_no, op.user_name, op.seen_seq)
+    return OpContext(desk_id, op.command, op.args, op.order_no, op.user_name, op.seen_seq, op.op_id)
 
 
 def _attempt(
@@ -1432,7 +1477,7 @@ def _conclude(
     }
     if rejection is None:
         assert group.stream is not None
-        touched |= set(touches_of(op.command, op.args, op.order_no))
+        touched |= set(touches_of(op.command, op.args, op.order_no, op.op_id))
         event = _event(
             op.command, op.user_name, op.order_no, op.args, at, group.desk_id, group.stream.desk_code
         )
@@ -1482,7 +1527,7 @@ def publish_local_changes(store: Store, *, batch: int = 1000) -> int:
                 event = _event(r.command, r.user_name, r.order_no, args, r.created_at, "", SERVER_DESK_CODE)
                 seq = _publish(
                     session,
-                    touches_of(r.command, args, r.order_no),
+                    touches_of(r.command, args, r.order_no, r.op_id),
                     op_id=None,
                     desk_id="",
                     now=now,
@@ -1548,20 +1593,30 @@ def _stored_bytes(session: Session, column: Any) -> Any:
     return cast(column, LargeBinary)
 
 
+def refuse_desk_too_old() -> NoReturn:
+    """A pull from a desk built before notes were entities of their own (migration 0008): it would read an
+    order's image without ``_notes`` as an order without notes and drop them all. Its pushes still go up."""
+    raise SyncError(
+        msg(
+            "This desk runs an older orderdesk than the central API and cannot read its changes. Upgrade "
+            "orderdesk on this desk, then sync again; its unsent work is kept and still goes up meanwhile."
+        ),
+        code="desk_too_old",
+        status=409,
+    )
+
+
 def changes_after(
     store: Store,
     after: int,
     *,
     limit: int = DEFAULT_PAGE,
     max_bytes: int = PAGE_BYTES,
-    same_image: bool = True,
 ) -> ChangePage:
     """Change-log entries with seq > ``after``, oldest first: at most ``limit``, and no more once they hold
     ``max_bytes`` characters of JSON (at least one), so a desk decodes a page in a few milliseconds whatever
     its orders hold. Writers commit one at a time in seq order (SQLite's single writer; ``pg_advisory_xact_lock`` on
-    PostgreSQL), so no later entry is ever visible before an earlier one: paging by seq never skips one.
-
-    ``same_image=False`` is for a desk older than ``SAME_IMAGE``: every entry carries its entity's image."""
+    PostgreSQL), so no later entry is ever visible before an earlier one: paging by seq never skips one."""
     publish_local_changes(store)
     with store.read() as session:
         server = session.get(SyncServer, 1)
@@ -1579,20 +1634,14 @@ def changes_after(
                 status=410,
                 floor=floor,
             )
-        fill = None if same_image else _full_images(session)
-        return ChangePage(_page(session, after, max(1, min(limit, 10_000)), max_bytes, fill), high, floor)
+        return ChangePage(_page(session, after, max(1, min(limit, 10_000)), max_bytes), high, floor)
 
 
 def _page(
-    session: Session,
-    after: int,
-    limit: int,
-    max_bytes: int,
-    fill: Callable[[int, str, str, bytes], bytes] | None,
+    session: Session, after: int, limit: int, max_bytes: int
 ) -> list[tuple[int, str, str, bytes, bytes]]:
     """The entries after ``after``: at most ``limit``, no more once they hold ``max_bytes`` (one at least),
-    read in chunks, so a page of large orders stops reading at its budget. ``fill``: each image as the desk
-    gets it (``_full_images``), so the budget counts what is sent."""
+    read in chunks, so a page of large orders stops reading at its budget."""
     entries: list[tuple[int, str, str, bytes, bytes]] = []
     size, last = 0, after
     statement = (
@@ -1613,7 +1662,6 @@ def _page(
         ).all()
         for s, k, key, img, ev in rows:
             seq = int(s)
-            img = fill(seq, k, key, img) if fill is not None else img
             size += len(img) + len(ev)
             if entries and size > max_bytes:
                 return entries
@@ -1622,44 +1670,6 @@ def _page(
         if len(rows) < PAGE_CHUNK:
             break
     return entries
-
-
-def _full_images(session: Session) -> Callable[[int, str, str, bytes], bytes]:
-    """For a desk that reads every image as one: each entry's image (stored bytes), ``SAME_IMAGE`` replaced by
-    the image it stands for (that of the entity's entry before it). If that entry is pruned already, the desk,
-    whose cursor is past it, reloads a snapshot."""
-    held: dict[tuple[str, str], bytes] = {}
-
-    def full(seq: int, kind: str, key: str, image: bytes) -> bytes:
-        if image == _SAME_BYTES:
-            image = (
-                held.get((kind, key))
-                or session.exec(
-                    select(_stored_bytes(session, SyncChange.image))
-                    .where(
-                        SyncChange.kind == kind,
-                        SyncChange.key == key,
-                        col(SyncChange.seq) < seq,
-                        SyncChange.image != SAME_IMAGE,
-                    )
-                    .order_by(col(SyncChange.seq).desc())
-                    .limit(1)
-                ).first()
-            )
-            if image is None:
-                raise CursorTooOld(
-                    msg(
-                        "This desk needs change {seq} in full, which the central API no longer keeps: the "
-                        "desk reloads a fresh snapshot (its unsent work is kept).",
-                        seq=seq,
-                    ),
-                    code="cursor_too_old",
-                    status=410,
-                )
-        held[(kind, key)] = image
-        return image
-
-    return full
 
 
 def prune_change_log(store: Store, *, keep_after: int) -> int:
@@ -1932,6 +1942,14 @@ def record_outcomes(store: Store, results: list[dict[str, Any]]) -> int:
         )
         for chunk in iter_chunks([row[0] for row, _ in decided]):
             conn.execute(f"DELETE FROM outbox WHERE op_id IN ({', '.join('?' * len(chunk))})", chunk)
+        # What a rejected op added here (its note) never existed at the centre: it goes.
+        dropped: dict[str, list[tuple[str, None]]] = {}
+        for row, res in decided:
+            adds = REPLAYS[row[3]].adds if row[3] in REPLAYS else None
+            if adds and res["status"] == "rejected":
+                dropped.setdefault(adds, []).append((row[0], None))
+        for kind, gone in dropped.items():
+            _apply_kind(conn, kind, gone)
         # Usually nothing is deferred: then there is nothing to drop or apply (and the outbox, perhaps
         # thousands of ops long, is not read).
         deferred = conn.execute("SELECT 1 FROM sync_deferred LIMIT 1").fetchone() is not None
@@ -2127,6 +2145,13 @@ def _apply_images(
     changed = 0
     for kind in sorted(by_kind, key=lambda k: KIND_ORDER.get(k, 9)):
         group = by_kind[kind]
+        if kind in IMMUTABLE_KINDS:  # applied as they come: one the desk has already changes nothing
+            before = conn.total_changes
+            _apply_kind(
+                conn, kind, [(key, json.loads(t) if isinstance(t, str) else t) for _, key, t in group]
+            )
+            changed += conn.total_changes - before
+            continue
         have = _entity_seqs(conn, kind, [key for _, key, _ in group])
         # Compared by the seq an image is as of: the image on a transaction's first entry about an entity is
         # its state as of the last one, newer than an image the desk got in between (a rejected op's refresh).
@@ -2138,13 +2163,7 @@ def _apply_images(
                 fresh.append((seq, key, image))
         if not fresh:
             continue
-        decoded = [(key, image) for _, key, image in fresh]
-        many = BATCH_APPLIERS.get(kind)
-        if many is not None:
-            many(conn, decoded)
-        else:
-            for key, image in decoded:
-                APPLIERS[kind](conn, key, image)
+        _apply_kind(conn, kind, [(key, image) for _, key, image in fresh])
         insert_values(
             conn,
             "INSERT INTO sync_entity (kind, key, seq)",
@@ -2153,6 +2172,17 @@ def _apply_images(
         )
         changed += len(fresh)
     return changed
+
+
+def _apply_kind(conn: sqlite3.Connection, kind: str, items: list[tuple[str, Any]]) -> None:
+    """Bring entities of one kind to their images (``None``: the entity is gone), set-based where the kind
+    has a batch applier."""
+    many = BATCH_APPLIERS.get(kind)
+    if many is not None:
+        many(conn, items)
+    else:
+        for key, image in items:
+            APPLIERS[kind](conn, key, image)
 
 
 @cache
@@ -2413,19 +2443,40 @@ def _apply_orders(conn: sqlite3.Connection, items: list[tuple[str, dict[str, Any
         "DELETE FROM order_line WHERE order_id = ? AND line_no = ?",
         [r for r in held if tuple(r) not in wanted],
     )
-    # Notes only grow: usually the desk holds a prefix of the image's and only the tail is new. Anything
-    # else (a note the desk made itself, now back with the server's time) is replaced wholesale.
+    _apply_whole_notes(conn, order_ids, images, held_ids)
+    parts = [(f"_{name}", part.apply) for name, part in ORDER_PARTS.items()]
+    for oid, image, number in zip(order_ids, images, numbers, strict=True):
+        new = number not in held_orders
+        for name, apply in parts:
+            part = image.get(name, _ABSENT)
+            if part is not _ABSENT and (part or not new):  # a new order has no parts yet
+                apply(conn, oid, part)
+
+
+def _apply_whole_notes(
+    conn: sqlite3.Connection, order_ids: list[int], images: list[dict[str, Any]], held_ids: list[int]
+) -> None:
+    """All of an order's notes, as an image from before notes were entities of their own carries them
+    (``_notes``; a central API older than migration 0008, or its change log from then). Notes only grow:
+    usually the desk holds a prefix of the image's and only the tail is new. Anything else (a note the desk
+    made itself, now back with the server's time) is replaced wholesale. An image without ``_notes`` leaves
+    the order's notes alone: they come as ``note`` entries."""
+    whole = [
+        (oid, image["_notes"]) for oid, image in zip(order_ids, images, strict=True) if "_notes" in image
+    ]
+    if not whole:
+        return
     have: dict[int, list[tuple[Any, ...]]] = {}
     for oid, *note in _keyed(
         conn,
         "SELECT order_id, at, user_name, text FROM order_note WHERE order_id IN ({marks}) ORDER BY order_id, at, id",
         (),
-        held_ids,
+        [oid for oid, _ in whole if oid in set(held_ids)],
     ):
         have.setdefault(oid, []).append(tuple(note))
     replaced, added = [], []
-    for oid, image in zip(order_ids, images, strict=True):
-        target = [(_to_sqlite(n["at"]), n["user_name"], n["text"]) for n in image.get("_notes", [])]
+    for oid, notes in whole:
+        target = [(_to_sqlite(n["at"]), n["user_name"], n["text"]) for n in notes]
         held_notes = have.get(oid, [])
         start = len(held_notes)
         if held_notes != target[:start]:
@@ -2434,13 +2485,29 @@ def _apply_orders(conn: sqlite3.Connection, items: list[tuple[str, dict[str, Any
         added += [(oid, *n) for n in target[start:]]
     conn.executemany("DELETE FROM order_note WHERE order_id = ?", replaced)
     insert_values(conn, "INSERT INTO order_note (order_id, at, user_name, text)", rows=added)
-    parts = [(f"_{name}", part.apply) for name, part in ORDER_PARTS.items()]
-    for oid, image, number in zip(order_ids, images, numbers, strict=True):
-        new = number not in held_orders
-        for name, apply in parts:
-            part = image.get(name, _ABSENT)
-            if part is not _ABSENT and (part or not new):  # a new order has no parts yet
-                apply(conn, oid, part)
+
+
+def _apply_notes(conn: sqlite3.Connection, items: list[tuple[str, dict[str, Any] | None]]) -> None:
+    """Bring notes (named by the op that added them) to their images, set-based. The desk's own note comes
+    back as the same note, with the central API's time; a note whose image is ``None`` (its op was
+    rejected) is dropped."""
+    conn.executemany(
+        "DELETE FROM order_note WHERE op_id = ?", [(op_id,) for op_id, image in items if image is None]
+    )
+    notes = [(op_id, image) for op_id, image in items if image is not None]
+    orders = _ids_of(conn, "sales_order", "order_no", [image["order_no"] for _, image in notes])
+    insert_values(
+        conn,
+        "INSERT INTO order_note (op_id, order_id, at, user_name, text)",
+        "ON CONFLICT (op_id) DO UPDATE SET order_id = excluded.order_id, at = excluded.at, "
+        "user_name = excluded.user_name, text = excluded.text WHERE order_note.at IS NOT excluded.at "
+        "OR order_note.order_id IS NOT excluded.order_id OR order_note.user_name IS NOT excluded.user_name "
+        "OR order_note.text IS NOT excluded.text",
+        rows=[
+            (op_id, orders[image["order_no"]], _to_sqlite(image["at"]), image["user_name"], image["text"])
+            for op_id, image in notes
+        ],
+    )
 
 
 def not_in(column: str, values: list[Any]) -> str:
@@ -2523,7 +2590,8 @@ APPLIERS: dict[str, Callable[[sqlite3.Connection, str, Any], None]] = {
 }
 # Kinds applied a batch at a time (a page holds thousands of orders).
 BATCH_APPLIERS: dict[str, Callable[[sqlite3.Connection, list[tuple[str, Any]]], None]] = {
-    "order": _apply_orders
+    "order": _apply_orders,
+    "note": _apply_notes,
 }
 
 

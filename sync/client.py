@@ -311,7 +311,7 @@ class SyncClient:
     def _fetch(self, after: int) -> httpx.Response | None:
         """The change-log page after ``after``, undecoded (``None`` if the central API no longer keeps it)."""
         response = self._call(
-            "GET", "/v1/changes", params={"after": after, "limit": self.page, "same_image": "true"}
+            "GET", "/v1/changes", params={"after": after, "limit": self.page, "note_entries": "true"}
         )
         if response.status_code == 410:
             return None

@@ -254,22 +254,29 @@ def create_app(
     @app.get(
         "/v1/changes",
         response_model=ChangesResponse,
-        responses=ERRORS | {410: {"model": ErrorBody, "description": "Cursor too old: re-bootstrap"}},
+        responses=ERRORS
+        | {
+            409: {"model": ErrorBody, "description": "desk_too_old: the desk must be upgraded to pull"},
+            410: {"model": ErrorBody, "description": "Cursor too old: re-bootstrap"},
+        },
         tags=["sync"],
     )
     def changes(
         request: Request,
         after: int = Query(0, ge=0, description="The last seq this desk applied"),
         limit: int = Query(1000, ge=1, le=MAX_PAGE),
-        same_image: bool = Query(
+        note_entries: bool = Query(
             False,
-            description='The desk takes "" for an image an earlier entry of the same transaction carries; '
-            "without it every entry carries its image, as older desks expect",
+            description="The desk takes each note as an entry of its own (kind note, named by the op that "
+            "added it) and an order's image without its notes; a desk that does not say so is too old (409 "
+            "desk_too_old)",
         ),
         _me: SyncDesk = Depends(desk),
     ) -> Response:
         """Change-log entries after ``after``, oldest first, in pages."""
-        page = rep.changes_after(current_store(request), after, limit=limit, same_image=same_image)
+        if not note_entries:
+            rep.refuse_desk_too_old()
+        page = rep.changes_after(current_store(request), after, limit=limit)
         # Images are sent as stored (canonical JSON), never decoded and re-encoded; "" (``SAME_IMAGE``):
         # an earlier entry of the same transaction carries the entity's image.
         return _maybe_gzipped(request, page.body())

@@ -387,9 +387,9 @@ def converge(w: World, state: Any = None) -> None:
 
 def business_state(store: Store) -> dict[str, Any]:
     """Every synced entity's image (no local ids), to compare a desk with the server."""
-    from sqlmodel import select
+    from sqlmodel import col, select
 
-    from orderdesk.models import AppUser, Customer, Product, SalesOrder
+    from orderdesk.models import AppUser, Customer, OrderNote, Product, SalesOrder
 
     out: dict[str, Any] = {}
     with store.read() as session:
@@ -405,6 +405,17 @@ def business_state(store: Store) -> dict[str, Any]:
                     image.pop("pin_hash", None)  # desk-local PINs may differ by design
                     image.pop("badge_hash", None)
                 out[f"{kind}:{value}"] = image
+        # Notes, by the op that added them (None for one from before 0008), each with its order and text,
+        # and the time the central API gave it: a desk's own note ends with that time too.
+        notes = session.exec(
+            select(
+                OrderNote.op_id, SalesOrder.order_no, OrderNote.at, OrderNote.user_name, OrderNote.text
+            ).join(SalesOrder, col(SalesOrder.id) == OrderNote.order_id)
+        ).all()
+        out["notes"] = sorted(
+            ((op_id, no, at.astimezone(UTC).isoformat(), who, text) for op_id, no, at, who, text in notes),
+            key=repr,
+        )
     return out
 
 

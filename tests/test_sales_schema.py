@@ -28,7 +28,8 @@ DESK_TABLES = {
 
 def test_the_desks_migration_matches_the_models(tmp_path: Path) -> None:
     store = Store.open(tmp_path / "new.db", create=True)
-    assert "0007" in schema_heads()  # 0006 (64-bit money) and 0007 (an index) follow 0005 on the same branch
+    # 0006 (64-bit money), 0007 (an index) and 0008 (a note's op) follow 0005 on the same branch
+    assert "0008" in schema_heads()
     with store.engine.connect() as conn:
         context = MigrationContext.configure(conn)
         diffs = compare_metadata(context, SQLModel.metadata)
@@ -55,10 +56,12 @@ def test_a_desk_from_before_the_desks_upgrades(tmp_path: Path) -> None:
     with sqlite3.connect(path) as conn:
         for table in sorted(DESK_TABLES, reverse=True):
             conn.execute(f"DROP TABLE {table}")
-        conn.execute("DELETE FROM alembic_version WHERE version_num = '0007'")  # the branch's head
+        conn.execute("DROP INDEX ix_order_note_op_id")  # and what came after the desks (0008)
+        conn.execute("ALTER TABLE order_note DROP COLUMN op_id")
+        conn.execute("DELETE FROM alembic_version WHERE version_num = '0008'")  # the branch's head
     reopened = Store.open(path)
     with sqlite3.connect(path) as conn:
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         versions = {r[0] for r in conn.execute("SELECT version_num FROM alembic_version")}
-    assert tables >= DESK_TABLES and "0007" in versions
+    assert tables >= DESK_TABLES and "0008" in versions
     reopened.close()

@@ -168,6 +168,102 @@ def test_pulling_the_same_page_twice_changes_nothing(world: World) -> None:
     assert table_count(b, "order_note") == before[2]
 
 
+def notes_of(store: Store) -> list[tuple[str | None, str, str]]:
+    """The notes on ``READY_ORDER``: (the op that added it, when, what), oldest first."""
+    with store.read() as session:
+        rows = session.connection().exec_driver_sql(
+            "SELECT order_note.op_id, order_note.at, order_note.text FROM order_note "
+            "JOIN sales_order ON sales_order.id = order_note.order_id "
+            f"WHERE sales_order.order_no = '{READY_ORDER}' ORDER BY order_note.at, order_note.id"
+        )
+        return [(op_id, str(at)[:19], text) for op_id, at, text in rows]
+
+
+def test_a_desks_note_comes_back_as_the_same_note_with_the_central_apis_time(any_world: World) -> None:
+    """A note is an entry of its own, named by the op that added it: the desk's own note and the central
+    API's copy of it are one note, which ends with the central API's time (the desk's clock is 3 h behind),
+    on every desk. The order's image is not published again for a note."""
+    w = any_world
+    a, b = w.desks["a"], w.desks["b"]
+    w.store.clock.advance(hours=3)  # type: ignore[attr-defined]
+    add_note(a, order_no=READY_ORDER, text="到货后请电话联系", user="liu")
+    [(op_id, made_at, _)] = [n for n in notes_of(a) if n[2] == "到货后请电话联系"]
+    assert op_id is not None and made_at == "2026-11-20 08:00:00"
+    before = table_count(w.store, "sync_change")
+    w.client("a").push()
+    with w.store.read() as session:
+        published = (
+            session.connection()
+            .exec_driver_sql(f"SELECT kind, key FROM sync_change WHERE seq > {before}")
+            .all()
+        )
+    assert [tuple(row) for row in published] == [("note", op_id)]
+    assert notes_of(a)[-1] == (op_id, "2026-11-20 08:00:00", "到货后请电话联系")  # shown until it comes back
+    converge(w)
+    for desk in (a, b, w.store):
+        assert [n for n in notes_of(desk) if n[0] == op_id] == [
+            (op_id, "2026-11-20 11:00:00", "到货后请电话联系")
+        ]
+    assert len(notes_of(a)) == len(notes_of(w.store))
+
+
+def test_a_rejected_note_is_dropped_from_the_desk_that_made_it(world: World) -> None:
+    """A note whose op the central API rejects (its author was deactivated there) never existed at the
+        centre: the desk that made it drops it when it learns the outcome; a note sent with it still stands, and
+    the desk's notes are the central API's."""
+    w = world
+    a = w.desks["a"]
+    with w.store.write() as session:
+        session.connection().exec_driver_sql("UPDATE app_user SET active = 0 WHERE name = 'liu'")
+    add_note(a, order_no=READY_ORDER, text="离职员工的备注", user="liu")
+    add_note(a, order_no=READY_ORDER, text="主管的备注", user="wang")
+    assert [n[2] for n in notes_of(a)][-2:] == ["离职员工的备注", "主管的备注"]
+    report = w.client("a").push()
+    assert (report.applied, report.rejected) == (1, 1)
+    assert [r.code for r in rep.rejections(a)] == ["inactive_user"]
+    assert "离职员工的备注" not in [n[2] for n in notes_of(a)] and "主管的备注" in [n[2] for n in notes_of(a)]
+    w.sync("a")
+    assert business_state(a)["notes"] == business_state(w.store)["notes"]
+
+
+def test_an_order_image_that_carries_its_notes_still_applies(world: World) -> None:
+    """An image written before notes were entries of their own (``_notes``: all the order's notes, none named
+    by an op) brings the order's notes to it, as ever; note entries after it add theirs beside them, and an
+    order image without ``_notes`` leaves them all alone."""
+    b = world.desks["b"]
+    link = rep.get_link(b)
+    assert link is not None
+    with world.store.read() as session:
+        held = rep.dump_order(session, READY_ORDER)
+    assert held is not None and "_notes" not in held
+    old_note = {"at": "2026-11-19T06:30:00.000000+00:00", "user_name": "liu", "text": "旧版的备注"}
+    new_note = {
+        "at": "2026-11-19T07:00:00.000000+00:00",
+        "user_name": "wang",
+        "text": "新版的备注",
+        "order_no": READY_ORDER,
+    }
+    seq = link.cursor
+    page = [
+        (
+            seq + 1,
+            "order",
+            READY_ORDER,
+            json.dumps(held | {"version": held["version"] + 1, "_notes": [old_note]}),
+            "",
+        ),
+        (seq + 2, "note", "6c1d3f7e-0000-4000-8000-000000000001", json.dumps(new_note), ""),
+    ]
+    rep.apply_changes(b, page, next_cursor=seq + 2)
+    later = [(seq + 3, "order", READY_ORDER, json.dumps(held | {"version": held["version"] + 2}), "")]
+    rep.apply_changes(b, later, next_cursor=seq + 3)  # a page of its own: a page applies an order's newest
+    assert [n[1:] for n in notes_of(b)] == [
+        ("2026-11-19 06:30:00", "旧版的备注"),
+        ("2026-11-19 07:00:00", "新版的备注"),
+    ]
+    assert [n[0] for n in notes_of(b)] == [None, "6c1d3f7e-0000-4000-8000-000000000001"]
+
+
 def test_other_desks_changes_show_in_the_timeline_once(world: World) -> None:
     add_note(world.desks["a"], order_no=READY_ORDER, text="来自仓库一", user="liu")
     world.sync("a")

@@ -271,50 +271,53 @@ def test_amounts_past_21_million_cny_sync_on_both_stores(any_world: World) -> No
 def test_ops_decided_together_publish_the_committed_image_and_keep_no_outbox_copy(any_world: World) -> None:
     """A push's ops are decided in one transaction: the order's first change-log entry in it carries the
     order as that transaction committed it (nobody ever saw it in between), as of its last entry, and the
-    later ones carry no copy of it; the central API, nobody's desk, keeps no outbox copy of what it
-    replayed."""
+    later ones carry no copy of it. A note is an entry of its own, named by the op that added it, and leaves
+    the order's image alone. The central API, nobody's desk, keeps no outbox copy of what it replayed."""
     w = any_world
     a = w.desks["a"]
     add_note(a, order_no=READY_ORDER, text="第一条", user="liu")
     edit_order(a, order_no=READY_ORDER, changes={"notes": "易碎"}, user="wang")
     add_note(a, order_no=READY_ORDER, text="第二条", user="liu")
+    edit_order(a, order_no=READY_ORDER, changes={"notes": "易碎，轻放"}, user="wang")
     before = table_count(w.store, "sync_change")
     desk_id, epoch, ops = rep.pending_ops(a)
     results, error = rep.decide_ops(
         w.store, desk_id, epoch, ops, budget_s=60
     )  # one transaction, however slow
-    assert error is None and [r.status for r in results] == ["applied"] * 3
+    assert error is None and [r.status for r in results] == ["applied"] * 4
     assert table_count(w.store, "outbox") == 0  # nothing written to be published again
     with w.store.read() as session:
         entries = (
             session.connection()
             .exec_driver_sql(
-                "SELECT seq, image, event FROM sync_change WHERE kind = 'order' ORDER BY seq DESC LIMIT 3"
+                f"SELECT seq, kind, key, image, event FROM sync_change WHERE seq > {before} ORDER BY seq"
             )
             .all()
         )
         committed = rep.dump_order(session, READY_ORDER)
-    assert table_count(w.store, "sync_change") == before + 3
-    assert [json.loads(event)["command"] for _, _, event in reversed(entries)] == [
-        "add_note",
-        "edit_order",
-        "add_note",
+    assert [(kind, json.loads(event)["command"]) for _, kind, _, _, event in entries] == [
+        ("note", "add_note"),
+        ("order", "edit_order"),
+        ("note", "add_note"),
+        ("order", "edit_order"),
     ]
-    last = entries[0][0]
-    first_image, *later = [image for _, image, _ in reversed(entries)]
+    notes, orders = entries[0::2], entries[1::2]
+    assert [key for _, _, key, _, _ in notes] == [ops[0].op_id, ops[2].op_id]
+    assert [json.loads(image)["text"] for _, _, _, image, _ in notes] == ["第一条", "第二条"]
+    assert all(json.loads(image)["order_no"] == READY_ORDER for _, _, _, image, _ in notes)
+    (_, _, _, first_image, _), (last, _, _, later, _) = orders
     assert json.loads(first_image) == {**json.loads(json.dumps(committed)), "_as_of": last}
-    assert later == [rep.SAME_IMAGE] * 2
-    assert committed is not None and committed["notes"] == "易碎"
-    assert [n["text"] for n in committed["_notes"]][-2:] == ["第一条", "第二条"]
+    assert later == rep.SAME_IMAGE
+    assert committed is not None and committed["notes"] == "易碎，轻放" and "_notes" not in committed
     rep.record_outcomes(a, [r.to_json() for r in results])
     converge(w)
 
 
-def note_and_edit_in_one_transaction(w: World) -> list[rep.OpResult]:
-    """Desk a adds a note to the ready order and edits its notes; the central API decides both in one
-    transaction (their outcomes are not recorded on a yet)."""
+def two_edits_in_one_transaction(w: World) -> list[rep.OpResult]:
+    """Desk a edits the ready order's notes twice; the central API decides both in one transaction (their
+    outcomes are not recorded on a yet)."""
     a = w.desks["a"]
-    add_note(a, order_no=READY_ORDER, text="到了再打电话", user="liu")
+    edit_order(a, order_no=READY_ORDER, changes={"notes": "轻放"}, user="wang")
     edit_order(a, order_no=READY_ORDER, changes={"notes": "易碎"}, user="wang")
     desk_id, epoch, ops = rep.pending_ops(a)
     results, error = rep.decide_ops(w.store, desk_id, epoch, ops, budget_s=60)  # one transaction
@@ -328,12 +331,12 @@ def test_an_edit_made_after_pulling_part_of_a_transaction_is_based_on_what_it_sh
     state b showed, not a stale one: applied, not kept as a conflict."""
     w = world
     a, b = w.desks["a"], w.desks["b"]
-    results = note_and_edit_in_one_transaction(w)
+    results = two_edits_in_one_transaction(w)
     rep.record_outcomes(a, [r.to_json() for r in results])
     link = rep.get_link(b)
     assert link is not None
     page = rep.changes_after(w.store, link.cursor, limit=1)
-    assert [json.loads(e[4])["command"] for e in page.entries] == ["add_note"]
+    assert [json.loads(e[4])["command"] for e in page.entries] == ["edit_order"]
     rep.apply_changes(b, page.entries, next_cursor=page.next_after or link.cursor)
     assert show_order(b, READY_ORDER).notes == "易碎"
     edit_order(b, order_no=READY_ORDER, changes={"notes": "易碎，轻放"}, user="wang")
@@ -343,28 +346,23 @@ def test_an_edit_made_after_pulling_part_of_a_transaction_is_based_on_what_it_sh
     converge(w)
 
 
-@pytest.mark.parametrize("same_image", [True, False])
-def test_a_pull_page_stops_at_its_byte_budget_but_is_never_empty(any_world: World, same_image: bool) -> None:
+def test_a_pull_page_stops_at_its_byte_budget_but_is_never_empty(any_world: World) -> None:
     """A page holds at most about ``max_bytes`` of JSON (a desk decodes it without stalling its screen), one
-    entry at least however large, and paging through them skips nothing. For a desk older than
-    ``SAME_IMAGE`` the budget counts the images filled in for it: the six notes go up in one transaction,
-    so the order's entries after its first are ``SAME_IMAGE`` in the log. On both stores, whose text each
+    entry at least however large, and paging through them skips nothing. On both stores, whose text each
     page reads as the UTF-8 bytes stored (Chinese notes: three bytes a character), as it sends them."""
     world = any_world
     for n in range(6):
         add_note(world.desks["a"], order_no=READY_ORDER, text=f"第{n}条" * 50, user="liu")
     add_note(world.desks["a"], order_no=READY_ORDER, text='引号"与反斜杠\\', user="liu")  # escaped in JSON
     world.sync("a")
-    every = rep.changes_after(world.store, 0, limit=10_000, same_image=same_image)
-    assert len(every.entries) >= 6
-    shared = sum(e[3] == rep.SAME_IMAGE for e in every.entries)
-    assert shared >= 5 if same_image else shared == 0
-    first = rep.changes_after(world.store, 0, max_bytes=1, same_image=same_image).entries
+    every = rep.changes_after(world.store, 0, limit=10_000)
+    assert len(every.entries) >= 7
+    first = rep.changes_after(world.store, 0, max_bytes=1).entries
     assert [e[0] for e in first] == [every.entries[0][0]]
     budget = max(len(e[3]) + len(e[4]) for e in every.entries) * 2
     seen, after, pages = [], 0, 0
     while True:
-        page = rep.changes_after(world.store, after, max_bytes=budget, same_image=same_image)
+        page = rep.changes_after(world.store, after, max_bytes=budget)
         if not page.entries:
             break
         pages += 1
@@ -373,13 +371,8 @@ def test_a_pull_page_stops_at_its_byte_budget_but_is_never_empty(any_world: Worl
         after = page.next_after or after
     assert seen == [e[0] for e in every.entries]
     assert pages >= 3  # at most two of the six large entries fit in one page
-    texts = [
-        n["text"]
-        for e in every.entries
-        if e[3] not in ("", "null")
-        for n in json.loads(e[3]).get("_notes", [])
-    ]
-    assert "第5条" * 50 in texts and '引号"与反斜杠\\' in texts
+    texts = [json.loads(e[3])["text"] for e in every.entries if e[1] == "note"]
+    assert texts[-7:] == [f"第{n}条" * 50 for n in range(6)] + ['引号"与反斜杠\\']
     sent = json.loads(every.body())
     assert [list(e[:3]) for e in sent["entries"]] == [list(e[:3]) for e in every.entries]
     assert sent["entries"][-1][3] == json.loads(every.entries[-1][3] or '""')
@@ -792,7 +785,7 @@ def test_an_image_is_compared_by_the_seq_it_is_as_of_not_by_its_entry(world: Wor
     still takes it: the image is newer than the refresh, though its entry's seq is not."""
     w = world
     a, b = w.desks["a"], w.desks["b"]
-    results = note_and_edit_in_one_transaction(w)
+    results = two_edits_in_one_transaction(w)
     link = rep.get_link(b)
     assert link is not None
     page = rep.changes_after(w.store, link.cursor, limit=100)
@@ -900,7 +893,7 @@ def test_pages_of_changes_are_gzipped_for_a_desk_that_takes_gzip(world: World) -
     def page(accept: str) -> httpx.Response:
         return httpx.get(
             w.server.url + "/v1/changes",
-            params={"after": 0, "limit": 1000, "same_image": "true"},
+            params={"after": 0, "limit": 1000, "note_entries": "true"},
             headers={**headers, "Accept-Encoding": accept},
             timeout=30,
         )
@@ -915,40 +908,28 @@ def test_pages_of_changes_are_gzipped_for_a_desk_that_takes_gzip(world: World) -
     converge(w)
 
 
-def test_a_desk_that_does_not_take_same_image_gets_every_image_in_full(world: World) -> None:
-    """A desk older than ``SAME_IMAGE`` reads every entry's image as one: unless it asks for ``same_image``,
-    the central API fills each in with the image it stands for; if that entry is pruned, the answer is 410
-    (the desk reloads a snapshot), never an empty image."""
+def test_a_desk_too_old_for_note_entries_is_told_to_upgrade_and_its_pushes_still_go_up(world: World) -> None:
+    """A desk built before notes were entries of their own would read an order's image (no ``_notes`` now)
+    as an order without notes and drop them all. It does not ask for ``note_entries``, so its pull is
+    refused with a reason it shows its user (409 ``desk_too_old``: upgrade this desk), nothing is sent or
+    changed, and its pushes still go up."""
     w = world
     a = w.desks["a"]
-    add_note(a, order_no=READY_ORDER, text="第一条", user="liu")
-    add_note(a, order_no=READY_ORDER, text="第二条", user="liu")
-    add_note(a, order_no=READY_ORDER, text="第三条", user="liu")
-    w.sync("a")
-    headers = {"Authorization": f"Bearer {token(w, 'b')}"}
-
-    def order_images(after: int, **params: Any) -> httpx.Response:
-        return httpx.get(
-            w.server.url + "/v1/changes",
-            params={"after": after, "limit": 2, **params},  # the transaction spans pages
-            headers=headers,
-            timeout=30,
-        )
-
-    def images(**params: Any) -> list[Any]:
-        out, after = [], 0
-        while True:
-            page = order_images(after, **params).json()
-            if not page["entries"]:
-                return out
-            out += [e[3] for e in page["entries"] if e[1] == "order" and e[2] == READY_ORDER]
-            after = page["next_after"]
-
-    compact = images(same_image="true")
-    assert compact[-2:] == [rep.SAME_IMAGE] * 2 and isinstance(compact[-3], dict)
-    full = images()
-    assert full[-3:] == [compact[-3]] * 3
-    last_seq = rep.changes_after(w.store, 0, limit=10_000).entries[-1][0]
-    rep.prune_change_log(w.store, keep_after=last_seq - 1)  # the entry carrying the image is gone
-    assert order_images(last_seq - 1).status_code == 410
-    assert order_images(last_seq - 1, same_image="true").json()["entries"][0][3] == rep.SAME_IMAGE
+    add_note(a, order_no=READY_ORDER, text="旧版工作台的备注", user="liu")
+    headers = {"Authorization": f"Bearer {token(w, 'a')}"}
+    cursor = rep.get_link(a).cursor  # type: ignore[union-attr]
+    before = table_count(w.store, "sync_change")
+    for old in ({"same_image": "true"}, {}):
+        r = httpx.get(w.server.url + "/v1/changes", params={"after": 0, **old}, headers=headers, timeout=30)
+        assert r.status_code == 409 and r.json()["error"]["code"] == "desk_too_old"
+        refusal = rep.msg_from_json(r.json()["error"]["message"])
+        assert "Upgrade orderdesk on this desk" in refusal.render("en") and "升级" in refusal.render("zh")
+    (op,) = rep.pending_ops(a)[2]
+    report = w.client("a").push()
+    assert report.applied == 1 and rep.outbox_count(a) == 0
+    assert table_count(w.store, "sync_change") == before + 1 and rep.get_link(a).cursor == cursor  # type: ignore[union-attr]
+    ok = httpx.get(
+        w.server.url + "/v1/changes", params={"after": 0, "note_entries": "true"}, headers=headers, timeout=30
+    )
+    assert ok.status_code == 200 and ok.json()["entries"][-1][1:3] == ["note", op.op_id]
+    converge(w)
