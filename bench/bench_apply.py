@@ -29,8 +29,9 @@ from sync.client import decode_page
 from tests.sync_harness import enrol_local, seed_server
 
 
-def prepare(folder: Path, n_changes: int) -> tuple[Path, list[bytes]]:
-    """An enrolled desk, caught up, and the pages of ``n_changes`` new orders it has yet to pull."""
+def prepare(folder: Path, n_changes: int) -> tuple[Path, list[bytes], int]:
+    """An enrolled desk, caught up, and the pages of ``n_changes`` changes it has yet to pull (new orders and
+    their notes), with how many are orders."""
     server = Store.open(str(folder / "server.db"), create=True)
     seed_server(server)
     desk = Store.open(folder / "desk.db", create=True)
@@ -41,14 +42,14 @@ def prepare(folder: Path, n_changes: int) -> tuple[Path, list[bytes]]:
         rep.apply_changes(desk, page.entries, next_cursor=page.next_after)
         link = rep.get_link(desk)
         assert link is not None
-    fill_change_log(server, n_changes)
+    orders = fill_change_log(server, n_changes)
     bodies, after = [], link.cursor
     while (page := rep.changes_after(server, after, limit=2000)).next_after is not None:
         bodies.append(page.body())
         after = page.next_after
     server.close()
     desk.close()
-    return folder / "desk.db", bodies
+    return folder / "desk.db", bodies, orders
 
 
 def apply_pages(desk: Store, bodies: list[bytes]) -> int:
@@ -68,12 +69,13 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
     with scratch_run("apply") as folder:
-        source, bodies = prepare(folder, args.changes)
+        source, bodies, orders = prepare(folder, args.changes)
         best, median, warm = warm_runs(source, args.runs, lambda desk: apply_pages(desk, bodies))
         n = args.changes
         print(
             f"[sqlite] apply {n:>7,} changes in {len(bodies)} pages: best {best * 1e6 / n:5.1f} µs a change "
-            f"({n / best:,.0f} changes/s), median {median * 1e6 / n:5.1f} µs over {warm} warm runs"
+            f"({n / best:,.0f} changes/s), median {median * 1e6 / n:5.1f} µs over {warm} warm runs "
+            f"({orders:,} new orders, {n - orders:,} notes)"
         )
 
 

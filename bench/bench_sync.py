@@ -96,10 +96,10 @@ def queue_ops(desk: Store, n: int, order_no: str) -> None:
         conn.exec_driver_sql("UPDATE desk SET next_seq = ?", (seq + n,))
 
 
-def fill_change_log(server: Store, n: int) -> None:
+def fill_change_log(server: Store, n: int) -> int:
     """``n`` change-log entries, as if desks had created orders and noted things on them: each new order (a
     full image) followed by none to two notes (entries of their own) of different lengths, so entries and
-    pages of changes differ in size."""
+    pages of changes differ in size. Returns how many are orders."""
     with server.read() as session:
         base = rep.dump_order(session, "SO-HQ-0000001")
     assert base is not None
@@ -133,6 +133,7 @@ def fill_change_log(server: Store, n: int) -> None:
             rows,
         )
         conn.exec_driver_sql(f"UPDATE sync_server SET next_change_seq = {mark}", (start + n,))
+    return sum(row[1] == "order" for row in rows)
 
 
 def queue_scans(desk: Store, n_scans: int, push: Callable[[], object]) -> None:
@@ -289,14 +290,15 @@ def bench_push_pull(
                     bench_station(kind, server, desk, client, n_station)
             if do_pull:
                 client.pull()  # what is there already (the desk's own ops): the figure is the change log's
-                fill_change_log(server, n_changes)
+                orders = fill_change_log(server, n_changes)
                 t = time.perf_counter()
                 report = client.pull()
                 dt = time.perf_counter() - t
                 # the change log alone: the desk's own ops came before
                 assert report.pulled == n_changes, report
                 print(
-                    f"[{kind}] pull        {report.pulled:>8,} changes in {dt:6.2f} s = {report.pulled / dt:8,.0f} changes/s"
+                    f"[{kind}] pull        {report.pulled:>8,} changes in {dt:6.2f} s = {report.pulled / dt:8,.0f} changes/s "
+                    f"({orders:,} new orders, {n_changes - orders:,} notes)"
                 )
         finally:
             proc.kill()

@@ -13,7 +13,7 @@ import pytest
 from orderdesk import audit
 from orderdesk import replication as rep
 from orderdesk.catalog import add_customer
-from orderdesk.errors import Refused
+from orderdesk.errors import Refused, StoreError
 from orderdesk.labels import load_presets
 from orderdesk.orders import add_note, edit_order, move_order, show_order
 from orderdesk.scanning import (
@@ -655,3 +655,33 @@ def test_a_shipment_with_a_carriers_waybill_scanned_at_the_station_syncs(world: 
     assert report.rejected == 0, rep.rejections(a)
     detail = show_order(world.store, order)
     assert (detail.state, detail.waybill) == ("shipped", "SF2026112301")
+
+
+def test_a_note_for_an_order_the_desk_does_not_have_refuses_its_page(world: World) -> None:
+    """A note entry names its order by number; one this desk does not have means the page is not what the
+    desk can apply: refused with a reason, nothing of it applied, the cursor where it was."""
+    b = world.desks["b"]
+    link = rep.get_link(b)
+    assert link is not None
+    note = {"at": "2026-11-19T07:00:00.000000+00:00", "user_name": "wang", "text": "无主的备注"}
+    page = [
+        (
+            link.cursor + 1,
+            "note",
+            "6c1d3f7e-0000-4000-8000-000000000002",
+            json.dumps(note | {"order_no": READY_ORDER}),
+            "",
+        ),
+        (
+            link.cursor + 2,
+            "note",
+            "6c1d3f7e-0000-4000-8000-000000000003",
+            json.dumps(note | {"order_no": "SO-XX-0000001"}),
+            "",
+        ),
+    ]
+    before = notes_of(b)
+    with pytest.raises(StoreError) as caught:
+        rep.apply_changes(b, page, next_cursor=link.cursor + 2)
+    assert caught.value.code == "sync_missing_parent" and "SO-XX-0000001" in str(caught.value)
+    assert notes_of(b) == before and rep.get_link(b).cursor == link.cursor  # type: ignore[union-attr]
