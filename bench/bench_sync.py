@@ -275,7 +275,12 @@ def bench_push_pull(
                     for i in range(0, len(ops), 500):
                         r = http.post(
                             url + "/v1/push",
-                            json={"desk_id": desk_id, "epoch": epoch, "ops": ops[i : i + 500]},
+                            json={
+                                "desk_id": desk_id,
+                                "epoch": epoch,
+                                "ops": ops[i : i + 500],
+                                "note_entries": True,
+                            },
                             headers={"Authorization": f"Bearer {token}"},
                         )
                         assert r.status_code == 200, r.text

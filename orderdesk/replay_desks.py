@@ -865,8 +865,8 @@ rep.ORDER_PARTS.update(
 rep.DUMPERS.update({"invoice": dump_invoice, "payment": dump_payment})
 rep.APPLIERS.update({"invoice": _apply_invoice, "payment": _apply_payment})
 # After orders (an invoice names them), and invoices before payments (a payment is matched to invoices).
-rep.KIND_ORDER.setdefault("invoice", 4)
-rep.KIND_ORDER.setdefault("payment", 5)
+rep.KIND_ORDER.setdefault("invoice", 5)
+rep.KIND_ORDER.setdefault("payment", 6)
 # A supervisor's queue marks these as "someone else got there first".
 rep.CONFLICT_CODES.update(
     {"decision_conflict", "change_pending", "change_conflict", "inspection_conflict", "invoice_conflict"}

@@ -1594,12 +1594,13 @@ def _stored_bytes(session: Session, column: Any) -> Any:
 
 
 def refuse_desk_too_old() -> NoReturn:
-    """A pull from a desk built before notes were entities of their own (migration 0008): it would read an
-    order's image without ``_notes`` as an order without notes and drop them all. Its pushes still go up."""
+    """A push or pull from a desk built before notes were entities of their own (migration 0008): it would
+    read an order's image without ``_notes`` (pulled, or a rejected op's refresh) as an order without notes
+    and drop them all, and its notes carry no op id to come back by. It keeps its ops until upgraded."""
     raise SyncError(
         msg(
-            "This desk runs an older orderdesk than the central API and cannot read its changes. Upgrade "
-            "orderdesk on this desk, then sync again; its unsent work is kept and still goes up meanwhile."
+            "This desk runs an older orderdesk than the central API and cannot sync with it. Upgrade "
+            "orderdesk on this desk, then sync again; its unsent work is kept until then."
         ),
         code="desk_too_old",
         status=409,
@@ -2459,19 +2460,23 @@ def _apply_whole_notes(
     """All of an order's notes, as an image from before notes were entities of their own carries them
     (``_notes``; a central API older than migration 0008, or its change log from then). Notes only grow:
     usually the desk holds a prefix of the image's and only the tail is new. Anything else (a note the desk
-    made itself, now back with the server's time) is replaced wholesale. An image without ``_notes`` leaves
-    the order's notes alone: they come as ``note`` entries."""
+    made itself, now back with the server's time) is replaced wholesale, but for the desk's notes still
+    waiting to be sent: those come back as ``note`` entries. An image without ``_notes`` leaves the order's
+    notes alone."""
     whole = [
         (oid, image["_notes"]) for oid, image in zip(order_ids, images, strict=True) if "_notes" in image
     ]
     if not whole:
         return
+    synced = "(op_id IS NULL OR op_id NOT IN (SELECT op_id FROM outbox))"
+    held = set(held_ids)
     have: dict[int, list[tuple[Any, ...]]] = {}
     for oid, *note in _keyed(
         conn,
-        "SELECT order_id, at, user_name, text FROM order_note WHERE order_id IN ({marks}) ORDER BY order_id, at, id",
+        f"SELECT order_id, at, user_name, text FROM order_note WHERE {synced} AND order_id IN ({{marks}}) "
+        "ORDER BY order_id, at, id",
         (),
-        [oid for oid, _ in whole if oid in set(held_ids)],
+        [oid for oid, _ in whole if oid in held],
     ):
         have.setdefault(oid, []).append(tuple(note))
     replaced, added = [], []
@@ -2483,7 +2488,7 @@ def _apply_whole_notes(
             replaced.append((oid,))
             start = 0
         added += [(oid, *n) for n in target[start:]]
-    conn.executemany("DELETE FROM order_note WHERE order_id = ?", replaced)
+    conn.executemany(f"DELETE FROM order_note WHERE order_id = ? AND {synced}", replaced)
     insert_values(conn, "INSERT INTO order_note (order_id, at, user_name, text)", rows=added)
 
 

@@ -230,7 +230,7 @@ class SyncClient:
     def _send(self, sender: ThreadPoolExecutor, desk_id: str, epoch: int, ops: list[rep.OpIn]) -> _Flight:
         """Start pushing ``ops``, or as many of the first of them as fit in one request body (long notes, big
         orders: fewer to a push), on the sending thread."""
-        head = f'{{"desk_id":{json.dumps(desk_id)},"epoch":{int(epoch)},"ops":['.encode()
+        head = f'{{"desk_id":{json.dumps(desk_id)},"epoch":{int(epoch)},"note_entries":true,"ops":['.encode()
         size = len(head) + 2
         parts: list[bytes] = []
         for op in ops:

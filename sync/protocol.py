@@ -65,6 +65,12 @@ class PushRequest(BaseModel):
     desk_id: str = Field(max_length=36)
     epoch: int = Field(ge=1)
     ops: list[Op] = Field(max_length=MAX_OPS_PER_PUSH)
+    note_entries: bool = Field(
+        False,
+        description="The desk takes notes as change-log entries of their own (and order images without "
+        "notes, as a rejected op's refresh carries them); a desk that does not say so is too old (409 "
+        "desk_too_old) and keeps its ops until it is upgraded",
+    )
 
 
 class RefreshImage(BaseModel):
@@ -92,8 +98,8 @@ class PushResponse(BaseModel):
 class ChangesResponse(BaseModel):
     entries: list[tuple[int, str, str, dict[str, Any] | Literal[""] | None, dict[str, Any] | None]] = Field(
         description="[seq, kind, key, image, event] oldest first; kind is user, customer, product, order, "
-        "invoice or payment; "
-        'image is null for an entity that no longer exists, and "" (only when asked with same_image=true) '
+        "note (named by the op that added it), invoice or payment; "
+        'image is null for an entity that no longer exists, and "" '
         "when an earlier entry of the same transaction carries the entity's image; event (command, user, order_no, detail, at, desk_id, "
         "desk_code) is on one entry per op"
     )

@@ -230,6 +230,8 @@ def create_app(
         """Decide ops in order, several to a transaction: each op in a savepoint, or a run of set-based ops
         (notes, scans) in one. A retried op gets its stored outcome."""
         same_desk(me, body.desk_id)
+        if not body.note_entries:
+            rep.refuse_desk_too_old()
         store = current_store(request)
         results: list[dict[str, Any]] = []
         deadline = time.monotonic() + PUSH_BUDGET_S

@@ -6,6 +6,7 @@ stock deltas that may not go below zero, and pulls that are idempotent — on SQ
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -228,8 +229,9 @@ def test_a_rejected_note_is_dropped_from_the_desk_that_made_it(world: World) -> 
 
 def test_an_order_image_that_carries_its_notes_still_applies(world: World) -> None:
     """An image written before notes were entries of their own (``_notes``: all the order's notes, none named
-    by an op) brings the order's notes to it, as ever; note entries after it add theirs beside them, and an
-    order image without ``_notes`` leaves them all alone."""
+    by an op) brings the order's notes to it, as ever, but for the desk's own notes still waiting to be sent
+    (they come back as note entries); note entries after it add theirs beside them, and an order image without
+    ``_notes`` leaves them all alone."""
     b = world.desks["b"]
     link = rep.get_link(b)
     assert link is not None
@@ -243,6 +245,7 @@ def test_an_order_image_that_carries_its_notes_still_applies(world: World) -> No
         "text": "新版的备注",
         "order_no": READY_ORDER,
     }
+    add_note(b, order_no=READY_ORDER, text="还没发出的备注", user="liu")  # waits in b's outbox
     seq = link.cursor
     page = [
         (
@@ -254,14 +257,16 @@ def test_an_order_image_that_carries_its_notes_still_applies(world: World) -> No
         ),
         (seq + 2, "note", "6c1d3f7e-0000-4000-8000-000000000001", json.dumps(new_note), ""),
     ]
+    (waiting,) = [op.op_id for op in rep.pending_ops(b)[2]]
     rep.apply_changes(b, page, next_cursor=seq + 2)
     later = [(seq + 3, "order", READY_ORDER, json.dumps(held | {"version": held["version"] + 2}), "")]
     rep.apply_changes(b, later, next_cursor=seq + 3)  # a page of its own: a page applies an order's newest
     assert [n[1:] for n in notes_of(b)] == [
         ("2026-11-19 06:30:00", "旧版的备注"),
         ("2026-11-19 07:00:00", "新版的备注"),
+        ("2026-11-20 08:00:00", "还没发出的备注"),
     ]
-    assert [n[0] for n in notes_of(b)] == [None, "6c1d3f7e-0000-4000-8000-000000000001"]
+    assert [n[0] for n in notes_of(b)] == [None, "6c1d3f7e-0000-4000-8000-000000000001", waiting]
 
 
 def test_other_desks_changes_show_in_the_timeline_once(world: World) -> None:
@@ -685,3 +690,34 @@ def test_a_note_for_an_order_the_desk_does_not_have_refuses_its_page(world: Worl
         rep.apply_changes(b, page, next_cursor=link.cursor + 2)
     assert caught.value.code == "sync_missing_parent" and "SO-XX-0000001" in str(caught.value)
     assert notes_of(b) == before and rep.get_link(b).cursor == link.cursor  # type: ignore[union-attr]
+
+
+def test_a_desk_upgraded_with_notes_waiting_sends_them_once_and_gets_each_back_as_itself(
+    world: World,
+) -> None:
+    """A desk from before notes were named by their op (0008), with two notes waiting in its outbox (one a
+    repeat of an older, synced note's text): the upgrade names each waiting note by its op, so when the
+    central API sends them back they are the same notes, not second copies, and the older note stays as it
+    was."""
+    w = world
+    a = w.desks["a"]
+    add_note(a, order_no=READY_ORDER, text="好的", user="liu")
+    w.sync("a")
+    w.sync("b")
+    for store in (w.store, w.desks["b"]):  # synced before anyone was upgraded: named by no op anywhere
+        with store.write() as session:
+            session.connection().exec_driver_sql("UPDATE order_note SET op_id = NULL")
+    w.clocks["a"].advance(minutes=5)
+    add_note(a, order_no=READY_ORDER, text="好的", user="liu")
+    add_note(a, order_no=READY_ORDER, text="明天发货", user="wang")
+    waiting = [op.op_id for op in rep.pending_ops(a)[2]]
+    a.close()
+    path = w.folder / "a.db"
+    with sqlite3.connect(path) as conn:  # as the desk was before 0008
+        conn.execute("DROP INDEX ix_order_note_op_id")
+        conn.execute("ALTER TABLE order_note DROP COLUMN op_id")
+        conn.execute("UPDATE alembic_version SET version_num = '0007' WHERE version_num = '0008'")
+    a = w.desks["a"] = Store.open(path, clock=w.clocks["a"])
+    assert [n[0] for n in notes_of(a)][-3:] == [None, *waiting]
+    converge(w)
+    assert [n[2] for n in notes_of(a)].count("好的") == 2 and len(notes_of(a)) == len(notes_of(w.store))

@@ -43,7 +43,7 @@ def token(world: World, desk: str) -> str:
 
 def push_body(world: World, desk: str) -> dict[str, Any]:
     desk_id, epoch, ops = rep.pending_ops(world.desks[desk])
-    return {"desk_id": desk_id, "epoch": epoch, "ops": [o.to_json() for o in ops]}
+    return {"desk_id": desk_id, "epoch": epoch, "ops": [o.to_json() for o in ops], "note_entries": True}
 
 
 def forge(op: dict[str, Any], **args: Any) -> None:
@@ -908,26 +908,32 @@ def test_pages_of_changes_are_gzipped_for_a_desk_that_takes_gzip(world: World) -
     converge(w)
 
 
-def test_a_desk_too_old_for_note_entries_is_told_to_upgrade_and_its_pushes_still_go_up(world: World) -> None:
-    """A desk built before notes were entries of their own would read an order's image (no ``_notes`` now)
-    as an order without notes and drop them all. It does not ask for ``note_entries``, so its pull is
-    refused with a reason it shows its user (409 ``desk_too_old``: upgrade this desk), nothing is sent or
-    changed, and its pushes still go up."""
+def test_a_desk_too_old_for_note_entries_is_told_to_upgrade_and_keeps_its_work(world: World) -> None:
+    """A desk built before notes were entries of their own would read an order's image (no ``_notes`` now,
+    pulled or as a rejected op's refresh) as an order without notes and drop them all. It does not say
+    ``note_entries``, so its pushes and pulls are refused with a reason it shows its user (409
+    ``desk_too_old``: upgrade this desk); nothing is written or sent, and its ops wait in its outbox."""
     w = world
     a = w.desks["a"]
     add_note(a, order_no=READY_ORDER, text="旧版工作台的备注", user="liu")
     headers = {"Authorization": f"Bearer {token(w, 'a')}"}
-    cursor = rep.get_link(a).cursor  # type: ignore[union-attr]
-    before = table_count(w.store, "sync_change")
-    for old in ({"same_image": "true"}, {}):
-        r = httpx.get(w.server.url + "/v1/changes", params={"after": 0, **old}, headers=headers, timeout=30)
+    before = counts(w.store)
+    old_push = {k: v for k, v in push_body(w, "a").items() if k != "note_entries"}
+    refused = [
+        post(w, "/v1/push", json=old_push),
+        *(
+            httpx.get(w.server.url + "/v1/changes", params={"after": 0, **old}, headers=headers, timeout=30)
+            for old in ({"same_image": "true"}, {})
+        ),
+    ]
+    for r in refused:
         assert r.status_code == 409 and r.json()["error"]["code"] == "desk_too_old"
-        refusal = rep.msg_from_json(r.json()["error"]["message"])
-        assert "Upgrade orderdesk on this desk" in refusal.render("en") and "升级" in refusal.render("zh")
+        reason = rep.msg_from_json(r.json()["error"]["message"])
+        assert "Upgrade orderdesk on this desk" in reason.render("en") and "升级" in reason.render("zh")
+    assert counts(w.store) == before and rep.outbox_count(a) == 1
     (op,) = rep.pending_ops(a)[2]
-    report = w.client("a").push()
+    report = w.client("a").push()  # upgraded: it says note_entries
     assert report.applied == 1 and rep.outbox_count(a) == 0
-    assert table_count(w.store, "sync_change") == before + 1 and rep.get_link(a).cursor == cursor  # type: ignore[union-attr]
     ok = httpx.get(
         w.server.url + "/v1/changes", params={"after": 0, "note_entries": "true"}, headers=headers, timeout=30
     )
