@@ -251,13 +251,9 @@ def dump_notes(session: Session, op_ids: Iterable[str]) -> dict[str, dict[str, A
     an order's image carrying all of them made each transaction that added one dump them all again."""
     op_ids = list(op_ids)
     c = OrderNote.__table__.c  # type: ignore[attr-defined]
+    image = row_image(("op_id",))
     found = {
-        row.op_id: {
-            "order_no": row.order_no,
-            "at": _jsonable(row.at),
-            "user_name": row.user_name,
-            "text": row.text,
-        }
+        row.op_id: image(row)
         for row in rows_in(
             session,
             lambda chunk: (
@@ -2142,23 +2138,21 @@ def _apply_images(
     over an entry with that same seq. Returns how many entities changed."""
     by_kind: dict[str, list[tuple[int, str, Any]]] = {}
     for seq, kind, key, image in items:
-        by_kind.setdefault(kind, []).append((seq, key, image))
+        decoded = json.loads(image) if isinstance(image, str) else image
+        by_kind.setdefault(kind, []).append((seq, key, decoded))
     changed = 0
     for kind in sorted(by_kind, key=lambda k: KIND_ORDER.get(k, 9)):
         group = by_kind[kind]
         if kind in IMMUTABLE_KINDS:  # applied as they come: one the desk has already changes nothing
             before = conn.total_changes
-            _apply_kind(
-                conn, kind, [(key, json.loads(t) if isinstance(t, str) else t) for _, key, t in group]
-            )
+            _apply_kind(conn, kind, [(key, image) for _, key, image in group])
             changed += conn.total_changes - before
             continue
         have = _entity_seqs(conn, kind, [key for _, key, _ in group])
         # Compared by the seq an image is as of: the image on a transaction's first entry about an entity is
         # its state as of the last one, newer than an image the desk got in between (a rejected op's refresh).
         fresh: list[tuple[int, str, Any]] = []
-        for seq, key, text in group:
-            image = json.loads(text) if isinstance(text, str) else text
+        for seq, key, image in group:
             seq = _as_of(seq, image)
             if seq > have[key] or (as_of and seq == have[key]):
                 fresh.append((seq, key, image))
