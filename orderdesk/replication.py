@@ -2739,16 +2739,60 @@ class Rejection:
         """Two desks acted on the same thing and this one arrived second (a person decides what stands)."""
         return self.code in CONFLICT_CODES
 
+    @property
+    def what(self) -> Msg:
+        """The change in words ("Shipment", "Edit: waybill"), in the reader's language."""
+        return change_name(self.command, self.args)
+
+    @property
+    def headline(self) -> Msg:
+        """One line for the person who made the change: which order, what, by whom, and why it was refused."""
+        return msg(
+            "{order_no}: {what} by {user} was rejected by the central API: {reason}",
+            order_no=self.order_no or "-",
+            what=self.what,
+            user=self.user_name,
+            reason=self.reason,
+        )
+
+
+def change_name(command: str, args: Mapping[str, Any]) -> Msg:
+    """An outbox command as a person would name it (an unknown one by its own name)."""
+    if command == "move_order":
+        return msg("Move: {transition}", transition=str(args.get("transition", "")))
+    if command == "edit_order":
+        return msg("Edit: {fields}", fields=", ".join(sorted(args.get("changes") or {})))
+    names = {
+        "create_order": msg("New order"),
+        "add_note": msg("Note"),
+        "add_customer": msg("New customer"),
+        "add_product": msg("New product"),
+        "add_user": msg("New user"),
+        "adjust_stock": msg("Stock change"),
+        "record_scan": msg("Scan"),
+        "undo_scan": msg("Scan undone"),
+        "reset_packing": msg("Packing reset"),
+        "choose_packing_preset": msg("Packing choice"),
+        "release_hazard": msg("Hazard release"),
+        "ship_order": msg("Shipment"),
+    }
+    return names.get(command) or msg("{command}", command=command.replace("_", " "))
+
 
 # Rejection codes that mean "someone else got there first"; other areas add theirs.
 CONFLICT_CODES: set[str] = {"edit_conflict", "state_conflict"}
 
 
-def rejections(store: Store, *, include_resolved: bool = False, limit: int = 500) -> list[Rejection]:
+def rejections(
+    store: Store, *, include_resolved: bool = False, limit: int = 500, op_ids: Collection[str] | None = None
+) -> list[Rejection]:
+    """Rejected ops, newest first: the open ones (or all), or only those named by ``op_ids``."""
     with store.read() as session:
         query = select(SyncOutcome).where(SyncOutcome.status == "rejected")
         if not include_resolved:
             query = query.where(col(SyncOutcome.resolved_at).is_(None))
+        if op_ids is not None:
+            query = query.where(col(SyncOutcome.op_id).in_(list(op_ids)))
         rows = session.exec(query.order_by(col(SyncOutcome.decided_at).desc()).limit(limit)).all()
         return [
             Rejection(

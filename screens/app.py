@@ -34,7 +34,15 @@ from screens.qc_desk import QCDeskScreen
 from screens.sales_desk import SalesDeskScreen
 from screens.scan_to_ship import ScanToShipScreen
 from screens.session import DeskSession, DeskUser
-from screens.sync_status import SyncStatusChanged, show_sync_status, start_sync, stop_sync, sync_commands
+from screens.sync_status import (
+    ChangesRejected,
+    SyncStatusChanged,
+    show_sync_status,
+    start_sync,
+    stop_sync,
+    sync_commands,
+    tell_rejections,
+)
 from screens.triage import TriageScreen
 
 if TYPE_CHECKING:
@@ -181,6 +189,10 @@ class OrderdeskApp(ReportsWorkerErrors, App[None]):
     @on(SyncStatusChanged)
     def _sync_status(self, event: SyncStatusChanged) -> None:
         show_sync_status(self, event)
+
+    @on(ChangesRejected)
+    def _changes_rejected(self, event: ChangesRejected) -> None:
+        tell_rejections(self, event)
 
     @on(DeskFailed)
     def _desk_failed(self, event: DeskFailed) -> None:

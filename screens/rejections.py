@@ -87,7 +87,7 @@ class RejectionsScreen(ReportsWorkerErrors, Screen[None]):
             table.add_row(
                 fit(r.decided_at.astimezone().strftime("%m-%d %H:%M"), W_WHEN),
                 fit(r.order_no or "-", W_ORDER),
-                fit(r.command, W_WHAT, style="bold" if r.is_conflict else ""),
+                fit(str(r.what), W_WHAT, style="bold" if r.is_conflict else ""),
                 fit(r.user_name, W_WHO),
                 fit(str(r.reason), 200),
                 key=r.op_id,

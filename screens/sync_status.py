@@ -21,7 +21,7 @@ from orderdesk.i18n import _
 if TYPE_CHECKING:
     from textual.app import App
 
-    from orderdesk.replication import DeskSyncState
+    from orderdesk.replication import DeskSyncState, Rejection
     from orderdesk.store import Store
 
 INTERVAL_S = 5.0  # between rounds while all is well
@@ -38,6 +38,17 @@ class SyncStatusChanged(Message):
 
     def can_replace(self, message: Message) -> bool:
         return isinstance(message, SyncStatusChanged)  # only the newest status matters
+
+
+@dataclass
+class ChangesRejected(Message):
+    """Posted by the sync worker when a round brings rejections of this desk's changes (never replaced: each
+    one is told)."""
+
+    rejections: list[Rejection]
+
+
+MAX_TOLD = 3  # rejections told one by one after a round; the rest are counted
 
 
 def sync_status_text(state: DeskSyncState | None, *, online: bool, busy: bool = False) -> str:
@@ -71,7 +82,7 @@ def run_sync_loop(
     rounds wait longer. Every wait checks for cancellation often, so closing the app is never held up."""
     from textual.worker import get_current_worker
 
-    from orderdesk.replication import desk_sync_state, get_link
+    from orderdesk.replication import desk_sync_state, get_link, rejections
     from sync.client import Backoff, SyncClient
 
     worker = get_current_worker()
@@ -100,6 +111,8 @@ def run_sync_loop(
             if stopped():
                 break
             app.post_message(SyncStatusChanged(desk_sync_state(store), online=report.error is None))
+            if report.rejections:
+                app.post_message(ChangesRejected(rejections(store, op_ids=report.rejections)))
             pause(interval if report.error is None else OFFLINE_INTERVAL_S)
     finally:
         client.close()
@@ -138,6 +151,24 @@ def show_sync_status(app: App[object], event: SyncStatusChanged) -> None:
     app.sync_text = sync_status_text(event.state, online=event.online, busy=event.busy)  # type: ignore[attr-defined]
     for line in app.screen.query(StatusLine):
         line.show_sync(app.sync_text)  # type: ignore[attr-defined]
+
+
+def tell_rejections(app: App[object], event: ChangesRejected) -> None:
+    """The app's handler: whoever is at the desk is told which changes made here the central API refused, and
+    why (the person who made one may be the one at the desk); the supervisor's queue keeps them all."""
+    told = event.rejections[:MAX_TOLD]
+    for r in told:
+        app.notify(str(r.headline), severity="error", timeout=30, markup=False)
+    if len(event.rejections) > len(told):
+        app.notify(
+            _(
+                "{n} more rejected: a supervisor resolves them under Sync rejections.",
+                n=len(event.rejections) - len(told),
+            ),
+            severity="error",
+            timeout=30,
+            markup=False,
+        )
 
 
 def sync_commands(app: App[object]) -> list[tuple[str, str, Callable[[], Any]]]:

@@ -81,13 +81,17 @@ def test_rejections_and_resolve_from_the_cli(world: World, capsys: pytest.Captur
     move_order(world.desks["a"], order_no=READY_ORDER, to="ship", user="liu")
     move_order(world.desks["b"], order_no=READY_ORDER, to="cancel", user="wang")
     world.sync("a")
-    world.sync("b")
     b = str(world.desks["b"].path)
+    code, out, err = run(capsys, "sync", "--once", "--db", b)
+    # The person at the desk is told which change was refused, whose it was, and why.
+    assert code == 0 and "Pushed 1 (1 rejected)" in out, err
+    assert f"{READY_ORDER}: Move: cancel by wang was rejected by the central API: " in err
+    assert "already moved to Shipped" in err
     code, out, _ = run(capsys, "desk", "rejections", "--db", b, "--json")
     [row] = json.loads(out)
     assert row["code"] == "state_conflict" and "already moved to Shipped" in row["reason"]
     code, out, _ = run(capsys, "--lang", "zh", "desk", "rejections", "--db", b)
-    assert "已发货" in out or "已被" in out  # the same rejection in the reader's language
+    assert "状态变更：cancel" in out and "已发货" in out  # the same rejection in the reader's language
     code, out, _ = run(capsys, "desk", "resolve", row["op_id"], "--user", "sun", "--db", b)
     assert code == 0
     code, out, _ = run(capsys, "desk", "rejections", "--db", b, "--json")

@@ -215,8 +215,12 @@ def test_desk_killed_mid_push_and_restarted_on_the_same_file(world: World) -> No
 
 
 def test_long_server_outage_while_desks_keep_working(world: World) -> None:
-    world.server.stop()
     a, b = world.desks["a"], world.desks["b"]
+    for name in ("a", "b"):
+        world.sync(name)
+    last_ok = {name: rep.desk_sync_state(world.desks[name]).last_sync_at for name in ("a", "b")}
+    assert None not in last_ok.values()
+    world.server.stop()
     created = []
     for day in range(3):  # three days offline
         world.clocks["a"].advance(days=1)
@@ -229,6 +233,7 @@ def test_long_server_outage_while_desks_keep_working(world: World) -> None:
             assert report.error is not None
             state = rep.desk_sync_state(world.desks[name])
             assert state.last_error is not None and state.waiting > 0
+            assert state.last_sync_at == last_ok[name]  # a failed round is not a sync
     assert rep.outbox_count(a) == 6 and rep.outbox_count(b) == 3
     world.server.start()
     world.sync("a")
@@ -236,7 +241,9 @@ def test_long_server_outage_while_desks_keep_working(world: World) -> None:
     world.sync("a")
     for name in ("a", "b"):
         assert rep.outbox_count(world.desks[name]) == 0
-        assert rep.desk_sync_state(world.desks[name]).last_error is None
+        state = rep.desk_sync_state(world.desks[name])
+        assert state.last_error is None and state.last_sync_at == world.clocks[name]()
+        assert state.last_sync_at > last_ok[name]  # type: ignore[operator]
         assert business_state(world.desks[name]) == business_state(world.store)
     assert {o for o in created} <= {
         k.split(":", 1)[1] for k in business_state(world.store) if k.startswith("order:")

@@ -12,10 +12,16 @@ from textual.pilot import Pilot
 from textual.widgets import DataTable, Input, Static
 
 from orderdesk import replication as rep
-from orderdesk.orders import edit_order, show_order
+from orderdesk.orders import edit_order, move_order, show_order
 from screens.app import build_app
 from screens.rejections import RejectionsScreen
-from screens.sync_status import SyncStatusChanged, sync_commands, sync_status_text
+from screens.sync_status import (
+    ChangesRejected,
+    SyncStatusChanged,
+    sync_commands,
+    sync_status_text,
+    tell_rejections,
+)
 from tests.sync_fixtures import sqlite_template, world  # noqa: F401
 from tests.sync_harness import READY_ORDER, World
 
@@ -95,6 +101,77 @@ async def test_status_line_and_the_supervisors_rejection_queue(world: World) -> 
     world.sync("a")
     assert show_order(world.store, READY_ORDER).waybill == "SF-B"
     assert show_order(world.desks["a"], READY_ORDER).waybill == "SF-B"
+
+
+async def test_the_person_at_the_desk_is_told_why_a_change_was_rejected(world: World) -> None:
+    """Not only the supervisor: whoever is at the desk when the rejection comes back sees which change of
+    theirs was refused, by whom it was made, and why, in their language; the queue's count says the rest."""
+    a, b = world.desks["a"], world.desks["b"]
+    move_order(a, order_no=READY_ORDER, to="ship", user="liu")
+    move_order(b, order_no=READY_ORDER, to="cancel", user="wang")  # offline: it waits in b's outbox
+    world.sync("a")
+    b.close()
+    seen: list[Message] = []
+    app = build_app(db_path=b.path, clock=world.clocks["b"])
+    async with app.run_test(size=SIZE, message_hook=seen.append) as pilot:
+        await log_in(pilot, "wang")  # sales: no rejection queue of their own
+        assert sync_commands(app) == []
+        await until(pilot, seen, lambda m: not m.busy and m.online and m.state.rejected == 1)
+        await pilot.pause()
+        [told] = [m for m in seen if isinstance(m, ChangesRejected)]
+        assert [r.code for r in told.rejections] == ["state_conflict"]
+        [toast] = [n for n in app._notifications if n.severity == "error"]
+        assert toast.message.startswith(
+            f"{READY_ORDER}: Move: cancel by wang was rejected by the central API"
+        )
+        assert "already moved to Shipped" in toast.message
+        assert "1 rejected" in status(app)
+
+
+def test_a_rejection_is_told_in_chinese_and_the_rest_are_counted() -> None:
+    from datetime import UTC, datetime
+
+    from orderdesk.i18n import msg, set_language
+    from orderdesk.replication import Rejection
+
+    when = datetime(2026, 11, 20, 8, tzinfo=UTC)
+    rows = [
+        Rejection(
+            f"op{i}",
+            "ship_order",
+            f"SO-A-{i}",
+            "liu",
+            "stock_below_zero",
+            msg(
+                "Not enough stock of {sku}: {on_hand} on hand, cannot take {take}.",
+                sku="HX-M8",
+                on_hand=0,
+                take=1,
+            ),
+            {},
+            when,
+            when,
+        )
+        for i in range(5)
+    ]
+    told: list[tuple[str, str]] = []
+
+    class FakeApp:
+        def notify(self, message: str, *, severity: str, timeout: float, markup: bool) -> None:
+            told.append((message, severity))
+
+    set_language("zh")
+    try:
+        tell_rejections(FakeApp(), ChangesRejected(rows))  # type: ignore[arg-type]
+    finally:
+        set_language("en")
+    assert told == [
+        *[
+            (f"SO-A-{i}：liu 的发货被中心服务器拒绝：HX-M8 库存不足：现有 0，无法扣减 1。", "error")
+            for i in range(3)
+        ],
+        ("另有 2 项被拒：由主管在“同步被拒事项”中处理。", "error"),
+    ]
 
 
 async def test_offline_is_shown_and_work_goes_on(world: World) -> None:

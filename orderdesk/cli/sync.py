@@ -186,7 +186,7 @@ def desk_rejections(
         typer.echo(json.dumps(out, ensure_ascii=False, indent=2))
         return
     for r in rows:
-        typer.echo(f"{r.op_id}  {r.order_no or '-'}  {r.command}  {r.user_name}: {r.reason}")
+        typer.echo(f"{r.op_id}  {r.order_no or '-'}  {r.what}  {r.user_name}: {r.reason}")
 
 
 @desk_app.command("resolve")
@@ -223,7 +223,7 @@ def sync(
 
     from orderdesk.cli import open_store
     from orderdesk.errors import OrderdeskError
-    from orderdesk.replication import desk_sync_state
+    from orderdesk.replication import desk_sync_state, rejections
     from sync.client import SyncClient
 
     store = open_store(Path(db) if db else None)
@@ -244,6 +244,8 @@ def sync(
                 )
                 + (f" {_('Offline:')} {report.error}" if report.error else "")
             )
+            for r in rejections(store, op_ids=report.rejections) if report.rejections else []:
+                typer.echo(str(r.headline), err=True)
             if once:
                 if report.error:
                     raise OrderdeskError(report.error, code="sync_failed")
