@@ -399,6 +399,52 @@ def test_too_old_cursor_rebootstraps_and_keeps_the_unpushed_outbox(world: World)
     assert business_state(b) == business_state(world.store)
 
 
+def test_a_rebootstrap_never_loads_over_work_still_waiting(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The snapshot goes in only when the outbox is empty: work made while the snapshot could not be fetched,
+    or while it was downloading, is pushed first (and lands once), never overwritten or dropped."""
+    a, b = world.desks["a"], world.desks["b"]
+    make_notes(a, 2, "a ")
+    world.sync("a")
+    rep.prune_change_log(world.store, keep_after=rep.changes_after(world.store, 0).high_water)
+    # b's cursor is now older than the log: told to re-bootstrap, and the snapshot cannot be fetched.
+    broken = FaultyTransport(["drop"] * 20, only="/v1/snapshot")
+    report = world.client("b", transport=broken).sync_once()
+    assert report.error is not None and not report.bootstrapped
+    assert ("/v1/snapshot", "drop", None) in broken.seen
+    assert rep.get_link(b).needs_bootstrap  # type: ignore[union-attr]
+    make_notes(b, 2, "b offline ")  # the desk keeps working meanwhile
+    client = world.client("b")
+    download = client._download
+    during: list[str] = []
+
+    def download_while_someone_works(path: Path) -> None:
+        download(path)
+        if not during:  # the first snapshot is stale by the time it lands: this note is not in it
+            during.extend(make_notes(b, 1, "b during download "))
+
+    monkeypatch.setattr(client, "_download", download_while_someone_works)
+    report = client.sync_once()
+    assert report.error is None and report.bootstrapped and during
+    assert rep.outbox_count(b) == 0
+    assert server_note_texts(world) == ["a 0", "a 1", "b offline 0", "b offline 1", "b during download 0"]
+    assert business_state(b) == business_state(world.store)
+    assert not rep.get_link(b).needs_bootstrap  # type: ignore[union-attr]
+
+
+def test_a_snapshot_is_refused_while_work_waits(world: World, tmp_path: Path) -> None:
+    b = world.desks["b"]
+    make_notes(b, 1, "waiting ")
+    snapshot = tmp_path / "snapshot.db"
+    rep.write_snapshot(world.store, snapshot)
+    before = (business_state(b), rep.outbox_count(b), rep.get_link(b))
+    with pytest.raises(rep.Refused) as refused:
+        rep.install_snapshot(b, snapshot)
+    assert refused.value.code == "outbox_not_empty"
+    assert (business_state(b), rep.outbox_count(b), rep.get_link(b)) == before
+
+
 def test_rejected_create_is_removed_from_the_desk(world: World) -> None:
     a = world.desks["a"]
     with world.store.write() as session:  # wang left the company: deactivated at the centre
