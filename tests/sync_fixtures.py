@@ -44,3 +44,11 @@ def any_world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[World]
     w = open_world(template, tmp_path / "world")
     yield w
     w.close()
+
+
+@pytest.fixture
+def pg_world(pg_template: WorldTemplate, tmp_path: Path) -> Iterator[World]:
+    """The world on a real PostgreSQL only (for what only PostgreSQL can get wrong)."""
+    w = open_world(pg_template, tmp_path / "world")
+    yield w
+    w.close()

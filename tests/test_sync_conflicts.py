@@ -32,7 +32,14 @@ from orderdesk.scanning import (
 from orderdesk.stock import adjust_stock
 from orderdesk.store import Store
 from tests.desks_support import ready_to_pack
-from tests.sync_fixtures import any_world, pg_cluster, pg_template, sqlite_template, world  # noqa: F401
+from tests.sync_fixtures import (  # noqa: F401
+    any_world,
+    pg_cluster,
+    pg_template,
+    pg_world,
+    sqlite_template,
+    world,
+)
 from tests.sync_harness import READY_ORDER, World, business_state, converge, table_count
 
 
@@ -159,6 +166,7 @@ def test_pulling_the_same_page_twice_changes_nothing(world: World) -> None:
     assert page.entries
     b = world.desks["b"]
     rep.apply_changes(b, page.entries, next_cursor=page.next_after or 0)
+
     def state() -> tuple[object, ...]:
         return business_state(b), table_count(b, "audit_record"), table_count(b, "order_note"), notes_of(b)
 
@@ -358,6 +366,72 @@ def test_concurrent_pushes_never_let_a_pull_skip_an_entry(any_world: World) -> N
     assert seen == list(range(start + 1, start + 1 + len(seen)))  # contiguous: nothing skipped
     assert len(seen) == 24
     converge(w)
+
+
+def test_a_pull_sees_nothing_of_a_write_still_open_nor_of_any_after_it(pg_world: World) -> None:
+    """PostgreSQL hands out sequence values that may commit out of order; orderdesk never lets them. While
+    one push's transaction has numbered its entries and not committed, a second push waits for it (the
+    advisory write lock) instead of numbering after it and committing first, and a pull meanwhile returns
+    nothing past what has committed. Then both land, in order, with no gap. Deterministic: the first write is
+    held open on purpose, and the second is seen waiting in PostgreSQL's own lock table."""
+    import threading
+
+    w = pg_world
+    store = w.store
+    for desk in ("a", "b"):
+        for i in range(2):
+            add_note(w.desks[desk], order_no=READY_ORDER, text=f"{desk}{i}", user="liu")
+    start = rep.changes_after(store, 0, limit=10_000).high_water
+    numbered, release = threading.Event(), threading.Event()
+    results: dict[str, Any] = {}
+
+    def first() -> None:  # desk a's push, held open after its entries are numbered
+        try:
+            with store.write():
+                results["a"] = rep.decide_ops(store, *rep.pending_ops(w.desks["a"]))
+                numbered.set()
+                assert release.wait(60)
+        except BaseException as exc:  # reported below
+            results["a"] = exc
+            numbered.set()
+
+    def second() -> None:  # desk b's push, started while a's is open
+        try:
+            results["b"] = rep.decide_ops(store, *rep.pending_ops(w.desks["b"]))
+        except BaseException as exc:
+            results["b"] = exc
+
+    def waiting_on_the_write_lock() -> int:
+        with store.engine.connect() as conn:
+            return int(
+                conn.exec_driver_sql(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                    "AND wait_event = 'advisory' AND datname = current_database()"
+                ).scalar_one()
+            )
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    threads[0].start()
+    assert numbered.wait(60) and not isinstance(results.get("a"), BaseException), results
+    threads[1].start()
+    try:
+        for _ in range(600):  # until the second push is seen queued behind the first (not a timing guess)
+            if waiting_on_the_write_lock() == 1:
+                break
+            threads[1].join(0.05)
+        assert waiting_on_the_write_lock() == 1, "the second push did not wait for the open one"
+        page = rep.changes_after(store, start, limit=100)
+        assert page.entries == [] and page.high_water == start  # nothing of either push yet
+    finally:
+        release.set()
+        for t in threads:
+            t.join(60)
+    assert not any(isinstance(r, BaseException) for r in results.values()), results
+    a_ops, b_ops = ([r.op_id for r in results[d][0] if r.status == "applied"] for d in ("a", "b"))
+    assert len(a_ops) == len(b_ops) == 2
+    entries = rep.changes_after(store, start, limit=100).entries
+    assert [e[0] for e in entries] == list(range(start + 1, start + 1 + len(entries)))  # no gap
+    assert [e[2] for e in entries if e[1] == "note"] == a_ops + b_ops  # a's entries, then b's
 
 
 def test_scans_from_two_stations_count_a_serial_once_and_the_shipment_syncs(world: World) -> None:
