@@ -109,7 +109,7 @@ def default_db_path() -> Path:
 def explain_db_error(exc: BaseException, path: Path | str) -> StoreError:
     """Turn a sqlite3/SQLAlchemy error into a message that says what happened and what to do."""
     text = str(getattr(exc, "orig", None) or exc).lower()
-    if "locked" in text or "busy" in text:
+    if "locked" in text or "busy" in text or "lock timeout" in text:
         return StoreError(
             msg(
                 "The database {path} is busy: another program is writing to it. Wait a moment and try again.",
@@ -250,7 +250,15 @@ def make_pg_engine(url: str) -> Engine:
 
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
-    return create_engine(url, pool_pre_ping=True, pool_size=8, max_overflow=8)
+    # A write waits for another at most as long as on SQLite, then fails as busy (503: the desk retries),
+    # rather than hanging a request, and the desk behind it, on a writer that never finishes.
+    return create_engine(
+        url,
+        pool_pre_ping=True,
+        pool_size=8,
+        max_overflow=8,
+        connect_args={"options": f"-c lock_timeout={BUSY_TIMEOUT_MS}"},
+    )
 
 
 class Store:

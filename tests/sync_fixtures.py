@@ -30,11 +30,18 @@ def pg_template(tmp_path_factory: pytest.TempPathFactory, pg_cluster: PgCluster)
 
 
 @pytest.fixture
-def world(sqlite_template: WorldTemplate, tmp_path: Path) -> Iterator[World]:
-    """A central API on SQLite, running on loopback, with desks a and b enrolled and bootstrapped."""
-    w = open_world(sqlite_template, tmp_path / "world")
+def world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[World]:
+    """A central API on SQLite, running on loopback, with desks a and b enrolled and bootstrapped; on a real
+    PostgreSQL too for a test marked ``@BOTH_STORES``."""
+    kind = getattr(request, "param", "sqlite")
+    template = request.getfixturevalue("sqlite_template" if kind == "sqlite" else "pg_template")
+    w = open_world(template, tmp_path / "world")
     yield w
     w.close()
+
+
+# Runs a test that takes ``world`` on each server store: SQLite and a real PostgreSQL.
+BOTH_STORES = pytest.mark.parametrize("world", ["sqlite", "postgresql"], indirect=True)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

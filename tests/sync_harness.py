@@ -164,7 +164,10 @@ class PgCluster:
     def __init__(self, *, fsync: bool = False) -> None:
         binaries = pg_bin()
         if binaries is None:
-            pytest.skip("PostgreSQL server binaries (initdb) are not installed: apt-get install postgresql")
+            why = "PostgreSQL server binaries (initdb) are not installed: apt-get install postgresql"
+            if os.environ.get("ORDERDESK_REQUIRE_PG"):  # CI: the PostgreSQL tests must run, never skip
+                pytest.fail(why)
+            pytest.skip(why)
         self.bin = binaries
         self.dir = Path(tempfile.mkdtemp(prefix="orderdesk-pg-"))
         self.port = free_port()
@@ -430,3 +433,23 @@ def write_lock(path: Path) -> Iterator[sqlite3.Connection]:
     finally:
         con.execute("ROLLBACK")
         con.close()
+
+
+@contextlib.contextmanager
+def store_write_lock(store: Store) -> Iterator[object]:
+    """Hold the writer of a central API store until the block ends, as another program would: SQLite's write
+    lock, or PostgreSQL's advisory write lock (every orderdesk write takes it first)."""
+    if store.url is None:
+        with write_lock(store.path) as con:
+            yield con
+        return
+    import psycopg
+
+    from orderdesk.store import PG_WRITE_LOCK
+
+    with psycopg.connect(store.url.replace("postgresql+psycopg://", "postgresql://")) as con:
+        con.execute("SELECT pg_advisory_xact_lock(%s)", (PG_WRITE_LOCK,))
+        try:
+            yield con
+        finally:
+            con.rollback()

@@ -25,7 +25,7 @@ from orderdesk.scanning import choose_packing_preset, local_today, open_for_pack
 from orderdesk.store import Store
 from sync.client import SyncStuck, enrol
 from tests.desks_support import ready_to_pack
-from tests.sync_fixtures import any_world, pg_cluster, pg_template, sqlite_template, world  # noqa: F401
+from tests.sync_fixtures import BOTH_STORES, any_world, pg_cluster, pg_template, sqlite_template, world  # noqa: F401
 from tests.sync_harness import READY_ORDER, World, add_notes, converge, server_note_texts, table_count
 
 WRITES = ("sync_op", "sync_change", "audit_record", "sales_order", "order_note")
@@ -59,6 +59,7 @@ def post(world: World, path: str, *, desk: str | None = "a", **kwargs: Any) -> h
     return httpx.post(world.server.url + path, headers=headers, timeout=30, **kwargs)
 
 
+@BOTH_STORES
 def test_same_push_twice_returns_the_stored_outcomes_and_applies_nothing_twice(world: World) -> None:
     add_note(world.desks["a"], order_no=READY_ORDER, text="第一次", user="liu")
     edit_order(world.desks["a"], order_no=READY_ORDER, changes={"notes": "易碎"}, user="wang")
@@ -73,6 +74,7 @@ def test_same_push_twice_returns_the_stored_outcomes_and_applies_nothing_twice(w
     assert [r["status"] for r in first.json()["results"]] == ["applied", "applied"]
 
 
+@BOTH_STORES
 def test_out_of_order_push_is_refused_with_where_the_desk_stands(world: World) -> None:
     for n in range(3):
         add_note(world.desks["a"], order_no=READY_ORDER, text=f"n{n}", user="liu")
@@ -96,6 +98,7 @@ def test_out_of_order_push_is_refused_with_where_the_desk_stands(world: World) -
     assert status["streams"] == {"1": 3}
 
 
+@BOTH_STORES
 def test_a_gap_in_the_middle_of_a_push_keeps_the_ops_before_it(world: World) -> None:
     """Ops are decided several to a transaction: a protocol error at the third op still commits the first
     two, and the 409 hands their outcomes back with it."""
@@ -117,6 +120,7 @@ def test_a_gap_in_the_middle_of_a_push_keeps_the_ops_before_it(world: World) -> 
     assert counts(world.store)["order_note"] == before["order_note"] + 4
 
 
+@BOTH_STORES
 def test_same_op_id_with_different_content_is_a_protocol_error(world: World) -> None:
     add_note(world.desks["a"], order_no=READY_ORDER, text="原文", user="liu")
     body = push_body(world, "a")
@@ -129,6 +133,7 @@ def test_same_op_id_with_different_content_is_a_protocol_error(world: World) -> 
     assert counts(world.store) == before
 
 
+@BOTH_STORES
 def test_an_op_that_does_not_match_its_hash_is_refused(world: World) -> None:
     add_note(world.desks["a"], order_no=READY_ORDER, text="原文", user="liu")
     body = push_body(world, "a")
@@ -139,6 +144,7 @@ def test_an_op_that_does_not_match_its_hash_is_refused(world: World) -> None:
     assert counts(world.store) == before
 
 
+@BOTH_STORES
 @pytest.mark.parametrize("cut", [1, 10, -1])
 def test_truncated_json_is_400_and_nothing_is_written(world: World, cut: int) -> None:
     add_note(world.desks["a"], order_no=READY_ORDER, text="半截", user="liu")
@@ -150,6 +156,7 @@ def test_truncated_json_is_400_and_nothing_is_written(world: World, cut: int) ->
     assert counts(world.store) == before
 
 
+@BOTH_STORES
 def test_a_body_that_is_valid_json_but_not_a_push_is_400(world: World) -> None:
     before = counts(world.store)
     response = post(world, "/v1/push", json={"desk_id": "x", "epoch": 1, "ops": [{"seq": "one"}]})
@@ -157,6 +164,7 @@ def test_a_body_that_is_valid_json_but_not_a_push_is_400(world: World) -> None:
     assert counts(world.store) == before
 
 
+@BOTH_STORES
 def test_oversized_request_is_413_without_being_read(world: World) -> None:
     before = counts(world.store)
     response = post(
@@ -169,6 +177,7 @@ def test_oversized_request_is_413_without_being_read(world: World) -> None:
     assert counts(world.store) == before
 
 
+@BOTH_STORES
 def test_oversized_chunked_request_is_413(world: World) -> None:
     """No Content-Length (chunked): the limit is enforced on the bytes as they arrive."""
 
@@ -182,6 +191,7 @@ def test_oversized_chunked_request_is_413(world: World) -> None:
     assert counts(world.store) == before
 
 
+@BOTH_STORES
 def test_no_token_unknown_token_revoked_desk_and_other_desk_are_refused(world: World) -> None:
     add_note(world.desks["a"], order_no=READY_ORDER, text="谁", user="liu")
     body = push_body(world, "a")
@@ -203,6 +213,7 @@ def test_no_token_unknown_token_revoked_desk_and_other_desk_are_refused(world: W
     assert rep.outbox_count(world.desks["a"]) == 1
 
 
+@BOTH_STORES
 def test_enrolment_code_works_once_and_the_token_is_stored_hashed(world: World, tmp_path: Any) -> None:
     code = rep.create_enrol_code(world.store, name="Warehouse 3")
     desk = Store.open(tmp_path / "c.db", create=True)
@@ -223,6 +234,7 @@ def test_enrolment_code_works_once_and_the_token_is_stored_hashed(world: World, 
     again.close()
 
 
+@BOTH_STORES
 def test_openapi_is_published(world: World) -> None:
     spec = httpx.get(world.server.url + "/openapi.json").json()
     assert {"/v1/push", "/v1/changes", "/v1/snapshot", "/v1/enrol", "/v1/rekey", "/v1/status"} <= set(
@@ -448,6 +460,7 @@ def test_a_pull_pauses_garbage_collection_only_while_it_holds_a_page(
     assert gc.isenabled()
 
 
+@BOTH_STORES
 def test_a_run_of_notes_with_a_bad_one_in_the_middle_rejects_only_that_one(world: World) -> None:
     """Consecutive notes are replayed set-based; the one the command refuses (here its order is unknown to
     the central API) is rejected alone, the others apply in order, each with its own change-log entry, audit
@@ -664,6 +677,7 @@ def test_a_central_api_that_takes_fewer_ops_to_a_push_gets_fewer(world: World) -
     assert rep.outbox_count(world.desks["a"]) == 0
 
 
+@BOTH_STORES
 def test_the_same_note_twice_in_one_push_gets_one_outcome(world: World) -> None:
     """Notes are replayed a run at a time; a copy of an op still waiting in the run gets its outcome like
     any retried op, not a sequence error."""
@@ -908,6 +922,7 @@ def test_pages_of_changes_are_gzipped_for_a_desk_that_takes_gzip(world: World) -
     converge(w)
 
 
+@BOTH_STORES
 def test_a_desk_too_old_for_note_entries_is_told_to_upgrade_and_keeps_its_work(world: World) -> None:
     """A desk built before notes were entries of their own would read an order's image (no ``_notes`` now,
     pulled or as a rejected op's refresh) as an order without notes and drop them all. It does not say

@@ -5,6 +5,7 @@ effect happened once, and every desk's data equals the central API's."""
 
 from __future__ import annotations
 
+import atexit
 import itertools
 import tempfile
 from functools import cache
@@ -21,6 +22,7 @@ from orderdesk.stock import adjust_stock
 from tests.sync_harness import (
     READY_ORDER,
     FaultyTransport,
+    PgCluster,
     WorldTemplate,
     build_template,
     business_state,
@@ -47,10 +49,22 @@ def template() -> WorldTemplate:
     return build_template(Path(tempfile.mkdtemp(prefix="orderdesk-stateful-")) / "tpl", list(DESKS))
 
 
+@cache
+def pg_template() -> WorldTemplate:
+    """The same world with the central API on a real PostgreSQL (started once, stopped at exit)."""
+    cluster = PgCluster()
+    atexit.register(cluster.stop)
+    return build_template(
+        Path(tempfile.mkdtemp(prefix="orderdesk-stateful-pg-")) / "tpl", list(DESKS), pg=cluster
+    )
+
+
 class DesksAndServer(RuleBasedStateMachine):
+    template = staticmethod(template)
+
     def __init__(self) -> None:
         super().__init__()
-        self.world = open_world(template(), Path(tempfile.mkdtemp(prefix="orderdesk-run-")))
+        self.world = open_world(self.template(), Path(tempfile.mkdtemp(prefix="orderdesk-run-")))
         self.made: dict[str, set[str]] = {d: set() for d in DESKS}
         self.notes: dict[str, str] = {}  # note text -> op id (each text unique)
         self.deltas: dict[str, int] = {}  # op id -> stock delta on BR-6204
@@ -199,3 +213,13 @@ DesksAndServer.TestCase.settings = settings(
     print_blob=True,
 )
 TestDesksAndServer = DesksAndServer.TestCase
+
+
+class DesksAndPostgresServer(DesksAndServer):
+    """The same property with the central API on PostgreSQL."""
+
+    template = staticmethod(pg_template)
+
+
+DesksAndPostgresServer.TestCase.settings = DesksAndServer.TestCase.settings
+TestDesksAndPostgresServer = DesksAndPostgresServer.TestCase
