@@ -6,15 +6,21 @@ line and an exit code, never a traceback."""
 from __future__ import annotations
 
 import json
+import os
+import re
+import subprocess
+import sys
+import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 from orderdesk.cli import main
 from orderdesk.orders import move_order, show_order
 from orderdesk.store import Store
 from tests.sync_fixtures import sqlite_template, world  # noqa: F401
-from tests.sync_harness import READY_ORDER, World
+from tests.sync_harness import READY_ORDER, World, free_port
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -108,3 +114,66 @@ def test_offline_sync_once_fails_cleanly(world: World, capsys: pytest.CaptureFix
     world.server.stop()
     code, _out, err = run(capsys, "sync", "--once", "--db", str(world.desks["a"].path))
     assert code == 1 and "Cannot reach the central API" in err
+
+
+def readme_blocks(heading: str) -> list[str]:
+    """The ``sh`` code blocks of one README section, as written there."""
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    section = readme.split(f"## {heading}\n", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"```sh\n(.*?)```", section, re.S)
+
+
+def test_the_readmes_central_api_and_two_desks_work_as_written(tmp_path: Path) -> None:
+    """The README's commands, run as a person would in two terminals (the installed ``orderdesk`` script,
+    the real ``orderdesk serve``), on a free port; only the last line, which opens the terminal app, is
+    left out."""
+    server_block, desks_block = readme_blocks("A central API and two desks")
+    port = free_port()
+    scripts = Path(sys.executable).parent
+    assert (scripts / "orderdesk").exists(), "the orderdesk script is not installed (pip install -e .)"
+    env = {k: v for k, v in os.environ.items() if k not in ("ORDERDESK_DB", "ORDERDESK_WORKFLOW")}
+    env |= {"PATH": f"{scripts}{os.pathsep}{env.get('PATH', '')}", "ORDERDESK_LANG": "en"}
+
+    def sh(script: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["bash", "-ec", script.replace("8765", str(port))],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+
+    setup, serve = [line for line in server_block.splitlines() if line.strip()]
+    made = sh(setup)
+    assert made.returncode == 0, made.stderr
+    server = subprocess.Popen(
+        ["bash", "-c", "exec " + serve.split("#")[0].replace("8765", str(port))],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:  # until it answers (readiness, not a claim about speed)
+            try:
+                if httpx.get(url + "/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert server.poll() is None and time.monotonic() < deadline, server.communicate()
+            time.sleep(0.1)
+        assert "/v1/push" in httpx.get(url + "/openapi.json").json()["paths"]
+        work = "\n".join(line for line in desks_block.splitlines() if " run " not in line)
+        done = sh(work)
+        assert done.returncode == 0, done.stderr
+        out = done.stdout
+        assert "Enrolled as desk D1" in out and "Enrolled as desk D2" in out
+        assert "Pushed 1 (0 rejected), pulled 1." in out
+        assert re.search(r"SO-D1-0000001 .*│", out)  # listed on the second desk
+    finally:
+        server.terminate()
+        server.wait(30)
