@@ -12,7 +12,7 @@ from textual.pilot import Pilot
 from textual.widgets import DataTable, Input, Static
 
 from orderdesk import replication as rep
-from orderdesk.orders import edit_order, move_order, show_order
+from orderdesk.orders import add_note, edit_order, move_order, show_order
 from screens.app import build_app
 from screens.rejections import RejectionsScreen
 from screens.sync_status import (
@@ -172,6 +172,55 @@ def test_a_rejection_is_told_in_chinese_and_the_rest_are_counted() -> None:
         ],
         ("另有 2 项被拒：由主管在“同步被拒事项”中处理。", "error"),
     ]
+
+
+async def test_the_desk_answers_while_a_sync_request_hangs(world: World) -> None:
+    """The central API takes the request and never answers (a half-dead proxy): the sync worker waits on the
+    network, and meanwhile a person signs in, their screen loads its data, and keys work. Nothing waits
+    for the network but the worker, and it does not hold the desk's database while it waits."""
+    import socket
+    import threading
+
+    b = world.desks["b"]
+    add_note(b, order_no=READY_ORDER, text="waiting to go up", user="wang")
+    silent = socket.create_server(("127.0.0.1", 0))  # accepts, reads nothing, never answers
+    taken: list[socket.socket] = []
+    asked = threading.Event()
+
+    def take() -> None:
+        conn, _ = silent.accept()
+        taken.append(conn)
+        asked.set()
+
+    threading.Thread(target=take, daemon=True).start()
+    with b.write() as session:
+        session.connection().exec_driver_sql(
+            "UPDATE sync_link SET server_url = ?", (f"http://127.0.0.1:{silent.getsockname()[1]}",)
+        )
+    b.close()
+    seen: list[Message] = []
+    app = build_app(db_path=b.path, clock=world.clocks["b"])
+    try:
+        async with app.run_test(size=SIZE, message_hook=seen.append) as pilot:
+            for _ in range(600):  # until the worker's request is in the silent server's hands
+                if asked.is_set():
+                    break
+                await pilot.pause(0.05)
+            assert asked.is_set(), "the sync worker never called"
+            await log_in(pilot, "wang")  # reads the desk's database in workers of its own
+            assert "wang" in status(app) and "syncing" in status(app)
+            await pilot.press("ctrl+p")
+            await pilot.pause()
+            assert type(app.screen).__name__ == "CommandPalette"
+            await pilot.press("escape")
+            await pilot.pause()
+            assert type(app.screen).__name__ != "CommandPalette"
+            [sync] = [w for w in app.workers if w.group == "sync"]
+            assert sync.is_running and rep.outbox_count(b) == 1  # still waiting on the network
+    finally:
+        for conn in taken:
+            conn.close()
+        silent.close()
 
 
 async def test_offline_is_shown_and_work_goes_on(world: World) -> None:
