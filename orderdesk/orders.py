@@ -526,9 +526,8 @@ class NewNote:
     order_no: str
     text: str
     user: str | Actor
-    op_id: str | None = (
-        None  # the op that adds it: the desk's, when the central API replays it; else a new one
-    )
+    # the op that adds it: the desk's, when the central API replays it; else a new one
+    op_id: str | None = None
 
 
 def add_notes_effect(store: Store, notes: Sequence[NewNote]) -> list[tuple[str, str] | Refused]:

@@ -2762,21 +2762,24 @@ def change_name(command: str, args: Mapping[str, Any]) -> Msg:
         return msg("Move: {transition}", transition=str(args.get("transition", "")))
     if command == "edit_order":
         return msg("Edit: {fields}", fields=", ".join(sorted(args.get("changes") or {})))
-    names = {
-        "create_order": msg("New order"),
-        "add_note": msg("Note"),
-        "add_customer": msg("New customer"),
-        "add_product": msg("New product"),
-        "add_user": msg("New user"),
-        "adjust_stock": msg("Stock change"),
-        "record_scan": msg("Scan"),
-        "undo_scan": msg("Scan undone"),
-        "reset_packing": msg("Packing reset"),
-        "choose_packing_preset": msg("Packing choice"),
-        "release_hazard": msg("Hazard release"),
-        "ship_order": msg("Shipment"),
-    }
-    return names.get(command) or msg("{command}", command=command.replace("_", " "))
+    return CHANGE_NAMES.get(command) or msg("{command}", command=command.replace("_", " "))
+
+
+# Outbox commands in words (rendered when shown, in the reader's language); moves and edits say more.
+CHANGE_NAMES: dict[str, Msg] = {
+    "create_order": msg("New order"),
+    "add_note": msg("Note"),
+    "add_customer": msg("New customer"),
+    "add_product": msg("New product"),
+    "add_user": msg("New user"),
+    "adjust_stock": msg("Stock change"),
+    "record_scan": msg("Scan"),
+    "undo_scan": msg("Scan undone"),
+    "reset_packing": msg("Packing reset"),
+    "choose_packing_preset": msg("Packing choice"),
+    "release_hazard": msg("Hazard release"),
+    "ship_order": msg("Shipment"),
+}
 
 
 # Rejection codes that mean "someone else got there first"; other areas add theirs.
@@ -2787,6 +2790,8 @@ def rejections(
     store: Store, *, include_resolved: bool = False, limit: int = 500, op_ids: Collection[str] | None = None
 ) -> list[Rejection]:
     """Rejected ops, newest first: the open ones (or all), or only those named by ``op_ids``."""
+    if op_ids is not None and not op_ids:
+        return []
     with store.read() as session:
         query = select(SyncOutcome).where(SyncOutcome.status == "rejected")
         if not include_resolved:

@@ -190,7 +190,7 @@ class SyncClient:
                     else rep.pending_ops(self.store, limit=self.batch, after=this.ops[-1].seq)
                 )
                 response = this.response.result()
-                data = _json(response)
+                data = _json(response.content)
                 results = data.get("results") or []
                 if (
                     following
@@ -292,7 +292,7 @@ class SyncClient:
                     self.bootstrap(report)
                     continue
                 with gc_paused():  # a page: tens of thousands of fresh objects, in no cycle
-                    entries, next_after = _page_of(response)
+                    entries, next_after = decode_page(response.content)
                     if next_after is None:
                         self.store.checkpoint()  # caught up: the pages' WAL, copied once (see Store.write)
                         return report
@@ -391,23 +391,15 @@ class SyncClient:
             rep.note_sync(self.store, ok=ok, error=error)
 
 
-def _page_of(response: httpx.Response) -> tuple[list[tuple[Any, ...]], int | None]:
-    return decode_page(response.content)
-
-
 def decode_page(body: bytes) -> tuple[list[tuple[Any, ...]], int | None]:
     """A change-log page's entries (seq, kind, key, image, event), oldest first, and the cursor after them
     (``None``: the page is empty, the desk is caught up)."""
-    data = _json_of(body)
+    data = _json(body)
     entries = [(int(s), k, key, img, ev) for s, k, key, img, ev in data["entries"]]
     return entries, int(data["next_after"]) if entries else None
 
 
-def _json(response: httpx.Response) -> dict[str, Any]:
-    return _json_of(response.content)
-
-
-def _json_of(body: bytes) -> dict[str, Any]:
+def _json(body: bytes) -> dict[str, Any]:
     # orjson: several times faster than the standard library on a page of images. Unlike it, orjson reads an
     # integer past 64 bits as a float; nothing the central API stores is one (amounts are 64-bit in fen).
     try:
@@ -418,7 +410,7 @@ def _json_of(body: bytes) -> dict[str, Any]:
 
 
 def _reason(response: httpx.Response) -> Msg:
-    error = _json(response).get("error") or {}
+    error = _json(response.content).get("error") or {}
     message = error.get("message")
     if isinstance(message, dict):
         return rep.msg_from_json(message)

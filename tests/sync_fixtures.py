@@ -29,33 +29,35 @@ def pg_template(tmp_path_factory: pytest.TempPathFactory, pg_cluster: PgCluster)
     return build_template(tmp_path_factory.mktemp("world-pg"), DESKS, pg=pg_cluster)
 
 
+# The central API's stores every sync test can run on: SQLite and a real PostgreSQL.
+STORES = ["sqlite", "postgresql"]
+
+
+def _world_on(request: pytest.FixtureRequest, store: str, tmp_path: Path) -> Iterator[World]:
+    template = request.getfixturevalue("sqlite_template" if store == "sqlite" else "pg_template")
+    w = open_world(template, tmp_path / "world")
+    yield w
+    w.close()
+
+
 @pytest.fixture
 def world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[World]:
     """A central API on SQLite, running on loopback, with desks a and b enrolled and bootstrapped; on a real
     PostgreSQL too for a test marked ``@BOTH_STORES``."""
-    kind = getattr(request, "param", "sqlite")
-    template = request.getfixturevalue("sqlite_template" if kind == "sqlite" else "pg_template")
-    w = open_world(template, tmp_path / "world")
-    yield w
-    w.close()
+    yield from _world_on(request, getattr(request, "param", "sqlite"), tmp_path)
 
 
-# Runs a test that takes ``world`` on each server store: SQLite and a real PostgreSQL.
-BOTH_STORES = pytest.mark.parametrize("world", ["sqlite", "postgresql"], indirect=True)
+# Runs a test that takes ``world`` on each server store.
+BOTH_STORES = pytest.mark.parametrize("world", STORES, indirect=True)
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=STORES)
 def any_world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[World]:
-    """The same world on each server store: SQLite and a real PostgreSQL."""
-    template = request.getfixturevalue("sqlite_template" if request.param == "sqlite" else "pg_template")
-    w = open_world(template, tmp_path / "world")
-    yield w
-    w.close()
+    """The same world on each server store."""
+    yield from _world_on(request, request.param, tmp_path)
 
 
 @pytest.fixture
-def pg_world(pg_template: WorldTemplate, tmp_path: Path) -> Iterator[World]:
+def pg_world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[World]:
     """The world on a real PostgreSQL only (for what only PostgreSQL can get wrong)."""
-    w = open_world(pg_template, tmp_path / "world")
-    yield w
-    w.close()
+    yield from _world_on(request, "postgresql", tmp_path)

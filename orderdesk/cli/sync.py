@@ -244,7 +244,7 @@ def sync(
                 )
                 + (f" {_('Offline:')} {report.error}" if report.error else "")
             )
-            for r in rejections(store, op_ids=report.rejections) if report.rejections else []:
+            for r in rejections(store, op_ids=report.rejections):
                 typer.echo(str(r.headline), err=True)
             if once:
                 if report.error:
